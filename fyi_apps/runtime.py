@@ -1,0 +1,115 @@
+"""Run-time plumbing shared by every command: devices, seeds, versions, files.
+
+Nothing here knows about datasets or methods.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from .errors import FyiError
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``auto`` picks CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if isinstance(device, torch.device):
+        return device
+    name = (device or "auto").lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise FyiError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
+    if name.split(":")[0] not in ("cpu", "cuda", "mps"):
+        raise FyiError(f"unknown device {device!r}; use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def make_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
+    """A private random stream: nothing in fyi-apps reseeds torch's global RNG."""
+    g = torch.Generator(device=torch.device(device))
+    g.manual_seed(int(seed))
+    return g
+
+
+def derive_seed(seed: int, *keys: Any) -> int:
+    """A stable child seed for a named sub-task (same inputs, same seed, any run)."""
+    import hashlib
+
+    text = json.dumps([int(seed), *[str(k) for k in keys]])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:7], "big")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions recorded in every output so that a result can be traced."""
+    from importlib import metadata
+
+    out = {"python": platform.python_version(), "torch": torch.__version__}
+    for dist in ("fyi-apps", "torchvision", "timm", "avalanche-lib", "numpy", "scikit-learn"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
+
+    On any error the temporary file is removed and ``path`` is left untouched, so
+    a crash never leaves a half-written output.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    return Path(path)
+
+
+def save_torch(path: str | os.PathLike, obj: Any) -> Path:
+    """``torch.save`` atomically (checkpoints, caches)."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)
+
+
+def _json_default(o: Any):
+    if isinstance(o, torch.Tensor):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "item"):
+        return o.item()
+    if hasattr(o, "__dataclass_fields__"):
+        import dataclasses
+
+        return dataclasses.asdict(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def cache_dir() -> Path:
+    """Where decoded datasets and other caches live (``$FYI_CACHE`` or ``~/.cache/fyi-apps``)."""
+    root = os.environ.get("FYI_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "fyi-apps")
+    p = Path(root)
+    p.mkdir(parents=True, exist_ok=True)
+    return p
