@@ -1,0 +1,167 @@
+"""Pictures: image grids, curves, scatter plots (matplotlib, PNG).
+
+matplotlib is imported inside the functions (``fyi --help`` stays fast) and
+figures are drawn on the Agg canvas without touching pyplot's global state, so
+plotting works headless and from threads.  Every PNG is written atomically.
+Helpers for new plots: :func:`new_figure` and :func:`save_figure`.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from . import runtime
+from .errors import FyiError
+
+
+# --------------------------------------------------------------------------- #
+# shared helpers
+# --------------------------------------------------------------------------- #
+def _matplotlib():
+    """Import matplotlib with a non-interactive backend (only if pyplot is not in use yet)."""
+    import matplotlib
+
+    if "matplotlib.pyplot" not in sys.modules:
+        try:
+            matplotlib.use("Agg")
+        except Exception:  # a backend was already chosen elsewhere; Agg canvases still work
+            pass
+    return matplotlib
+
+
+def new_figure(width_in: float, height_in: float, dpi: int = 100):
+    """A matplotlib ``Figure`` bound to an Agg canvas (no pyplot, no GUI)."""
+    _matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(max(width_in, 0.5), max(height_in, 0.5)), dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig, png_path: str | os.PathLike, **kwargs) -> Path:
+    """Save ``fig`` as PNG at ``png_path`` atomically and return the path."""
+    png_path = Path(png_path)
+    kwargs.setdefault("bbox_inches", "tight")
+    with runtime.atomic_path(png_path) as tmp:
+        fig.savefig(tmp, format="png", **kwargs)
+    return png_path
+
+
+# --------------------------------------------------------------------------- #
+# image grids
+# --------------------------------------------------------------------------- #
+def image_grid(
+    images01,
+    labels,
+    class_names: Sequence[str],
+    png_path: str | os.PathLike,
+    max_per_class: int = 10,
+    title: str | None = None,
+) -> Path:
+    """One row per class with up to ``max_per_class`` images, class names as row labels.
+
+    ``images01`` is ``[N, C, H, W]`` in ``[0, 1]`` (C = 1 or 3); ``labels`` ``[N]``.
+    Images are laid out on one canvas with a 1-px white gap and shown with
+    nearest-neighbour interpolation (tiny images stay crisp).
+    """
+    import numpy as np
+    import torch
+
+    imgs = torch.as_tensor(images01).detach().cpu().float()
+    labs = torch.as_tensor(labels).detach().cpu().long()
+    if imgs.dim() != 4 or imgs.shape[1] not in (1, 3):
+        raise FyiError(f"image_grid needs images [N, 1 or 3, H, W], got {list(imgs.shape)}")
+    if labs.dim() != 1 or labs.shape[0] != imgs.shape[0]:
+        raise FyiError(f"image_grid got {imgs.shape[0]} images but labels of shape {list(labs.shape)}")
+    if int(max_per_class) < 1:
+        raise FyiError(f"max_per_class must be at least 1, got {max_per_class}")
+    k = len(class_names)
+    if k == 0:
+        raise FyiError("image_grid needs at least one class name")
+    if labs.numel() and (int(labs.min()) < 0 or int(labs.max()) >= k):
+        raise FyiError(f"image_grid labels range over {int(labs.min())}..{int(labs.max())} but there are {k} class names")
+
+    n, c, h, w = imgs.shape
+    counts = torch.bincount(labs, minlength=k)
+    cols = max(1, min(int(max_per_class), int(counts.max()) if n else 1))
+    gap = 1
+    canvas = np.ones((k * (h + gap) + gap, cols * (w + gap) + gap, c), dtype=np.float32)
+    pix = imgs.clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    for cls in range(k):
+        idx = (labs == cls).nonzero().flatten()[:cols].tolist()
+        for j, i in enumerate(idx):
+            y, x = gap + cls * (h + gap), gap + j * (w + gap)
+            canvas[y:y + h, x:x + w] = pix[i]
+
+    # Show each image at least ~48 px tall; cap the figure for very large grids.
+    scale = max(1, math.ceil(48 / max(h, 1)))
+    dpi = 100
+    label_in = 0.12 + 0.075 * max((len(str(s)) for s in class_names), default=1)
+    width_in = canvas.shape[1] * scale / dpi + label_in
+    height_in = canvas.shape[0] * scale / dpi + (0.4 if title else 0.1)
+    limit = 300.0  # inches at 100 dpi -> 30 000 px, well under Agg's limit
+    shrink = min(1.0, limit / max(width_in, height_in))
+    fig = new_figure(width_in * shrink, height_in * shrink, dpi=dpi)
+    ax = fig.add_axes([label_in / width_in, 0.0, 1 - label_in / width_in, 1.0 - (0.4 / height_in if title else 0)])
+    if c == 1:
+        ax.imshow(canvas[..., 0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    else:
+        ax.imshow(canvas, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([gap + cls * (h + gap) + h / 2 - 0.5 for cls in range(k)])
+    ax.set_yticklabels([str(s) for s in class_names], fontsize=8)
+    ax.tick_params(axis="y", length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return save_figure(fig, png_path, dpi=dpi)
+
+
+# --------------------------------------------------------------------------- #
+# curves
+# --------------------------------------------------------------------------- #
+def training_curves(log: Sequence[dict], png_path, title: str | None = None) -> Path:
+    """Loss (log scale) against iteration, plus the unequalness score and periodic accuracy when logged."""
+    keys = [k for k in ("loss", "score", "eval_acc") if any(k in row for row in log)]
+    if not keys:
+        raise FyiError("nothing to plot: the log has no loss, score or eval_acc entries")
+    fig = new_figure(4.2 * len(keys), 3.2)
+    labels = {"loss": "matching loss", "score": "unequalness D(S, flip S)", "eval_acc": "test accuracy"}
+    for i, k in enumerate(keys):
+        ax = fig.add_subplot(1, len(keys), i + 1)
+        pts = [(row["iteration"], row[k]) for row in log if k in row]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o" if len(pts) < 30 else None, lw=1.2)
+        if k in ("loss", "score") and all(p[1] > 0 for p in pts):
+            ax.set_yscale("log")
+        ax.set_xlabel("iteration")
+        ax.set_title(labels[k], fontsize=10)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return save_figure(fig, png_path)
+
+
+def score_curve(curves: dict, png_path, title: str | None = None) -> Path:
+    """Unequalness score against images per class (paper Fig. 3), one line per distance."""
+    fig = new_figure(4.5 * len(curves), 3.4)
+    for i, (name, rows) in enumerate(curves.items()):
+        ax = fig.add_subplot(1, len(curves), i + 1)
+        xs = [r["ipc"] for r in rows]
+        ys = [r["score"] for r in rows]
+        es = [r.get("std", 0.0) for r in rows]
+        ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3)
+        ax.set_xscale("log")
+        if all(y > 0 for y in ys):
+            ax.set_yscale("log")
+        ax.set_xlabel("real images per class")
+        ax.set_ylabel(f"D(R, flip R), {name} distance")
+        ax.grid(alpha=0.3, which="both")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return save_figure(fig, png_path)
