@@ -1,0 +1,69 @@
+"""Synthetic sets by DC, DSA, DM, IDC, MTT and FTD, each with or without FYI.
+
+>>> from fyi_apps.data import load_dataset
+>>> from fyi_apps.distill import distill
+>>> ds = load_dataset("digits")
+>>> synset = distill("dm", ds, ipc=10, fyi=True, iterations=200, output="dm_fyi.safetensors")
+
+Methods register themselves (``register_method``); ``list_methods()`` names them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import METHODS, DistillConfig, Distiller, Method, register_method, resolve_config
+from .fyi import FYIView, get_view
+
+# importing the method modules registers them
+from . import dc, dm, dsa  # noqa: E402,F401
+
+for _optional in ("idc", "mtt", "ftd"):
+    try:
+        __import__(f"{__name__}.{_optional}")
+    except ModuleNotFoundError as _e:  # a method module not written yet
+        if _e.name != f"{__name__}.{_optional}":
+            raise
+
+
+def list_methods() -> list[str]:
+    return sorted(METHODS)
+
+
+def distill(
+    method: str,
+    dataset,
+    ipc: int,
+    *,
+    fyi=None,
+    output: str | Path | None = None,
+    resume: bool = False,
+    device: str = "auto",
+    progress: bool = True,
+    **overrides,
+):
+    """Distil ``dataset`` (a name or a loaded :class:`fyi_apps.data.Dataset`) into ``ipc`` images per class.
+
+    ``fyi``: ``None``/``False`` (off), ``True``/``"flip"`` (the paper) or a Table-4
+    view (``"vflip"``, ``"rot15"``, ``"scale"``).  ``overrides`` are
+    :class:`DistillConfig` fields (``iterations``, ``lr_img``, ``init``, ``seed`` ...)
+    or method options (``outer_loop``, ``lr_net``, ``syn_steps`` ...).
+    Returns the :class:`~fyi_apps.synset.SyntheticSet` (also written to ``output``).
+    """
+    import dataclasses
+
+    from ..data import load_dataset
+
+    if isinstance(dataset, str):
+        dataset = load_dataset(dataset, extend_flip=bool(overrides.get("extend_flip", False)))
+    fields = {f.name for f in dataclasses.fields(DistillConfig)}
+    options = dict(overrides.pop("options", {}) or {})
+    options.update({k: overrides.pop(k) for k in list(overrides) if k not in fields})
+    name = overrides.pop("dataset_name", None) or dataset.info.name
+    cfg = DistillConfig(method=method, dataset=name, ipc=ipc, fyi=fyi, options=options, **overrides)
+    return Distiller(cfg, dataset, device=device).run(output, resume=resume, progress=progress)
+
+
+__all__ = [
+    "DistillConfig", "Distiller", "FYIView", "METHODS", "Method", "distill", "get_view",
+    "list_methods", "register_method", "resolve_config",
+]

@@ -1,0 +1,465 @@
+"""The loop every distillation method shares.
+
+A method (one module each: ``dc.py``, ``dsa.py``, ``dm.py``, ``idc.py``,
+``mtt.py``, ``ftd.py``) only says what one iteration does.  Everything else is
+here, written once: initialising the synthetic images from real data or noise,
+the image optimiser, FYI (via :mod:`.fyi`), DSA, the random stream, bf16 and
+channels-last, NaN detection, periodic unequalness score and evaluation, the
+metrics log (CSV, JSON, PNG curves), checkpoints every N iterations, ``resume``
+and writing the synthetic-set file.
+
+Reproducibility: every random draw comes from one ``torch.Generator`` whose
+state is checkpointed, so a run resumed after ``kill -9`` ends with the same
+synthetic set as an uninterrupted run with the same seed.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from ..errors import FyiError
+from ..runtime import make_generator, resolve_device, save_torch, write_json
+from .fyi import FYIView, get_view, maybe_expand
+
+METHODS: dict[str, type["Method"]] = {}
+
+
+def register_method(cls: type["Method"]) -> type["Method"]:
+    """Class decorator: make a method available to ``distill()`` and ``fyi distill`` by its ``name``."""
+    METHODS[cls.name] = cls
+    return cls
+
+
+@dataclass
+class DistillConfig:
+    """Everything that defines a distillation run (stored in the synthetic-set file)."""
+
+    method: str
+    dataset: str
+    ipc: int
+    fyi: str | None = None  # None: off; "flip" (paper), "vflip", "rot15", "scale"
+    iterations: int | None = None  # None: the method's preset
+    lr_img: float | None = None
+    batch_real: int | None = None
+    init: str = "real"  # real | noise
+    arch: str = "convnet"
+    dsa: bool | None = None  # None: the method's default
+    dsa_strategy: str = "color_crop_cutout_flip_scale_rotate"
+    dsa_mode: str = "single"
+    seed: int = 0
+    extend_flip: bool = False
+    checkpoint_every: int = 100
+    eval_every: int = 0
+    eval_epochs: int = 300
+    score_every: int = 0
+    bf16: bool = False
+    channels_last: bool = False
+    options: dict = field(default_factory=dict)  # method-specific knobs (outer_loop, lr_net, ...)
+
+    def identity(self) -> dict:
+        """The fields that must agree for a checkpoint to be resumed."""
+        d = dataclasses.asdict(self)
+        for k in ("checkpoint_every", "eval_every", "eval_epochs", "score_every"):
+            d.pop(k)
+        return d
+
+
+class Context:
+    """What a method needs at each iteration: data, synthetic images, networks, randomness."""
+
+    def __init__(self, cfg: DistillConfig, dataset, device: torch.device):
+        self.cfg = cfg
+        self.dataset = dataset
+        self.info = dataset.info
+        self.device = device
+        self.num_classes = self.info.num_classes
+        self.generator = make_generator(cfg.seed)
+        self.view: FYIView | None = get_view(cfg.fyi)
+        self.aug = None
+        self._mean = torch.tensor(self.info.mean, device=device).view(1, -1, 1, 1)
+        self._std = torch.tensor(self.info.std, device=device).view(1, -1, 1, 1)
+        self.train_images = dataset.train.images.to(device)  # uint8, normalised per batch
+        self.train_labels = dataset.train.labels.to(device)
+        self.counts = dataset.train.class_counts()
+
+    # ---------------------------------------------------------------- randomness
+    def draw_seed(self) -> int:
+        return int(torch.randint(0, 2**62, (1,), generator=self.generator))
+
+    # ---------------------------------------------------------------- real data
+    def normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        return (x_uint8.float() / 255.0 - self._mean) / self._std
+
+    def real_indices(self, c: int, n: int) -> torch.Tensor:
+        """``n`` random training indices of class ``c`` (all of them if the class is smaller)."""
+        return self.dataset.train.sample_indices(c, min(n, self.counts[c]), self.generator)
+
+    def real_class(self, c: int, n: int) -> torch.Tensor:
+        idx = self.real_indices(c, n).to(self.device)
+        return self.normalize(self.train_images[idx])
+
+    def real_all(self, n: int, classes=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` random real images of every class, concatenated class by class, with labels."""
+        classes = range(self.num_classes) if classes is None else classes
+        idx = torch.cat([self.real_indices(c, n) for c in classes]).to(self.device)
+        return self.normalize(self.train_images[idx]), self.train_labels[idx]
+
+    def real_batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` random real images from the whole training set (any class), with labels."""
+        idx = torch.randint(0, self.train_images.shape[0], (n,), generator=self.generator).to(self.device)
+        return self.normalize(self.train_images[idx]), self.train_labels[idx]
+
+    # ---------------------------------------------------------------- networks
+    def new_net(self, arch: str | None = None, *, frozen: bool = False) -> torch.nn.Module:
+        from ..networks import create_model
+
+        net = create_model(
+            arch or self.cfg.arch, channels=self.info.channels, num_classes=self.num_classes,
+            image_size=self.info.image_size, seed=self.draw_seed(),
+        ).to(self.device)
+        if self.cfg.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        net.train()
+        if frozen:
+            for p in net.parameters():
+                p.requires_grad_(False)
+        return net
+
+    def prep(self, x: torch.Tensor) -> torch.Tensor:
+        """Memory format for network inputs."""
+        return x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else x
+
+    def autocast(self):
+        if not self.cfg.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    # ---------------------------------------------------------------- FYI and DSA
+    def fyi(self, images: torch.Tensor, labels: torch.Tensor | None = None):
+        """``cat([S, flip(S)])`` (labels repeated) when FYI is on; unchanged otherwise."""
+        return maybe_expand(self.view, images, labels)
+
+    def siamese(self, *batches: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The same sampled DSA transform applied to every batch (identity when DSA is off)."""
+        if self.aug is None:
+            return batches
+        params = self.aug.sample(batches[0].shape[0], self.info.image_size, self.device, self.generator, siamese=True)
+        return tuple(self.aug.apply(b, params) for b in batches)
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-image DSA (as in network training), identity when DSA is off."""
+        if self.aug is None:
+            return x
+        return self.aug(x, generator=self.generator, siamese=False)
+
+
+class Method:
+    """One distillation method.  Subclasses set ``name`` and ``defaults`` and implement ``step``."""
+
+    name: ClassVar[str] = ""
+    #: preset values for DistillConfig fields left at None, plus method options
+    defaults: ClassVar[dict[str, Any]] = {}
+    #: momentum of the image optimiser (SGD) in the reference code
+    momentum: ClassVar[float] = 0.5
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self.opt = self.options = None
+
+    # --- storage of the synthetic images (IDC overrides to multi-formation) ---
+    encoding: ClassVar[dict] = {"type": "plain"}
+
+    def storage_per_class(self) -> int:
+        return self.ctx.cfg.ipc
+
+    def init_storage(self, real: torch.Tensor) -> torch.Tensor:
+        """Storage tensor from ``real`` normalised images (``ipc`` per class, class-major)."""
+        return real
+
+    def decode(self, stored: torch.Tensor) -> torch.Tensor:
+        """The images networks train on (identity except for IDC)."""
+        return stored
+
+    def decoded_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        return labels
+
+    # --- the optimiser and the iteration ---
+    def setup(self, images: torch.nn.Parameter, labels: torch.Tensor) -> None:
+        self.images, self.labels = images, labels
+        self.opt = torch.optim.SGD([images], lr=self.lr_img, momentum=self.momentum)
+
+    @property
+    def lr_img(self) -> float:
+        return float(self.ctx.cfg.lr_img)
+
+    def step(self, it: int) -> dict[str, float]:
+        """One outer iteration: update ``self.images``; return metrics with at least ``loss``."""
+        raise NotImplementedError
+
+    def learned_lr(self) -> float | None:
+        return None
+
+    def final_images(self) -> torch.Tensor:
+        return self.images.detach()
+
+    def state_dict(self) -> dict:
+        return {"opt": self.opt.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.opt.load_state_dict(state["opt"])
+
+    def synset_config(self) -> dict:
+        """Extra config stored with the set (e.g. ``eval_cutmix`` for IDC)."""
+        return {}
+
+
+def resolve_config(cfg: DistillConfig) -> DistillConfig:
+    """Fill fields left at None (and method options) from the method's presets."""
+    from .presets import preset
+
+    if cfg.method not in METHODS:
+        raise FyiError(f"unknown method {cfg.method!r}; use one of {', '.join(sorted(METHODS))}")
+    p = {**METHODS[cfg.method].defaults, **preset(cfg.method, cfg.dataset, cfg.ipc)}
+    changes = {}
+    for f in ("iterations", "lr_img", "batch_real", "dsa"):
+        if getattr(cfg, f) is None:
+            if f not in p:
+                raise FyiError(f"method {cfg.method} has no default for {f}; pass it explicitly")
+            changes[f] = p[f]
+    opts = {k: v for k, v in p.items() if k not in ("iterations", "lr_img", "batch_real", "dsa")}
+    opts.update(cfg.options)
+    changes["options"] = opts
+    if cfg.fyi is not None:
+        view = get_view(cfg.fyi)
+        changes["fyi"] = view.name if view else None
+    if cfg.init not in ("real", "noise"):
+        raise FyiError(f"--init must be real or noise, got {cfg.init!r}")
+    if cfg.ipc < 1:
+        raise FyiError(f"--ipc must be at least 1, got {cfg.ipc}")
+    return dataclasses.replace(cfg, **changes)
+
+
+def default_output(cfg: DistillConfig, out_dir: str | Path = "fyi-runs") -> Path:
+    tag = cfg.method + (f"-fyi{'' if cfg.fyi == 'flip' else '-' + cfg.fyi}" if cfg.fyi else "")
+    flip = "-flipext" if cfg.extend_flip else ""
+    return Path(out_dir) / "distill" / f"{tag}_{cfg.dataset}{flip}_ipc{cfg.ipc}_seed{cfg.seed}.safetensors"
+
+
+def _stem(path: Path) -> Path:
+    name = path.name
+    for suffix in (".safetensors", ".fyi"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    return path.with_name(name)
+
+
+class Distiller:
+    """Runs a method from a config: ``Distiller(cfg, dataset).run(output)``."""
+
+    def __init__(self, cfg: DistillConfig, dataset, device: str | torch.device = "auto"):
+        from ..baselines import check_ipc
+        from ..dsa import DSA
+
+        self.cfg = resolve_config(cfg)
+        self.dataset = dataset
+        self.device = resolve_device(device)
+        check_ipc(dataset, self.cfg.ipc)
+        self.ctx = Context(self.cfg, dataset, self.device)
+        if self.cfg.dsa:
+            self.ctx.aug = DSA(self.cfg.dsa_strategy, mode=self.cfg.dsa_mode)
+        self.method = METHODS[self.cfg.method](self.ctx)
+        self.log: list[dict] = []
+        self.start_iteration = 0
+
+    # ---------------------------------------------------------------- init
+    def _init_images(self) -> tuple[torch.Tensor, torch.Tensor]:
+        ctx, cfg = self.ctx, self.cfg
+        k = ctx.num_classes
+        per = self.method.storage_per_class()
+        labels = torch.arange(k, device=self.device).repeat_interleave(per)
+        if cfg.init == "real":
+            real, _ = ctx.real_all(per)
+            stored = self.method.init_storage(real)
+        else:
+            c, s = self.dataset.info.channels, self.dataset.info.image_size
+            stored = torch.randn(k * per, c, s, s, generator=ctx.generator).to(self.device)
+        return stored.detach().clone(), labels
+
+    # ---------------------------------------------------------------- checkpoints
+    def checkpoint_path(self, output: Path) -> Path:
+        return _stem(output).with_name(_stem(output).name + ".ckpt.pt")
+
+    def _save_checkpoint(self, path: Path, it: int) -> None:
+        save_torch(path, {
+            "iteration": it,
+            "config": self.cfg.identity(),
+            "images": self.method.images.detach().cpu(),
+            "labels": self.method.labels.cpu(),
+            "generator": self.ctx.generator.get_state(),
+            "method": self.method.state_dict(),
+            "log": self.log,
+        })
+
+    def _load_checkpoint(self, path: Path) -> None:
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=False)
+        except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is the same user problem
+            raise FyiError(f"checkpoint {path} is unreadable ({type(e).__name__}); delete it to start over") from None
+        if state.get("config") != self.cfg.identity():
+            theirs, ours = state.get("config", {}), self.cfg.identity()
+            diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+            raise FyiError(
+                f"checkpoint {path} was made with different settings ({', '.join(diff)}); "
+                "use the same command to resume, or delete the checkpoint to start over"
+            )
+        with torch.no_grad():
+            self.method.images.copy_(state["images"].to(self.device))
+        self.ctx.generator.set_state(state["generator"])
+        self.method.load_state_dict(state["method"])
+        self.log = state["log"]
+        self.start_iteration = state["iteration"]
+
+    # ---------------------------------------------------------------- run
+    def run(
+        self,
+        output: str | Path | None = None,
+        *,
+        resume: bool = False,
+        progress: bool = True,
+        stop_after: int | None = None,
+        write_report: bool = True,
+    ):
+        """Distil; write the synthetic set to ``output`` (if given) and return it.
+
+        ``stop_after`` ends the run early after that many iterations *of this
+        call* (leaving a checkpoint), which tests use to simulate a crash.
+        """
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        output = Path(output) if output else None
+        stored, labels = self._init_images()
+        images = torch.nn.Parameter(stored)
+        self.method.setup(images, labels)
+        ckpt = self.checkpoint_path(output) if output else None
+        if resume and ckpt is not None and ckpt.exists():
+            self._load_checkpoint(ckpt)
+            if progress:
+                print(f"resuming from {ckpt} at iteration {self.start_iteration}")
+        t_start = time.perf_counter()
+        bar = tqdm(range(self.start_iteration, cfg.iterations), initial=self.start_iteration, total=cfg.iterations,
+                   desc=f"{cfg.method}{'+fyi' if cfg.fyi else ''} {cfg.dataset} ipc{cfg.ipc}",
+                   disable=not progress, dynamic_ncols=True)
+        done_here = 0
+        for it in bar:
+            t0 = time.perf_counter()
+            metrics = self.method.step(it)
+            loss = float(metrics["loss"])
+            if not math.isfinite(loss) or not torch.isfinite(self.method.images).all():
+                raise FyiError(
+                    f"{cfg.method} loss became {loss} at iteration {it}; lower --lr-img (now {cfg.lr_img}) "
+                    f"or use --init real" + (f"; the last good state is in {ckpt}" if ckpt and ckpt.exists() else "")
+                )
+            row = {"iteration": it + 1, **{k: float(v) for k, v in metrics.items()}, "seconds": time.perf_counter() - t0}
+            if cfg.score_every and ((it + 1) % cfg.score_every == 0 or it + 1 == cfg.iterations):
+                row["score"] = self._score()
+            if cfg.eval_every and (it + 1) % cfg.eval_every == 0:
+                row["eval_acc"] = self._quick_eval()
+            self.log.append(row)
+            if progress:
+                bar.set_postfix(loss=f"{loss:.4g}")
+            done_here += 1
+            last = it + 1 == cfg.iterations
+            if ckpt is not None and ((it + 1) % cfg.checkpoint_every == 0 or last
+                                     or (stop_after is not None and done_here >= stop_after)):
+                self._save_checkpoint(ckpt, it + 1)
+            if stop_after is not None and done_here >= stop_after and not last:
+                return None
+        synset = self.synthetic_set(seconds=time.perf_counter() - t_start)
+        if output is not None:
+            from ..synset import save_synset
+
+            save_synset(output, synset)
+            if write_report:
+                self._write_log(output)
+            if ckpt is not None and ckpt.exists():
+                ckpt.unlink()
+        return synset
+
+    def _score(self) -> float:
+        from ..score import unequalness
+
+        with torch.no_grad():
+            x = self.method.decode(self.method.images.detach())
+        y = self.method.decoded_labels(self.method.labels)
+        return unequalness(x, y, self.ctx.num_classes, distance="dm", arch=self.cfg.arch, num_nets=2,
+                           seed=0, device=self.device)["score"]
+
+    def _quick_eval(self) -> float:
+        from ..evaluate import EvalConfig, evaluate_images
+
+        with torch.no_grad():
+            x = self.method.decode(self.method.images.detach())
+        y = self.method.decoded_labels(self.method.labels)
+        res = evaluate_images(x.cpu(), y.cpu(), self.dataset, arch="convnet", cfg=EvalConfig(epochs=self.cfg.eval_epochs),
+                              seeds=[0], learned_lr=self.method.learned_lr(), device=self.device)
+        return res.mean
+
+    def synthetic_set(self, seconds: float | None = None):
+        from ..synset import SyntheticSet
+
+        info = self.dataset.info
+        cfg = self.cfg
+        return SyntheticSet(
+            images=self.method.final_images().detach().float().cpu().contiguous(),
+            labels=self.method.labels.cpu(),
+            dataset=info.name,
+            class_names=list(info.class_names),
+            mean=list(info.mean),
+            std=list(info.std),
+            method=cfg.method,
+            fyi=cfg.fyi,
+            ipc=cfg.ipc,
+            lr=self.method.learned_lr(),
+            config={**dataclasses.asdict(cfg), **self.method.synset_config()},
+            seed=cfg.seed,
+            encoding=dict(self.method.encoding),
+            extra={
+                "source": self.dataset.source,
+                "iterations_done": len(self.log),
+                "final_loss": self.log[-1]["loss"] if self.log else None,
+                "seconds": seconds,
+            },
+        )
+
+    def _write_log(self, output: Path) -> None:
+        import csv
+        import io
+
+        from ..runtime import atomic_path
+
+        stem = _stem(output)
+        write_json(stem.with_name(stem.name + ".log.json"), {"config": dataclasses.asdict(self.cfg), "log": self.log})
+        keys: list[str] = []
+        for row in self.log:
+            keys += [k for k in row if k not in keys]
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=keys)
+        w.writeheader()
+        w.writerows(self.log)
+        with atomic_path(stem.with_name(stem.name + ".log.csv")) as tmp:
+            tmp.write_text(buf.getvalue())
+        try:
+            from ..plots import training_curves
+
+            training_curves(self.log, stem.with_name(stem.name + ".curves.png"),
+                            title=f"{self.cfg.method}{' + FYI' if self.cfg.fyi else ''} on {self.cfg.dataset}, IPC {self.cfg.ipc}")
+        except ImportError:
+            pass

@@ -1,0 +1,68 @@
+"""The matching distances of the distillation methods, and the unequalness score's D.
+
+* Gradient matching (DC/DSA/IDC): layer-wise distance between the gradients of
+  the loss on real and synthetic data.  ``"ours"`` is the DC paper's metric:
+  for every weight tensor, reshaped to ``[out, -1]``, the sum over output units
+  of ``1 - cos``; bias and normalisation vectors are ignored.  ``"mse"`` and
+  ``"cos"`` are the alternatives of the reference code.
+* Feature-mean matching (DM): squared distance between mean embeddings.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from ..errors import FyiError
+
+_EPS = 1e-6
+
+
+def _rows(g: torch.Tensor) -> torch.Tensor:
+    return g.reshape(g.shape[0], -1)
+
+
+def gradient_distance(g_real: Sequence[torch.Tensor], g_syn: Sequence[torch.Tensor], metric: str = "ours") -> torch.Tensor:
+    """Distance between two lists of per-parameter gradients (same order, same shapes)."""
+    if metric == "ours":
+        total = g_syn[0].new_zeros(())
+        for gr, gs in zip(g_real, g_syn):
+            if gr.dim() == 1:  # biases and normalisation parameters do not count
+                continue
+            gr, gs = _rows(gr), _rows(gs)
+            cos = (gr * gs).sum(-1) / (gr.norm(dim=-1) * gs.norm(dim=-1) + _EPS)
+            total = total + (1.0 - cos).sum()
+        return total
+    flat_r = torch.cat([g.reshape(-1) for g in g_real])
+    flat_s = torch.cat([g.reshape(-1) for g in g_syn])
+    if metric == "mse":
+        return ((flat_r - flat_s) ** 2).sum()
+    if metric == "cos":
+        return 1.0 - (flat_r * flat_s).sum() / (flat_r.norm() * flat_s.norm() + _EPS)
+    raise FyiError(f"unknown gradient-matching metric {metric!r}; use ours, mse or cos")
+
+
+def class_means(features: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Per-class mean of ``features`` ``[N, D]`` -> ``[num_classes, D]`` in one scatter (no class loop)."""
+    sums = features.new_zeros(num_classes, features.shape[1]).index_add_(0, labels, features)
+    counts = torch.bincount(labels, minlength=num_classes).clamp_min(1).to(features.dtype)
+    return sums / counts[:, None]
+
+
+def feature_mean_distance(
+    feat_real: torch.Tensor,
+    labels_real: torch.Tensor,
+    feat_syn: torch.Tensor,
+    labels_syn: torch.Tensor,
+    num_classes: int,
+    classes: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """DM's loss: sum over classes of ``||mean(feat_real_c) - mean(feat_syn_c)||^2``.
+
+    ``classes`` restricts the sum to the classes present (all by default).
+    """
+    diff = class_means(feat_real, labels_real, num_classes) - class_means(feat_syn, labels_syn, num_classes)
+    per_class = (diff**2).sum(dim=1)
+    if classes is not None:
+        per_class = per_class[classes]
+    return per_class.sum()

@@ -1,0 +1,328 @@
+"""The evaluation protocol of the FYI paper (and of DC/DSA/DM/MTT before it).
+
+Train a freshly initialised network on a (synthetic or real) training set:
+SGD with momentum 0.9 and weight decay 5e-4, learning rate 0.01 (or the set's
+learned rate), multiplied by 0.1 at half of training, batch 256, DSA
+augmentation, 1000 epochs by default; then report test accuracy.  Repeat over
+seeds and architectures and report mean and standard deviation.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .errors import FyiError
+from .runtime import derive_seed, make_generator, resolve_device
+
+
+@dataclass
+class EvalConfig:
+    """Hyper-parameters of one retraining run (defaults: the paper's protocol)."""
+
+    epochs: int = 1000
+    lr: float | None = None  # None: the synthetic set's learned lr if it has one, else 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 256
+    dsa: bool = True
+    dsa_strategy: str = "color_crop_cutout_flip_scale_rotate"
+    dsa_mode: str = "single"
+    cutmix: float = 0.0  # probability of CutMix per batch (IDC's evaluation uses it)
+    test_batch_size: int = 1000
+    bf16: bool = False  # bf16 autocast (CPU with AVX-512 BF16, or CUDA)
+    channels_last: bool = False
+
+    def resolved_lr(self, learned: float | None = None) -> float:
+        if self.lr is not None:
+            return float(self.lr)
+        return float(learned) if learned is not None else 0.01
+
+
+@dataclass
+class EvalResult:
+    """Accuracies of one architecture over seeds."""
+
+    arch: str
+    seeds: list[int]
+    accs: list[float]
+    epochs: int
+    lr: float
+    seconds_per_run: float
+    num_train: int
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def mean(self) -> float:
+        return float(sum(self.accs) / len(self.accs))
+
+    @property
+    def std(self) -> float:
+        if len(self.accs) < 2:
+            return 0.0
+        m = self.mean
+        return float(math.sqrt(sum((a - m) ** 2 for a in self.accs) / len(self.accs)))
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["mean"], d["std"] = self.mean, self.std
+        return d
+
+    def summary(self) -> str:
+        return f"{self.arch}: {100 * self.mean:.2f} +- {100 * self.std:.2f} % ({len(self.accs)} seeds, {self.epochs} epochs)"
+
+
+def _as_float(x: torch.Tensor, mean, std) -> torch.Tensor:
+    """uint8 images are normalised on the fly; float images are taken as already normalised."""
+    if x.dtype == torch.uint8:
+        m = torch.as_tensor(mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+        s = torch.as_tensor(std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+        return (x.float().div_(255.0) - m) / s
+    return x.float()
+
+
+def _cutmix(x: torch.Tensor, y: torch.Tensor, g: torch.Generator):
+    """CutMix (Yun et al. 2019) with beta(1,1): returns mixed images, both targets and the mix ratio."""
+    n, _, h, w = x.shape
+    lam = float(torch.rand((), generator=g))
+    perm = torch.randperm(n, generator=g).to(x.device)
+    cut = math.sqrt(1.0 - lam)
+    ch, cw = int(h * cut), int(w * cut)
+    cy, cx = int(torch.randint(h, (), generator=g)), int(torch.randint(w, (), generator=g))
+    y0, y1 = max(cy - ch // 2, 0), min(cy + ch // 2, h)
+    x0, x1 = max(cx - cw // 2, 0), min(cx + cw // 2, w)
+    x = x.clone()
+    x[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
+    lam = 1.0 - (y1 - y0) * (x1 - x0) / float(h * w)
+    return x, y, y[perm], lam
+
+
+def train_network(
+    net: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    cfg: EvalConfig,
+    *,
+    lr: float,
+    generator: torch.Generator,
+    device: torch.device,
+    mean=None,
+    std=None,
+    progress: bool = False,
+    desc: str = "train",
+) -> dict:
+    """Train ``net`` in place on ``images``/``labels`` with the protocol; returns loss stats.
+
+    ``images`` may be normalised floats (synthetic sets) or uint8 (real data,
+    normalised per batch with ``mean``/``std``).  Both stay on their device
+    until a batch is drawn, so a full real training set does not need to fit
+    on the GPU as floats.
+    """
+    from tqdm.auto import tqdm
+
+    from .dsa import DSA
+
+    if images.dtype == torch.uint8 and (mean is None or std is None):
+        raise ValueError("uint8 images need mean and std")
+    n = images.shape[0]
+    if n == 0:
+        raise FyiError("cannot train on an empty image set; check the synthetic set or the IPC")
+    net.to(device).train()
+    if cfg.channels_last:
+        net.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[max(cfg.epochs // 2, 1)], gamma=0.1)
+    aug = DSA(cfg.dsa_strategy, mode=cfg.dsa_mode) if cfg.dsa else None
+    labels = labels.to(device)
+    last_loss = float("nan")
+    bar = tqdm(range(cfg.epochs), desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
+    for _epoch in bar:
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n, cfg.batch_size):
+            idx = order[start : start + cfg.batch_size]
+            x = _as_float(images[idx.to(images.device)].to(device, non_blocking=True), mean, std)
+            y = labels[idx.to(device)]
+            if aug is not None:
+                x = aug(x, generator=generator, siamese=False)
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            mix = None
+            if cfg.cutmix > 0 and float(torch.rand((), generator=generator)) < cfg.cutmix:
+                x, y_a, y_b, lam = _cutmix(x, y, generator)
+                mix = (y_a, y_b, lam)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                out = net(x)
+            out = out.float()
+            if mix is None:
+                loss = F.cross_entropy(out, y)
+            else:
+                loss = mix[2] * F.cross_entropy(out, mix[0]) + (1 - mix[2]) * F.cross_entropy(out, mix[1])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            last_loss = float(loss.detach())
+        sched.step()
+        if not math.isfinite(last_loss):
+            raise FyiError(
+                f"training loss became {last_loss} at epoch {_epoch}; lower the learning rate (--lr) "
+                "or check the synthetic set for NaN/inf pixels"
+            )
+        if progress:
+            bar.set_postfix(loss=f"{last_loss:.3f}")
+    return {"final_loss": last_loss}
+
+
+@torch.no_grad()
+def test_accuracy(
+    net: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    device: torch.device,
+    mean=None,
+    std=None,
+    batch_size: int = 1000,
+    bf16: bool = False,
+    channels_last: bool = False,
+) -> float:
+    """Top-1 accuracy of ``net`` on a (uint8 or normalised float) test set."""
+    net.eval()
+    correct = 0
+    for start in range(0, images.shape[0], batch_size):
+        x = _as_float(images[start : start + batch_size].to(device), mean, std)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            pred = net(x).argmax(dim=1)
+        correct += int((pred == labels[start : start + batch_size].to(device)).sum())
+    net.train()
+    return correct / max(images.shape[0], 1)
+
+
+def evaluate_images(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    dataset,
+    *,
+    arch: str = "convnet",
+    cfg: EvalConfig | None = None,
+    seeds: Sequence[int] = (0, 1, 2),
+    learned_lr: float | None = None,
+    device: str | torch.device = "auto",
+    progress: bool = False,
+) -> EvalResult:
+    """Retrain ``arch`` from scratch on the given training images once per seed; test on ``dataset.test``.
+
+    ``dataset`` is a :class:`fyi_apps.data.Dataset` (its info gives channels,
+    size, classes, mean/std; its test split is the benchmark).
+    """
+    from .networks import create_model
+
+    cfg = cfg or EvalConfig()
+    device = resolve_device(device)
+    info = dataset.info
+    if images.dim() != 4 or images.shape[1] != info.channels or images.shape[-1] != info.image_size:
+        raise FyiError(
+            f"training images have shape {tuple(images.shape[1:])} but {info.name} needs "
+            f"({info.channels}, {info.image_size}, {info.image_size}); evaluate the set on the dataset it was made from"
+        )
+    if int(labels.max()) >= info.num_classes:
+        raise FyiError(f"labels go up to {int(labels.max())} but {info.name} has {info.num_classes} classes")
+    lr = cfg.resolved_lr(learned_lr)
+    accs, secs, extra = [], [], []
+    for seed in seeds:
+        net = create_model(
+            arch,
+            channels=info.channels,
+            num_classes=info.num_classes,
+            image_size=info.image_size,
+            seed=derive_seed(seed, "eval-net", arch),
+        )
+        g = make_generator(derive_seed(seed, "eval-train", arch))
+        t0 = time.perf_counter()
+        stats = train_network(
+            net, images, labels, cfg, lr=lr, generator=g, device=device,
+            mean=info.mean, std=info.std, progress=progress, desc=f"eval {arch} seed {seed}",
+        )
+        secs.append(time.perf_counter() - t0)
+        acc = test_accuracy(
+            net, dataset.test.images, dataset.test.labels, device=device, mean=info.mean, std=info.std,
+            batch_size=cfg.test_batch_size, bf16=cfg.bf16, channels_last=cfg.channels_last,
+        )
+        accs.append(acc)
+        extra.append(stats)
+    return EvalResult(
+        arch=arch, seeds=list(seeds), accs=accs, epochs=cfg.epochs, lr=lr,
+        seconds_per_run=sum(secs) / len(secs), num_train=int(images.shape[0]),
+        extra={"train": extra, "config": dataclasses.asdict(cfg)},
+    )
+
+
+def check_compatible(synset, dataset) -> None:
+    """One clear line when a synthetic set does not belong to ``dataset``."""
+    info = dataset.info
+    if synset.channels != info.channels:
+        raise FyiError(
+            f"synthetic set has {synset.channels} channel(s) but {info.name} has {info.channels}; "
+            f"evaluate it on the dataset it was made from ({synset.dataset})"
+        )
+    if synset.image_size != info.image_size:
+        raise FyiError(
+            f"synthetic set images are {synset.image_size} px but {info.name} images are {info.image_size} px; "
+            f"evaluate it on the dataset it was made from ({synset.dataset})"
+        )
+    if synset.num_classes != info.num_classes:
+        raise FyiError(
+            f"synthetic set has {synset.num_classes} classes but {info.name} has {info.num_classes}; "
+            f"evaluate it on the dataset it was made from ({synset.dataset})"
+        )
+
+
+def evaluate_synset(
+    synset,
+    dataset,
+    *,
+    archs: Iterable[str] = ("convnet",),
+    cfg: EvalConfig | None = None,
+    seeds: Sequence[int] = (0, 1, 2),
+    device: str | torch.device = "auto",
+    progress: bool = False,
+) -> dict[str, EvalResult]:
+    """The paper's protocol for a :class:`~fyi_apps.synset.SyntheticSet`, for each architecture.
+
+    The set is decoded first (IDC's multi-formation), never flip-extended.
+    """
+    check_compatible(synset, dataset)
+    cfg = cfg or EvalConfig()
+    if cfg.cutmix == 0 and synset.config.get("eval_cutmix"):
+        cfg = dataclasses.replace(cfg, cutmix=float(synset.config["eval_cutmix"]))
+    images, labels = synset.decoded()
+    return {
+        arch: evaluate_images(
+            images, labels, dataset, arch=arch, cfg=cfg, seeds=seeds, learned_lr=synset.lr,
+            device=device, progress=progress,
+        )
+        for arch in archs
+    }
+
+
+def evaluate_full(
+    dataset,
+    *,
+    arch: str = "convnet",
+    cfg: EvalConfig | None = None,
+    seeds: Sequence[int] = (0,),
+    device: str | torch.device = "auto",
+    progress: bool = False,
+) -> EvalResult:
+    """Whole-training-set upper bound with the same protocol (set ``cfg.epochs`` to a sensible budget)."""
+    cfg = cfg or EvalConfig(epochs=30)
+    return evaluate_images(
+        dataset.train.images, dataset.train.labels, dataset, arch=arch, cfg=cfg, seeds=seeds,
+        device=device, progress=progress,
+    )
