@@ -1,0 +1,19 @@
+"""Shared fixtures: an isolated cache and the bundled digits dataset."""
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory):
+    """Caches go to a per-session folder unless the caller chose one (CI sets FYI_CACHE)."""
+    if not os.environ.get("FYI_CACHE"):
+        os.environ["FYI_CACHE"] = str(tmp_path_factory.mktemp("fyi-cache"))
+    yield
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from fyi_apps.data import load_dataset
+
+    return load_dataset("digits")
