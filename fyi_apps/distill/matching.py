@@ -4,7 +4,8 @@
   the loss on real and synthetic data.  ``"ours"`` is the DC paper's metric:
   for every weight tensor, reshaped to ``[out, -1]``, the sum over output units
   of ``1 - cos``; bias and normalisation vectors are ignored.  ``"mse"`` and
-  ``"cos"`` are the alternatives of the reference code.
+  ``"cos"`` are the alternatives of the reference code; ``"l1"`` (sum of
+  absolute differences) is IDC's.  ``mse``/``l1``/``cos`` use every tensor given.
 * Feature-mean matching (DM): squared distance between mean embeddings.
 """
 from __future__ import annotations
@@ -22,24 +23,40 @@ def _rows(g: torch.Tensor) -> torch.Tensor:
     return g.reshape(g.shape[0], -1)
 
 
-def gradient_distance(g_real: Sequence[torch.Tensor], g_syn: Sequence[torch.Tensor], metric: str = "ours") -> torch.Tensor:
-    """Distance between two lists of per-parameter gradients (same order, same shapes)."""
+def gradient_distance(
+    g_real: Sequence[torch.Tensor], g_syn: Sequence[torch.Tensor], metric: str = "ours", exact: bool = False
+) -> torch.Tensor:
+    """Distance between two lists of per-parameter gradients (same order, same shapes).
+
+    ``exact=False`` is the reference form ``1 - dot / (|a||b| + 1e-6)`` used for
+    distillation; it charges 1 for a row whose gradients are both zero (a dead
+    unit).  ``exact=True`` (the unequalness score) counts such rows as equal, so
+    that identical gradient lists are at distance 0.
+    """
     if metric == "ours":
         total = g_syn[0].new_zeros(())
         for gr, gs in zip(g_real, g_syn):
             if gr.dim() == 1:  # biases and normalisation parameters do not count
                 continue
             gr, gs = _rows(gr), _rows(gs)
-            cos = (gr * gs).sum(-1) / (gr.norm(dim=-1) * gs.norm(dim=-1) + _EPS)
+            dot, norms = (gr * gs).sum(-1), gr.norm(dim=-1) * gs.norm(dim=-1)
+            if exact:
+                tiny = torch.finfo(norms.dtype).tiny
+                both_zero = (gr.abs().amax(-1) == 0) & (gs.abs().amax(-1) == 0)
+                cos = torch.where(both_zero, torch.ones_like(dot), dot / norms.clamp_min(tiny))
+            else:
+                cos = dot / (norms + _EPS)
             total = total + (1.0 - cos).sum()
         return total
     flat_r = torch.cat([g.reshape(-1) for g in g_real])
     flat_s = torch.cat([g.reshape(-1) for g in g_syn])
     if metric == "mse":
         return ((flat_r - flat_s) ** 2).sum()
+    if metric == "l1":  # IDC's default (sum of absolute differences)
+        return (flat_r - flat_s).abs().sum()
     if metric == "cos":
         return 1.0 - (flat_r * flat_s).sum() / (flat_r.norm() * flat_s.norm() + _EPS)
-    raise FyiError(f"unknown gradient-matching metric {metric!r}; use ours, mse or cos")
+    raise FyiError(f"unknown gradient-matching metric {metric!r}; use ours, mse, l1 or cos")
 
 
 def class_means(features: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -1,0 +1,121 @@
+"""The `fyi` command line: every command on digits, and one clear line + exit 2 for bad input."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from fyi_apps.cli import main
+from fyi_apps.synset import load_synset
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_data_lists_and_checks(capsys, tmp_path):
+    code, out, _ = run(capsys, "data", "--out", str(tmp_path))
+    assert code == 0 and "cifar10" in out and "digits" in out and "tiny-imagenet" in out
+    code, out, _ = run(capsys, "data", "digits", "--extend-flip", "--out", str(tmp_path))
+    assert code == 0 and "train (2874, 1, 8, 8)" in out
+    payload = json.loads((tmp_path / "data-digits.json").read_text())
+    assert sum(payload["train_counts"]) == 2874 and payload["extend_flip"] is True
+    assert payload["versions"]["torch"] == torch.__version__
+
+
+def test_baseline_eval_show_score_export(capsys, tmp_path):
+    out = str(tmp_path)
+    path = tmp_path / "rand.safetensors"
+    code, text, _ = run(capsys, "baseline", "--dataset", "digits", "--ipc", "3", "-o", str(path), "--out", out, "--seed", "5")
+    assert code == 0 and path.exists()
+    s = load_synset(path)
+    assert s.method == "random" and s.ipc == 3 and s.seed == 5
+
+    code, text, _ = run(capsys, "eval", str(path), "--epochs", "5", "--seeds", "2", "--out", out, "--quiet", "--device", "cpu")
+    assert code == 0 and "convnet" in text
+    res = json.loads((tmp_path / "eval.json").read_text())
+    (entry,) = res["results"].values()
+    assert len(entry["convnet"]["accs"]) == 2 and entry["convnet"]["epochs"] == 5
+
+    code, text, _ = run(capsys, "eval", "random", "--dataset", "digits", "--ipc", "2", "--epochs", "3", "--seeds", "2",
+                        "--arch", "convnet,mlp", "--out", out, "--quiet", "--json", str(tmp_path / "r.json"))
+    assert code == 0
+    res = json.loads((tmp_path / "r.json").read_text())["results"]["random ipc2 digits"]
+    assert set(res) == {"convnet", "mlp"} and res["mlp"]["seeds"] == [0, 1]
+
+    png = tmp_path / "grid.png"
+    code, text, _ = run(capsys, "show", str(path), "-o", str(png))
+    assert code == 0 and png.stat().st_size > 500
+
+    code, text, _ = run(capsys, "score", str(path), "--distance", "dm,dc", "--nets", "1", "--out", out)
+    assert code == 0 and "dc" in text
+    code, text, _ = run(capsys, "score", "--dataset", "digits", "--sizes", "1,4", "--nets", "1", "--out", out)
+    assert code == 0 and (tmp_path / "score-digits.png").exists()
+
+    code, text, _ = run(capsys, "export", str(path), str(tmp_path / "folder"))
+    assert code == 0 and len(list((tmp_path / "folder").rglob("*.png"))) == 30
+
+
+def test_distill_command_with_resume(capsys, tmp_path):
+    out = tmp_path / "dm.safetensors"
+    args = ["distill", "--dataset", "digits", "--method", "dm", "--ipc", "1", "--fyi", "--iterations", "3",
+            "--batch-real", "16", "-o", str(out), "--quiet", "--resume"]
+    code, text, _ = run(capsys, *args)
+    assert code == 0 and out.exists() and out.with_name("dm.png").exists()
+    s = load_synset(out)
+    assert s.fyi == "flip" and s.config["iterations"] == 3 and s.config["batch_real"] == 16
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["data", "nope"], "unknown dataset 'nope'"),
+    (["eval", "missing.safetensors"], "does not exist"),
+    (["baseline", "--dataset", "digits", "--ipc", "100000"], "larger than class"),
+    (["eval", "random", "--dataset", "digits", "--ipc", "1", "--arch", "resnet99"], "unknown model"),
+    (["eval", "random", "--ipc", "1"], "needs --dataset"),
+    (["distill", "--dataset", "digits", "--method", "zzz", "--ipc", "1"], "unknown method"),
+    (["distill", "--dataset", "digits", "--method", "dm", "--ipc", "1", "--fyi", "mirror"], "unknown FYI view"),
+    (["data", "digits", "--device", "cuda:7"], None),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, argv, needle):
+    if argv[-1] == "cuda:7" and torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    code, out, err = run(capsys, *argv, "--out", str(tmp_path))
+    assert code == 2
+    lines = [line for line in err.strip().splitlines() if line.startswith("fyi: error:")]
+    assert len(lines) == 1 and "Traceback" not in err
+    if needle:
+        assert needle in lines[0]
+
+
+def test_wrong_channels_for_a_synset(capsys, tmp_path):
+    path = tmp_path / "digits.safetensors"
+    assert main(["baseline", "--dataset", "digits", "--ipc", "1", "-o", str(path), "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    code, _, err = run(capsys, "eval", str(path), "--dataset", "fashion-mnist", "--epochs", "1", "--out", str(tmp_path))
+    assert code == 2 and "fyi: error:" in err and ("px" in err or "channel" in err or "not found" in err.lower() or "looked" in err)
+
+
+def test_corrupt_synset_is_refused(capsys, tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00garbage" * 10)
+    code, _, err = run(capsys, "eval", str(bad), "--out", str(tmp_path))
+    assert code == 2 and "corrupt" in err
+
+
+def test_quickstart_tiny(capsys, tmp_path):
+    code, out, _ = run(capsys, "quickstart", "--budget", "tiny", "--out", str(tmp_path), "--quiet")
+    assert code == 0
+    report = (tmp_path / "quickstart" / "report.md").read_text()
+    for label in ("random", "dm+fyi", "flip-extended"):
+        assert label in report
+    assert (tmp_path / "quickstart" / "dm_fyi.png").exists()
+    payload = json.loads((tmp_path / "quickstart" / "report.json").read_text())
+    assert set(payload["results"]) == {"random", "dm", "dm+fyi", "dm on flip-extended data"}
+
+
+def test_console_script_help_is_fast_and_works():
+    r = subprocess.run([sys.executable, "-m", "fyi_apps.cli", "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "distill" in r.stdout and "quickstart" in r.stdout
