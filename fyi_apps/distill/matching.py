@@ -60,10 +60,10 @@ def gradient_distance(
 
 
 def class_means(features: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Per-class mean of ``features`` ``[N, D]`` -> ``[num_classes, D]`` in one scatter (no class loop)."""
-    sums = features.new_zeros(num_classes, features.shape[1]).index_add_(0, labels, features)
-    counts = torch.bincount(labels, minlength=num_classes).clamp_min(1).to(features.dtype)
-    return sums / counts[:, None]
+    """Per-class mean of ``features`` ``[N, D]`` -> ``[num_classes, D]`` in one matmul (no class loop)."""
+    onehot = torch.nn.functional.one_hot(labels, num_classes).to(features.dtype)  # [N, K]
+    counts = onehot.sum(0).clamp_min(1)
+    return (onehot.t() @ features) / counts[:, None]
 
 
 def feature_mean_distance(
