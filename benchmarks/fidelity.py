@@ -1,0 +1,138 @@
+"""Fidelity at CPU budget: DM, DSA, DC with and without FYI on CIFAR-10 (JPEG copy), IPC 1 and 10.
+
+Each synthetic set is distilled with a reduced budget (stated in the output),
+evaluated with the paper's protocol at a reduced number of epochs and seeds, and
+printed beside the paper's Table 1 and a random real subset of the same size.
+Every distilled set and every evaluation is kept under ``--work`` so an
+interrupted run continues where it stopped (distillations also resume from their
+checkpoints).
+
+    python benchmarks/fidelity.py                 # the README's table (hours on 2 cores; see --help)
+    python benchmarks/fidelity.py --quick         # minutes: digits, tiny budgets
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+PAPER = {  # FYI paper, Table 1, CIFAR-10, ConvNet-3: (IPC 1, IPC 10)
+    "dc": (28.3, 44.9), "dc+fyi": (30.0, 49.5),
+    "dsa": (28.8, 52.1), "dsa+fyi": (30.6, 54.7),
+    "dm": (26.0, 48.9), "dm+fyi": (28.7, 53.1),
+}
+
+
+def _label(method: str, fyi: bool) -> str:
+    return method + ("+fyi" if fyi else "")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="cifar10")
+    p.add_argument("--methods", default="dm,dsa,dc")
+    p.add_argument("--ipcs", default="1,10")
+    p.add_argument("--dm-iterations", type=int, default=1000)
+    p.add_argument("--dc-iterations", type=int, default=100, help="DC/DSA outer iterations")
+    p.add_argument("--dc-loops", default="", help="override (outer,inner) loops for DC/DSA, e.g. 5,10")
+    p.add_argument("--batch-real", type=int, default=256)
+    p.add_argument("--eval-epochs", type=int, default=300)
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0, help="distillation seed")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast + channels_last in distillation and evaluation")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--work", default="benchmarks/results/fidelity", help="folder for sets and cached evaluations")
+    p.add_argument("--json", default=None, help="result JSON (default WORK/fidelity.json)")
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.dataset, args.dm_iterations, args.dc_iterations, args.eval_epochs, args.seeds = "digits", 20, 2, 20, 1
+        args.dc_loops, args.batch_real = "2,2", 64
+        args.work = str(Path(args.work).with_name(Path(args.work).name + "-quick"))
+
+    from fyi_apps.baselines import random_subset
+    from fyi_apps.data import load_dataset
+    from fyi_apps.distill import DistillConfig, Distiller
+    from fyi_apps.evaluate import EvalConfig, evaluate_synset
+    from fyi_apps.report import pct, table
+    from fyi_apps.runtime import package_versions, write_json
+    from fyi_apps.score import unequalness
+    from fyi_apps.synset import load_synset
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    ds = load_dataset(args.dataset)
+    ecfg = EvalConfig(epochs=args.eval_epochs, bf16=args.bf16, channels_last=args.bf16)
+    seeds = list(range(args.seeds))
+    ipcs = [int(i) for i in args.ipcs.split(",")]
+    budget = {"dm_iterations": args.dm_iterations, "dc_iterations": args.dc_iterations, "dc_loops": args.dc_loops or "preset",
+              "batch_real": args.batch_real, "eval_epochs": args.eval_epochs, "eval_seeds": seeds,
+              "distill_seed": args.seed, "bf16": args.bf16, "dataset": ds.info.name, "source": ds.source}
+    print(f"budget: {json.dumps(budget)}", flush=True)
+
+    def evaluated(tag: str, make_set):
+        cache = work / f"{tag}.eval.json"
+        if cache.exists():
+            return json.loads(cache.read_text())
+        s = make_set()
+        t = time.perf_counter()
+        r = evaluate_synset(s, ds, cfg=ecfg, seeds=seeds, device=args.device, progress=True)["convnet"]
+        images, labels = s.decoded()
+        score = unequalness(images, labels, s.num_classes, num_nets=3, device=args.device)["score"]
+        out = {"tag": tag, "mean": r.mean, "std": r.std, "accs": r.accs, "eval_seconds": time.perf_counter() - t,
+               "unequalness_dm": score, "distill_seconds": s.extra.get("seconds"),
+               "iterations": s.config.get("iterations"), "final_loss": s.extra.get("final_loss")}
+        write_json(cache, out)
+        return out
+
+    results: dict = {}
+    for ipc in ipcs:
+        results[f"random ipc{ipc}"] = evaluated(f"random_ipc{ipc}", lambda: random_subset(ds, ipc, seed=args.seed))
+        print(f"random ipc {ipc}: {pct(results[f'random ipc{ipc}']['mean'], results[f'random ipc{ipc}']['std'])}", flush=True)
+        for method in args.methods.split(","):
+            for fyi in (False, True):
+                tag = f"{_label(method, fyi).replace('+', '-')}_ipc{ipc}"
+                set_path = work / f"{tag}.safetensors"
+
+                def make(method=method, fyi=fyi, set_path=set_path):
+                    if set_path.exists():
+                        return load_synset(set_path)
+                    opts = {}
+                    if method in ("dc", "dsa") and args.dc_loops:
+                        o, i = (int(v) for v in args.dc_loops.split(","))
+                        opts = {"outer_loop": o, "inner_loop": i}
+                    cfg = DistillConfig(method=method, dataset=args.dataset, ipc=ipc, fyi="flip" if fyi else None,
+                                        iterations=args.dm_iterations if method == "dm" else args.dc_iterations,
+                                        batch_real=args.batch_real, seed=args.seed, bf16=args.bf16,
+                                        channels_last=args.bf16, checkpoint_every=10, options=opts)
+                    return Distiller(cfg, ds, device=args.device).run(set_path, resume=True, progress=True)
+
+                r = evaluated(tag, make)
+                results[f"{_label(method, fyi)} ipc{ipc}"] = r
+                print(f"{_label(method, fyi)} ipc {ipc}: {pct(r['mean'], r['std'])} "
+                      f"(distill {r['distill_seconds'] or 0:.0f} s, D(S,flip S) {r['unequalness_dm']:.4g})", flush=True)
+
+    rows = []
+    for method in ["random", *[_label(m, f) for m in args.methods.split(",") for f in (False, True)]]:
+        row = [method]
+        for ipc in ipcs:
+            r = results.get(f"{method} ipc{ipc}")
+            row.append(pct(r["mean"], r["std"]) if r else "-")
+            paper = PAPER.get(method)
+            row.append(f"{paper[[1, 10].index(ipc)]:.1f}" if paper and ipc in (1, 10) else "-")
+        rows.append(row)
+    headers = ["method"] + [h for ipc in ipcs for h in (f"IPC {ipc} (ours, %)", f"IPC {ipc} (paper)")]
+    print()
+    print(table(rows, headers))
+    md = table(rows, headers, markdown=True)
+    out = Path(args.json) if args.json else work / "fidelity.json"
+    write_json(out, {"command": "python " + " ".join(sys.argv), "budget": budget, "results": results,
+                     "paper_table1": PAPER, "markdown": md, "versions": package_versions()})
+    print(f"\n{md}\n\nwritten {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
