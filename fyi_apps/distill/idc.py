@@ -1,0 +1,314 @@
+"""IDC: Dataset Condensation via Efficient Synthetic-Data Parameterization (Kim et al., ICML 2022).
+
+Two ideas on top of gradient matching:
+
+* **Multi-formation.**  Each stored image holds ``factor x factor`` images at
+  ``1/factor`` resolution; networks see them bilinearly upsampled to full size
+  (:func:`fyi_apps.synset.multiformation_decode`).  With the default factor 2,
+  IPC 10 stores 10 images per class but trains on 40.  The storage is
+  initialised from ``factor**2 * ipc`` real images per class, downsampled and
+  tiled (:func:`fyi_apps.synset.multiformation_encode`).  ``factor=1`` is IDC-I.
+* **Matching on networks trained on real data.**  Every outer iteration starts
+  from a fresh network (every ``fix_iter`` iterations; 1 in the reference) and
+  runs ``inner_loop`` rounds of: for each class, one image step on the
+  gradient-matching distance between a real batch of the class and the class's
+  decoded synthetic images (at most ``batch_syn_max`` of them), both passed
+  through one shared augmentation ``color_crop_cutout`` (all three ops); then
+  the network is trained on ``n_data`` *real* images (SGD lr 0.01, momentum
+  0.9, wd 5e-4, batch 64, per-image ``color_crop`` augmentation, CutMix with
+  probability ``mix_p``).  Only convolution weight gradients are matched
+  (``--bias False --fc False``); the distance is ``mse`` or ``l1``.
+  Each class takes its own optimiser step (SGD, momentum 0.5) on the whole
+  image tensor, and images are clamped to the valid pixel range at the start of
+  every outer iteration.
+
+Like the reference, which optimises images in [0, 1] pixel space, the image
+learning rate is a pixel-space rate: images here are stored normalised, so the
+gradient is divided by ``std**2`` per channel before the SGD step (exactly the
+pixel-space trajectory; option ``pixel_lr``).  The reference scales its
+``--lr_img`` by ``ipc / 10 * (size / base)**2`` (``tune_lr_img``; base 28 for
+MNIST, 224 for ImageNet, 32 otherwise); ``DistillConfig.lr_img`` is the
+unscaled value and the scaling is applied here (option ``tune_lr_img``).
+
+FYI: the decoded synthetic images of a class are expanded to
+``cat([S_c, flip(S_c)])`` (after the ``batch_syn_max`` subsampling, before the
+augmentation).  Real images are never flipped; the network update uses real
+data only, so FYI does not enter it.
+
+Evaluation uses CutMix (``eval_cutmix`` in the set's config, picked up by
+:func:`fyi_apps.evaluate.evaluate_synset`).
+
+Not ported: ImageNet extras (``--early`` is available as option ``early`` but
+pretrained networks ``--pt_from`` are not), ``decode_type`` multi/bound,
+feature matching (``--match feat``).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import FyiError
+from ..synset import multiformation_decode, multiformation_encode
+from .base import Method, register_method
+from .matching import gradient_distance
+from .presets import dataset_family
+
+_METRICS = ("mse", "l1", "ours", "cos")
+
+
+@register_method
+class IDC(Method):
+    name = "idc"
+    # Sources: snu-mllab/Efficient-Dataset-Condensation, argument.py (argparse
+    # defaults and the per-dataset block), misc/reproduce.py (set_arguments,
+    # used by `condense.py --reproduce`), condense.py, train.py.  Per-dataset
+    # values (metric, lr_img, n_data, mix_p, ...) are in presets.IDC_DATASETS.
+    defaults = {
+        # n_iter = niter * 100 // inner_loop outer iterations (condense.py), niter = 2000 (reproduce.py)
+        "iterations": 2000,
+        "lr_img": 5e-3,            # --lr_img (before tune_lr_img); 5e-3 for CIFAR/SVHN with mse
+        "batch_real": 64,          # --batch_real: real images per class per matching step
+        "dsa": True,               # matching augmentation on (--aug_type color_crop_cutout)
+        "factor": 2,               # -f: 2 for 32 px datasets (README), 1 = IDC-I
+        "inner_loop": 100,         # --inner_loop
+        "fix_iter": 1,             # --fix_iter -1 -> max(1, .): a new network every outer iteration
+        "early": 0,                # --early: epochs of real-data pretraining of each new network
+        "n_data": 500,             # --n_data: real images the network trains on per inner round (CIFAR 2000)
+        "net_epoch": 1,            # --net_epoch
+        "batch_net": 64,           # the real loader's batch (--batch_real) used by train_epoch
+        "lr_net": 0.01,            # --lr
+        "momentum_net": 0.9,       # --momentum
+        "weight_decay_net": 5e-4,  # --weight-decay
+        "metric": "mse",           # --metric (argparse default l1; reproduce: mse CIFAR/SVHN, l1 MNIST/Fashion)
+        "match_bias": False,       # --bias
+        "match_fc": False,         # --fc
+        "batch_syn_max": 128,      # --batch_syn_max: decoded synthetic images per class per step
+        "mom_img": 0.5,            # --mom_img
+        "aug_type": "color_crop_cutout",  # --aug_type (DiffAug batch=True: one shared draw, all ops)
+        "aug_net": "color_crop",   # aug_type without cutout when --mixup_net cut (condense.py diffaug)
+        "cutmix_net": True,        # --mixup_net cut
+        "mix_p": 0.5,              # --mix_p (argument.py sets 0.5 for CIFAR/SVHN/MNIST/Fashion)
+        "eval_cutmix": 0.5,        # --mixup cut with --mix_p at evaluation (test.py / train.py)
+        "tune_lr_img": True,       # argument.py tune_lr_img
+        "clamp": True,             # condense.py clamps the images to [0, 1] every outer iteration
+        "pixel_lr": True,          # lr_img acts on [0, 1] pixels as in the reference
+    }
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        o = ctx.cfg.options
+        self.factor = _int_option(o, "factor", 1)
+        size = ctx.info.image_size
+        if size % self.factor:
+            raise FyiError(f"IDC factor {self.factor} does not divide the image size {size}; "
+                           f"use --option factor=2 (or another divisor of {size})")
+        self.encoding = {"type": "multiformation", "factor": self.factor}
+        self.inner_loop = _int_option(o, "inner_loop", 1)
+        self.fix_iter = _int_option(o, "fix_iter", 1)
+        self.n_data = _int_option(o, "n_data", 0)
+        self.net_epoch = _int_option(o, "net_epoch", 0)
+        self.batch_net = _int_option(o, "batch_net", 1)
+        self.early = _int_option(o, "early", 0)
+        self.batch_syn_max = _int_option(o, "batch_syn_max", -(2**62))  # <= 0: no limit
+        self.metric = str(o["metric"]).lower()
+        if self.metric not in _METRICS:
+            raise FyiError(f"unknown IDC metric {o['metric']!r}; use one of {', '.join(_METRICS)}")
+        for key in ("mix_p", "eval_cutmix"):
+            p = float(o[key])
+            if not 0.0 <= p <= 1.0:
+                raise FyiError(f"IDC option {key}={o[key]!r} is a probability; use a value in [0, 1]")
+        from ..dsa import DSA
+
+        # Matching: one draw shared by the real and synthetic batch, every op (DiffAug batch=True).
+        self.match_aug = DSA(str(o["aug_type"]), mode="all") if ctx.cfg.dsa else None
+        # Network update on real data: per-image draws, every op (DiffAug batch=False).
+        self.net_aug = DSA(str(o["aug_net"]), mode="all")
+        mean = torch.tensor(ctx.info.mean, device=ctx.device).view(1, -1, 1, 1)
+        std = torch.tensor(ctx.info.std, device=ctx.device).view(1, -1, 1, 1)
+        self._lo, self._hi = -mean / std, (1.0 - mean) / std  # [0, 1] pixels, normalised
+        self._grad_scale = 1.0 / std**2
+        self.net = self.opt_net = None
+
+    # ------------------------------------------------------------ storage
+    def init_storage(self, real: torch.Tensor) -> torch.Tensor:
+        """``factor**2 * ipc`` real images per class, downsampled and tiled into ``ipc`` images.
+
+        The ``ipc`` images per class drawn by the shared loop (``real``) are not
+        enough for ``factor > 1``, so the full set is drawn here.
+        """
+        f, ipc, ctx = self.factor, self.ctx.cfg.ipc, self.ctx
+        if f == 1:
+            return real
+        need = ipc * f * f
+        short = [c for c in range(ctx.num_classes) if ctx.counts[c] < need]
+        if short:
+            raise FyiError(f"IDC with factor {f} initialises from {need} real images per class but class "
+                           f"{short[0]} has {ctx.counts[short[0]]}; lower --ipc or --option factor, or use --init noise")
+        many, _ = ctx.real_all(need)
+        return multiformation_encode(many, f)
+
+    def decode(self, stored: torch.Tensor) -> torch.Tensor:
+        return multiformation_decode(stored, self.factor)
+
+    def decoded_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        return labels.repeat_interleave(self.factor * self.factor)
+
+    # ------------------------------------------------------------ optimiser
+    @property
+    def lr_img(self) -> float:
+        """``--lr_img`` scaled as the reference's ``tune_lr_img``: ``* ipc / 10 * (size / base)**2``."""
+        cfg = self.ctx.cfg
+        lr = float(cfg.lr_img)
+        if _bool(cfg.options.get("tune_lr_img", True)):
+            fam = dataset_family(cfg.dataset)
+            base = 28 if fam == "mnist" else 224 if fam.startswith("image") and fam != "imagefolder" else 32
+            lr *= cfg.ipc / 10 * (self.ctx.info.image_size / base) ** 2
+        return lr
+
+    def setup(self, images: torch.nn.Parameter, labels: torch.Tensor) -> None:
+        self.images, self.labels = images, labels
+        self.opt = torch.optim.SGD([images], lr=self.lr_img, momentum=float(self.ctx.cfg.options["mom_img"]))
+        self._class_rows = [torch.nonzero(labels == c).flatten() for c in range(self.ctx.num_classes)]
+
+    # ------------------------------------------------------------ networks
+    def _build_net(self, seed: int) -> torch.nn.Module:
+        from ..networks import create_model
+
+        ctx = self.ctx
+        net = create_model(ctx.cfg.arch, channels=ctx.info.channels, num_classes=ctx.num_classes,
+                           image_size=ctx.info.image_size, seed=seed).to(ctx.device)
+        if ctx.cfg.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        return net.train()
+
+    def _net_optimiser(self, net: torch.nn.Module) -> torch.optim.Optimizer:
+        o = self.ctx.cfg.options
+        return torch.optim.SGD(net.parameters(), lr=float(o["lr_net"]), momentum=float(o["momentum_net"]),
+                               weight_decay=float(o["weight_decay_net"]))
+
+    def _matched_params(self, net: torch.nn.Module) -> list[torch.nn.Parameter]:
+        o = self.ctx.cfg.options
+        bias, fc = _bool(o["match_bias"]), _bool(o["match_fc"])
+        params = [p for p in net.parameters() if (p.dim() != 1 or bias) and (p.dim() != 2 or fc)]
+        if not params:
+            raise FyiError(f"IDC matches no parameter of {self.ctx.cfg.arch} (only convolution weights by default); "
+                           "use a convolutional --arch or --option match_fc=true")
+        return params
+
+    def train_net_on_real(self, n_images: int) -> float:
+        """Train ``self.net`` on about ``n_images`` random real images (reference ``train_epoch``)."""
+        from ..evaluate import _cutmix
+
+        ctx, o = self.ctx, self.ctx.cfg.options
+        net, opt = self.net, self.opt_net
+        cutmix, mix_p = _bool(o["cutmix_net"]), float(o["mix_p"])
+        seen, loss = 0, torch.zeros(())
+        while seen < n_images:
+            x, y = ctx.real_batch(self.batch_net)
+            with torch.no_grad():
+                x = self.net_aug(x, generator=ctx.generator, siamese=False)
+            mix = None
+            if cutmix and float(torch.rand((), generator=ctx.generator)) < mix_p:
+                x, y_a, y_b, lam = _cutmix(x, y, ctx.generator)
+                mix = (y_a, y_b, lam)
+            with ctx.autocast():
+                out = net(ctx.prep(x)).float()
+            if mix is None:
+                loss = F.cross_entropy(out, y)
+            else:
+                loss = mix[2] * F.cross_entropy(out, mix[0]) + (1 - mix[2]) * F.cross_entropy(out, mix[1])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            seen += y.shape[0]
+        return float(loss.detach())
+
+    # ------------------------------------------------------------ matching
+    def class_loss(self, c: int, params: list[torch.nn.Parameter]) -> torch.Tensor:
+        """Gradient-matching distance for class ``c`` (graph kept back to ``self.images``)."""
+        ctx = self.ctx
+        syn = self.decode(self.images[self._class_rows[c]])
+        if 0 < self.batch_syn_max < syn.shape[0]:
+            keep = torch.randperm(syn.shape[0], generator=ctx.generator)[: self.batch_syn_max].to(ctx.device)
+            syn = syn[keep]
+        syn = ctx.fyi(syn)
+        real = ctx.real_class(c, ctx.cfg.batch_real)
+        if self.match_aug is not None:
+            aug = self.match_aug.sample(1, ctx.info.image_size, ctx.device, ctx.generator, siamese=True)
+            real, syn = self.match_aug.apply(real, aug), self.match_aug.apply(syn, aug)
+        y_real = torch.full((real.shape[0],), c, device=ctx.device, dtype=torch.long)
+        y_syn = torch.full((syn.shape[0],), c, device=ctx.device, dtype=torch.long)
+        with ctx.autocast():
+            loss_real = F.cross_entropy(self.net(ctx.prep(real)).float(), y_real)
+        g_real = [g.detach() for g in torch.autograd.grad(loss_real, params)]
+        with ctx.autocast():
+            loss_syn = F.cross_entropy(self.net(ctx.prep(syn)).float(), y_syn)
+        g_syn = torch.autograd.grad(loss_syn, params, create_graph=True)
+        return gradient_distance([g.float() for g in g_real], [g.float() for g in g_syn], self.metric)
+
+    def _clamp(self) -> None:
+        with torch.no_grad():
+            self.images.copy_(torch.maximum(torch.minimum(self.images, self._hi), self._lo))
+
+    def step(self, it: int) -> dict:
+        ctx, o = self.ctx, self.ctx.cfg.options
+        if self.net is None or it % self.fix_iter == 0:
+            self.net = ctx.new_net()
+            self.opt_net = self._net_optimiser(self.net)
+            if self.early:
+                self.train_net_on_real(self.early * int(ctx.train_labels.shape[0]))
+        if _bool(o["clamp"]):
+            self._clamp()
+        params = self._matched_params(self.net)
+        pixel_lr = _bool(o["pixel_lr"])
+        total, net_loss = 0.0, float("nan")
+        for _ in range(self.inner_loop):
+            for c in range(ctx.num_classes):
+                loss = self.class_loss(c, params)
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if pixel_lr:
+                    self.images.grad.mul_(self._grad_scale)
+                self.opt.step()
+                total += float(loss.detach())
+            if self.n_data > 0:
+                for _ in range(self.net_epoch):
+                    net_loss = self.train_net_on_real(self.n_data)
+        return {"loss": total / (ctx.num_classes * self.inner_loop), "net_loss": net_loss}
+
+    # ------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        state = {"opt": self.opt.state_dict()}
+        if self.net is not None:
+            state["net"] = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+            state["opt_net"] = self.opt_net.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.opt.load_state_dict(state["opt"])
+        if "net" in state:
+            self.net = self._build_net(0)  # weights are overwritten; no draw from the run's generator
+            self.net.load_state_dict(state["net"])
+            self.opt_net = self._net_optimiser(self.net)
+            self.opt_net.load_state_dict(state["opt_net"])
+        else:
+            self.net = self.opt_net = None
+
+    def synset_config(self) -> dict:
+        return {"eval_cutmix": float(self.ctx.cfg.options["eval_cutmix"]), "lr_img_effective": self.lr_img}
+
+
+def _bool(v) -> bool:
+    if isinstance(v, str):
+        return v.strip().lower() in ("1", "true", "yes", "on")
+    return bool(v)
+
+
+def _int_option(o: dict, key: str, minimum: int) -> int:
+    try:
+        v = int(o[key])
+    except (TypeError, ValueError):
+        raise FyiError(f"IDC option {key}={o[key]!r} is not an integer; pass e.g. --option {key}={minimum}") from None
+    if v < minimum or v != float(o[key]):
+        raise FyiError(f"IDC option {key}={o[key]!r} must be an integer >= {minimum}")
+    return v
