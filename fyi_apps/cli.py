@@ -276,6 +276,102 @@ def cmd_distill(args) -> None:
     run_distill_command(args)
 
 
+def cmd_buffers(args) -> None:
+    from .distill.buffers import BufferConfig, default_buffer_dir, train_buffers
+    from .report import table
+
+    cfg = BufferConfig(
+        dataset="", experts=args.experts, epochs=args.epochs, arch=args.arch, lr_teacher=args.lr_teacher,
+        momentum=args.momentum, weight_decay=args.weight_decay, batch_size=args.batch_size, dsa=not args.no_dsa,
+        dsa_mode=args.dsa_mode, zca=args.zca, zca_eps=args.zca_eps, flat=args.flat, rho=args.rho, alpha=args.alpha,
+        adaptive=not args.no_adaptive, train_per_class=args.train_per_class, dtype=args.dtype, bf16=args.bf16,
+        extend_flip=args.extend_flip, test_every=args.test_every, seed=args.seed,
+    )
+    cfg.check()  # bad numbers: fail before loading data
+    ds = _load(args, args.dataset, extend_flip=args.extend_flip)
+    cfg.dataset = ds.info.name
+    out = Path(args.output) if args.output else default_buffer_dir(cfg, args.out)
+    _check_archs([cfg.arch], ds.info)
+    b = train_buffers(cfg, ds, out, device=args.device, progress=_progress(args),
+                      command=" ".join(["fyi", *sys.argv[1:]]))
+    rows = []
+    for e in b.experts:
+        acc = e["test_acc"].get(str(b.epochs))
+        rows.append([e["index"], f"{100 * acc:.2f}" if acc is not None else "-", f"{e['train_loss'][-1]:.4f}",
+                     f"{e['seconds']:.0f}"])
+    print(table(rows, ["expert", "test acc %", "final train loss", "seconds"]))
+    summ = b.summary()
+    print(f"{summ['experts']} experts x {summ['epochs']} epochs ({summ['num_params']} parameters each"
+          f"{', flat (GSAM)' if summ['flat'] else ''}{', ZCA' if summ['zca'] else ''}) in {out}")
+    print(f"use them with: fyi distill --method {'ftd' if cfg.flat else 'mtt'} --dataset {ds.info.name} --ipc N "
+          f"--buffers {out}")
+
+
+def _per_method_int(text: str | None, flag: str):
+    """``500`` (every method) or ``dm=1000,dsa=50`` (per method)."""
+    if text is None:
+        return None
+    try:
+        if "=" not in text:
+            return int(text)
+        return {k.strip().lower(): int(v) for k, _, v in (item.partition("=") for item in _csv(text))}
+    except ValueError:
+        raise FyiError(f"{flag} takes N or METHOD=N,...; got {text!r}") from None
+
+
+def cmd_cl(args) -> None:
+    from .distill.cli import _option_value
+    from .tasks.continual import CLConfig, resolve_benchmark, results_table, run_experiment
+
+    key, _, n_exp = resolve_benchmark(args.benchmark, args.experiences)
+    options = {}
+    for item in args.distill_option:
+        if "=" not in item:
+            raise FyiError(f"--distill-option takes KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        options[k.strip()] = _option_value(v.strip())
+    cfg = CLConfig(benchmark=key, buffers=[b.strip() for b in args.buffer.split(",") if b.strip()], ipc=args.ipc,
+                   protocol=args.protocol, seeds=_seed_list(args), experiences=n_exp, arch=args.arch,
+                   lr_img=args.lr_img, herding_epochs=args.herding_epochs, epochs=args.epochs, dsa=not args.no_dsa,
+                   strategy=args.strategy, train_epochs=args.train_epochs, lr=args.lr, batch_size=args.batch_size,
+                   bf16=args.bf16)
+    if options:
+        cfg.distill_options = options
+    for name in ("iterations", "batch_real"):
+        value = _per_method_int(getattr(args, name), "--" + name.replace("_", "-"))
+        if isinstance(value, int):
+            setattr(cfg, name, {m: value for m in ("dm", "dsa", "dc")})
+        elif value:
+            setattr(cfg, name, {**getattr(cfg, name), **value})
+    if not cfg.buffers:
+        raise FyiError("--buffer needs at least one buffer (random, herding, dm, dm+fyi, dsa, dsa+fyi, ...)")
+    if args.seeds < 1:
+        raise FyiError(f"--seeds must be at least 1, got {args.seeds}")
+    stem = args.output or str(Path(args.out) / "cl" / f"{key}-{n_exp}_{args.protocol}_ipc{args.ipc}")
+    if not args.fresh:
+        cfg.distill_cache = str(Path(args.out) / "cl" / "distill-cache")
+    payload = run_experiment(cfg, out=stem, root=args.data_root, device=args.device, progress=_progress(args),
+                             command=" ".join(["fyi", *sys.argv[1:]]),
+                             resume_dir=None if args.fresh else Path(args.out) / "cl" / "runs")
+    print(f"{key} ({payload['source']}), {n_exp} experiences, {args.protocol} protocol, IPC {args.ipc}, "
+          f"{len(cfg.seeds)} class order(s)")
+    print(results_table(payload["aggregate"]))
+    for kind, path in payload["files"].items():
+        print(f"{kind}: {path}")
+
+
+def cmd_nas(args) -> None:
+    from .tasks.nas import run_nas_command
+
+    run_nas_command(args)
+
+
+def cmd_xarch(args) -> None:
+    from .tasks.xarch import run_xarch_command
+
+    run_xarch_command(args)
+
+
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     common = _global_options()
@@ -357,6 +453,72 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("distill", cmd_distill, "distil a synthetic set (dc, dsa, dm, idc, mtt, ftd), optionally with FYI")
     add_distill_arguments(sp)
+
+    sp = add("buffers", cmd_buffers, "train expert trajectories for MTT/FTD (resumable: rerun the same command)")
+    sp.add_argument("--dataset", required=True)
+    sp.add_argument("--experts", type=int, default=100, help="number of experts (reference: 100); more can be added later")
+    sp.add_argument("--epochs", type=int, default=50, help="epochs per expert (reference: 50)")
+    sp.add_argument("--arch", default="convnet", help="architecture (must match `fyi distill --arch`)")
+    sp.add_argument("--lr-teacher", type=float, default=0.01, help="SGD learning rate of the experts")
+    sp.add_argument("--momentum", type=float, default=0.0)
+    sp.add_argument("--weight-decay", type=float, default=0.0)
+    sp.add_argument("--batch-size", type=int, default=256)
+    sp.add_argument("--no-dsa", action="store_true", help="train the experts without DSA augmentation")
+    sp.add_argument("--dsa-mode", default="single", choices=["single", "fyi", "all"])
+    sp.add_argument("--zca", action="store_true", help="ZCA-whiten the inputs (published CIFAR settings)")
+    sp.add_argument("--zca-eps", type=float, default=0.1)
+    sp.add_argument("--flat", action="store_true", help="FTD's flat experts: train with GSAM")
+    sp.add_argument("--rho", type=float, default=0.01, help="GSAM perturbation radius (FTD: 0.01)")
+    sp.add_argument("--alpha", type=float, default=0.3, help="GSAM surrogate-gap weight (FTD: 0.3)")
+    sp.add_argument("--no-adaptive", action="store_true", help="non-adaptive GSAM perturbation")
+    sp.add_argument("--train-per-class", type=int, help="train on this many random images per class (CPU budgets)")
+    sp.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                    help="storage precision of the trajectories")
+    sp.add_argument("--bf16", action="store_true", help="bf16 autocast while training the experts")
+    sp.add_argument("--test-every", type=int, default=0, help="also record test accuracy every N epochs")
+    sp.add_argument("--extend-flip", action="store_true")
+    sp.add_argument("-o", "--output", help="folder (default OUT/buffers/<dataset>_<arch>[_zca][_flat]_seed<S>)")
+
+    from .tasks.nas import add_nas_arguments
+    from .tasks.xarch import add_xarch_arguments
+
+    sp = add("cl", cmd_cl, "continual learning: synthetic sets as Avalanche replay memories on Split benchmarks")
+    sp.add_argument("--benchmark", default="split-cifar10",
+                    help="split-cifar10, split-fashion-mnist, split-digits, split-cifar100[-5|-10|-20]")
+    sp.add_argument("--buffer", "--buffers", default="random,herding,dm,dm+fyi",
+                    help="comma-separated: random, herding, dm, dm+fyi, dsa, dsa+fyi, dc, dc+fyi, file:PATH")
+    sp.add_argument("--ipc", type=int, default=10, help="memory images per class")
+    sp.add_argument("--protocol", default="gdumb", choices=["gdumb", "replay"],
+                    help="gdumb: fresh network on the memory at each step (DM paper); replay: Avalanche strategy + ReplayPlugin")
+    sp.add_argument("--seeds", type=int, default=3, help="number of class orders (seed, seed+1, ...)")
+    sp.add_argument("--experiences", type=int, help="number of experiences (default: the benchmark's)")
+    sp.add_argument("--arch", default="convnet", help="network trained on the memory (and used for distillation)")
+    sp.add_argument("--iterations", help="online distillation iterations per experience: N, or per method "
+                                         "(default dm=300,dsa=10,dc=10)")
+    sp.add_argument("--batch-real", help="distillation: real images per class per iteration: N, or per method "
+                                         "(default dm=64,dsa=64,dc=64)")
+    sp.add_argument("--lr-img", type=float, help="distillation: learning rate of the synthetic images")
+    sp.add_argument("--distill-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="distillation method options, replacing the default outer_loop=5, inner_loop=10 "
+                         "of DSA/DC (repeatable)")
+    sp.add_argument("--herding-epochs", type=int, default=1,
+                    help="gdumb: epochs of the per-experience feature network for herding (replay uses the learner)")
+    sp.add_argument("--epochs", type=int, default=100, help="gdumb: training epochs on the memory at each step")
+    sp.add_argument("--no-dsa", action="store_true", help="gdumb: train on the memory without DSA augmentation")
+    sp.add_argument("--strategy", default="naive", choices=["naive", "ewc", "lwf"], help="replay: Avalanche strategy")
+    sp.add_argument("--train-epochs", type=int, default=3, help="replay: epochs per experience")
+    sp.add_argument("--lr", type=float, default=0.01, help="learning rate of the trained network")
+    sp.add_argument("--batch-size", type=int, default=128, help="replay: minibatch size (memory batch: the same)")
+    sp.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    sp.add_argument("--fresh", action="store_true",
+                    help="recompute everything (default: reuse finished runs and distillations under OUT/cl/)")
+    sp.add_argument("-o", "--output", help="output stem (default OUT/cl/<benchmark>-<n>_<protocol>_ipc<N>)")
+
+    sp = add("nas", cmd_nas, "rank architectures on a proxy (synthetic set or real subset) against a ground truth; "
+                             "resumable, --workers N or torchrun")
+    add_nas_arguments(sp)
+    sp = add("xarch", cmd_xarch, "cross-architecture matrix: train every set on every architecture (paper Table 3)")
+    add_xarch_arguments(sp)
     return p
 
 

@@ -189,12 +189,19 @@ def test_accuracy(
     batch_size: int = 1000,
     bf16: bool = False,
     channels_last: bool = False,
+    transform=None,
 ) -> float:
-    """Top-1 accuracy of ``net`` on a (uint8 or normalised float) test set."""
+    """Top-1 accuracy of ``net`` on a (uint8 or normalised float) test set.
+
+    ``transform`` (optional) maps each normalised test batch to the network's input
+    space, e.g. the ZCA whitening of a set distilled from ZCA experts.
+    """
     net.eval()
     correct = 0
     for start in range(0, images.shape[0], batch_size):
         x = _as_float(images[start : start + batch_size].to(device), mean, std)
+        if transform is not None:
+            x = transform(x)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -215,6 +222,7 @@ def evaluate_images(
     learned_lr: float | None = None,
     device: str | torch.device = "auto",
     progress: bool = False,
+    test_transform=None,
 ) -> EvalResult:
     """Retrain ``arch`` from scratch on the given training images once per seed; test on ``dataset.test``.
 
@@ -253,6 +261,7 @@ def evaluate_images(
         acc = test_accuracy(
             net, dataset.test.images, dataset.test.labels, device=device, mean=info.mean, std=info.std,
             batch_size=cfg.test_batch_size, bf16=cfg.bf16, channels_last=cfg.channels_last,
+            transform=test_transform,
         )
         accs.append(acc)
         extra.append(stats)
@@ -302,9 +311,14 @@ def evaluate_synset(
     if cfg.cutmix == 0 and synset.config.get("eval_cutmix"):
         cfg = dataclasses.replace(cfg, cutmix=float(synset.config["eval_cutmix"]))
     images, labels = synset.decoded()
+    test_transform = None
+    if synset.config.get("zca"):  # distilled from ZCA-whitened experts (MTT/FTD): whiten the test set too
+        from .distill.buffers import zca_from_config
+
+        test_transform = zca_from_config(synset.config["zca"], dataset)
     return {
         arch: evaluate_images(
-            images, labels, dataset, arch=arch, cfg=cfg, seeds=seeds, learned_lr=synset.lr,
+            images, labels, dataset, arch=arch, cfg=cfg, seeds=seeds, learned_lr=synset.lr, test_transform=test_transform,
             device=device, progress=progress,
         )
         for arch in archs

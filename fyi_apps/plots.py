@@ -165,3 +165,86 @@ def score_curve(curves: dict, png_path, title: str | None = None) -> Path:
     if title:
         fig.suptitle(title, fontsize=11)
     return save_figure(fig, png_path)
+
+
+# --------------------------------------------------------------------------- #
+# NAS proxies
+# --------------------------------------------------------------------------- #
+def rank_scatter(panels: Sequence[dict], png_path, title: str | None = None) -> Path:
+    """Proxy accuracy (x) against ground-truth accuracy (y), one panel per proxy.
+
+    Each panel is a dict with ``label``, ``proxy`` and ``truth`` (accuracies in
+    [0, 1], one per candidate), optional ``ranks`` (ground-truth rank written
+    next to each point), ``names`` and ``best`` (the proxy's favourite, ringed)
+    and ``stats`` (``spearman``/``kendall`` shown in the panel title).
+    """
+    if not panels:
+        raise FyiError("nothing to plot: no proxy results")
+    n = len(panels)
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig = new_figure(4.3 * cols, 4.0 * rows + (0.4 if title else 0))
+    for i, panel in enumerate(panels):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        xs = [100 * v for v in panel["proxy"]]
+        ys = [100 * v for v in panel["truth"]]
+        if len(xs) != len(ys):
+            raise FyiError(f"panel {panel.get('label')!r} has {len(xs)} proxy but {len(ys)} truth accuracies")
+        ax.scatter(xs, ys, s=18, alpha=0.8)
+        ranks = panel.get("ranks")
+        if ranks:
+            for x, y, r in zip(xs, ys, ranks):
+                ax.annotate(str(r), (x, y), textcoords="offset points", xytext=(3, 3), fontsize=6, alpha=0.8)
+        names, best = panel.get("names"), panel.get("best")
+        if names and best in names:
+            j = names.index(best)
+            ax.scatter([xs[j]], [ys[j]], s=90, facecolors="none", edgecolors="red", linewidths=1.2,
+                       label="proxy's pick")
+            ax.legend(loc="lower right", fontsize=7)
+        st = panel.get("stats") or {}
+
+        def f(v):
+            return "n/a" if v is None else f"{v:.2f}"
+
+        ax.set_title(f"{panel.get('label', '')}\nrho {f(st.get('spearman'))}, tau {f(st.get('kendall'))}", fontsize=9)
+        ax.set_xlabel("proxy test accuracy %")
+        ax.set_ylabel("ground-truth test accuracy %")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    if title:
+        fig.suptitle(title, fontsize=10, y=1.0 + 0.05 / rows)
+    return save_figure(fig, png_path)
+
+
+def accuracy_vs_classes(curves: dict, png_path, title: str | None = None) -> Path:
+    """Continual learning: test accuracy on all seen classes against the number of classes, one line per buffer.
+
+    ``curves`` maps a label to ``{"classes": [...], "mean": [...], "std": [...]}``
+    (accuracies as fractions; ``std`` optional, drawn as a band).
+    """
+    if not curves:
+        raise FyiError("nothing to plot: no accuracy curves")
+    fig = new_figure(5.6, 3.8)
+    ax = fig.add_subplot(1, 1, 1)
+    for label, c in curves.items():
+        pts = [(x, m, s) for x, m, s in zip(c["classes"], c["mean"], c.get("std") or [None] * len(c["mean"]))
+               if m is not None]
+        if not pts:
+            continue
+        xs = [p[0] for p in pts]
+        ys = [100 * p[1] for p in pts]
+        line, = ax.plot(xs, ys, marker="o", lw=1.5, label=str(label))
+        if all(p[2] is not None for p in pts):
+            lo = [100 * (p[1] - p[2]) for p in pts]
+            hi = [100 * (p[1] + p[2]) for p in pts]
+            ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
+    ticks = sorted({x for c in curves.values() for x in c["classes"]})
+    if 0 < len(ticks) <= 25:
+        ax.set_xticks(ticks)
+    ax.set_xlabel("number of classes seen")
+    ax.set_ylabel("test accuracy on seen classes (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return save_figure(fig, png_path)

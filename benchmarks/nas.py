@@ -1,0 +1,251 @@
+"""Benchmark: synthetic sets as NAS proxies, and the cross-architecture matrix (fyi-apps issue 6).
+
+Ranks candidates sampled from the DC search space plus VGG-11 and ResNet-18 by
+their accuracy after training on each proxy (random real subset, DM, DM+FYI,
+...) and compares with a ground truth (the full training set, or a stated
+larger real subset); then evaluates the given synthetic sets on ConvNet,
+VGG-11 and ResNet-18.  Everything is cached per training run under
+``OUT/cache`` (rerun the same command to resume).
+
+Full run (CIFAR-10, the lead produces the DM / DM+FYI sets first)::
+
+    python benchmarks/nas.py --dataset cifar10 \\
+        --proxy random --proxy dm_ipc10.fyi.safetensors --proxy dm_fyi_ipc10.fyi.safetensors \\
+        --xarch dm_ipc10.fyi.safetensors --xarch dm_fyi_ipc10.fyi.safetensors
+
+``--estimate`` times one short epoch of every candidate and prints the
+expected wall time of the chosen budget without training anything else.
+``--quick`` runs the whole pipeline on digits (tiny DM / DM+FYI sets distilled
+on the spot) in about two minutes.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from fyi_apps.errors import FyiError  # noqa: E402
+
+QUICK = dict(dataset="digits", ipc=5, sample=5, include="vgg11", proxy_epochs=20, truth="full",
+             full_epochs=2, test_size=None, xarch_epochs=10, xarch_seeds=1, xarch_archs="convnet,vgg11,mlp",
+             dm_iterations=30, workers=2)
+FULL = dict(dataset="cifar10", ipc=10, sample=20, include="vgg11,resnet18", proxy_epochs=200, truth="real:500",
+            full_epochs=20, test_size=2000, xarch_epochs=300, xarch_seeds=2, xarch_archs="convnet,vgg11,resnet18",
+            dm_iterations=None, workers=2)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true",
+                   help="digits, tiny budgets, DM sets distilled on the spot (a few minutes; checks the pipeline only)")
+    p.add_argument("--estimate", action="store_true", help="time every candidate briefly and print the expected wall time")
+    p.add_argument("--dataset", default=None)
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--proxy", action="append", default=None, metavar="SYNSET|random|herding",
+                   help="proxy training set (repeat); default: random (+ the DM sets in --quick)")
+    p.add_argument("--ipc", type=int, default=None, help="images per class of random/herding proxies")
+    p.add_argument("--space", default="dc720")
+    p.add_argument("--sample", type=int, default=None, help="candidates drawn from the space")
+    p.add_argument("--include", default=None, help="always-included candidates (default vgg11,resnet18)")
+    p.add_argument("--proxy-epochs", type=int, default=None)
+    p.add_argument("--truth", default=None, help="ground truth: full or real:N (N images per class)")
+    p.add_argument("--full-epochs", type=int, default=None, help="ground-truth epochs")
+    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--topk", default="5,10,20")
+    p.add_argument("--test-size", type=int, default=-1, help="test images (class-balanced subset; 0 = all)")
+    p.add_argument("--no-dsa", action="store_true")
+    p.add_argument("--bf16", action="store_true")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes (default 2: one per core of this machine, 1 torch thread each)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per worker (default cores / workers)")
+    p.add_argument("--xarch", action="append", default=None, metavar="SYNSET",
+                   help="synthetic set for the cross-architecture matrix (repeat)")
+    p.add_argument("--xarch-archs", default=None)
+    p.add_argument("--xarch-epochs", type=int, default=None)
+    p.add_argument("--xarch-seeds", type=int, default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="output folder (default benchmarks/results/nas-<dataset>[-quick])")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    preset = QUICK if args.quick else FULL
+    for k, v in preset.items():
+        if k == "test_size":
+            if args.test_size == -1:
+                args.test_size = v
+            elif args.test_size == 0:
+                args.test_size = None
+        elif getattr(args, k, None) is None:
+            setattr(args, k, v)
+    args.dm_iterations = preset["dm_iterations"]
+    if args.out is None:
+        args.out = str(ROOT / "benchmarks" / "results" / f"nas-{args.dataset}{'-quick' if args.quick else ''}")
+    return args
+
+
+def quick_sets(args, ds, out: Path) -> list[str]:
+    """Tiny DM and DM+FYI sets on digits, so that --quick exercises synthetic proxies and the matrix."""
+    import torch
+
+    from fyi_apps.distill import distill
+    from fyi_apps.tasks.nas import default_threads
+
+    torch.set_num_threads(args.threads or default_threads(args.workers))  # a shared machine: no oversubscription
+    paths = []
+    for fyi in (None, "flip"):
+        path = out / f"dm{'_fyi' if fyi else ''}_{ds.info.name}_ipc{args.ipc}.fyi.safetensors"
+        if not path.exists():
+            distill("dm", ds, args.ipc, fyi=fyi, output=path, iterations=args.dm_iterations, seed=args.seed,
+                    device=args.device, progress=not args.no_progress)
+        paths.append(str(path))
+    return paths
+
+
+def estimate(args, cfg, ds) -> dict:
+    """Seconds per training image (with DSA) and per test image of every candidate, and the expected total."""
+    import torch
+
+    from fyi_apps.evaluate import EvalConfig, test_accuracy, train_network
+    from fyi_apps.networks import create_model
+    from fyi_apps.report import table
+    from fyi_apps.runtime import make_generator, resolve_device
+    from fyi_apps.tasks import nas
+
+    device = resolve_device(args.device)
+    torch.set_num_threads(args.threads or nas.default_threads(args.workers))  # what each worker will have
+    cands, proxies, truth = nas.plan(cfg, ds)
+    info = ds.info
+    n = min(256, len(ds.train))
+    x, y = ds.train.images[:n], ds.train.labels[:n]
+    n_test = cfg.test_size or len(ds.test)
+    proxy_imgs = sum(p.num_images for p in proxies) * cfg.proxy_epochs
+    truth_imgs = truth.num_images * cfg.full_epochs
+    ecfg = EvalConfig(epochs=1, dsa=cfg.dsa, bf16=cfg.bf16, batch_size=cfg.batch_size)
+    rows, total, per = [], 0.0, {}
+    for c in cands:
+        net = create_model(c, channels=info.channels, num_classes=info.num_classes, image_size=info.image_size, seed=0)
+        train_network(net, x[:32], y[:32], ecfg, lr=0.01, generator=make_generator(0), device=device,
+                      mean=info.mean, std=info.std)  # warm-up
+        t0 = time.perf_counter()
+        train_network(net, x, y, ecfg, lr=0.01, generator=make_generator(0), device=device, mean=info.mean, std=info.std)
+        s_train = (time.perf_counter() - t0) / n
+        t0 = time.perf_counter()
+        test_accuracy(net, ds.test.images[:n], ds.test.labels[:n], device=device, mean=info.mean, std=info.std)
+        s_test = (time.perf_counter() - t0) / n
+        runs = len(proxies) + 1
+        sec = args.seeds * (s_train * (proxy_imgs + truth_imgs) + s_test * n_test * runs)
+        per[c] = {"train_ms_per_image": 1e3 * s_train, "test_ms_per_image": 1e3 * s_test, "seconds": sec}
+        total += sec
+        rows.append([c, f"{1e3 * s_train:.2f}", f"{1e3 * s_test:.2f}", f"{sec / 60:.1f}"])
+        print(f"  {c}: {1e3 * s_train:.2f} ms/train image, {sec / 60:.1f} min", flush=True)
+    print(table(rows, ["candidate", "train ms/img", "test ms/img", "minutes"]))
+    xa = 0.0
+    if args.xarch:
+        for a in nas._split_names(args.xarch_archs):
+            c = a if a in per else None
+            if c is None:
+                net = create_model(a, channels=info.channels, num_classes=info.num_classes, image_size=info.image_size)
+                t0 = time.perf_counter()
+                train_network(net, x, y, ecfg, lr=0.01, generator=make_generator(0), device=device, mean=info.mean,
+                              std=info.std)
+                s_train = (time.perf_counter() - t0) / n
+            else:
+                s_train = per[c]["train_ms_per_image"] / 1e3
+            xa += len(args.xarch) * args.xarch_seeds * s_train * args.ipc * info.num_classes * args.xarch_epochs
+    workers = max(1, args.workers)
+    print(f"estimated compute: ranking {total / 3600:.2f} h, cross-architecture matrix {xa / 3600:.2f} h "
+          f"(one worker with {torch.get_num_threads()} thread(s), at the current load); "
+          f"wall time with {workers} workers: about {(total + xa) / workers / 3600:.2f} h")
+    return {"candidates": per, "ranking_seconds": total, "xarch_seconds": xa,
+            "wall_hours": (total + xa) / workers / 3600, "threads": torch.get_num_threads(), "workers": workers}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except FyiError as e:
+        print(f"nas benchmark: error: {e}", file=sys.stderr)
+        return 2
+
+
+def run(args) -> int:
+    from fyi_apps.data import load_dataset
+    from fyi_apps.evaluate import EvalConfig
+    from fyi_apps.report import table
+    from fyi_apps.runtime import package_versions, write_json
+    from fyi_apps.tasks import nas, xarch
+
+    t0 = time.perf_counter()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ds = load_dataset(args.dataset, root=args.data_root)
+    proxies = list(args.proxy or ["random"])
+    xsets = list(args.xarch or [])
+    if args.quick and not args.proxy:
+        dm_paths = quick_sets(args, ds, out)
+        proxies += dm_paths
+        xsets = xsets or dm_paths
+    args.xarch = xsets
+    cfg = nas.NasConfig(
+        dataset=args.dataset, proxies=proxies, ipc=args.ipc, space=args.space, sample=args.sample or None,
+        include=nas._split_names(args.include), proxy_epochs=args.proxy_epochs, truth=args.truth,
+        full_epochs=args.full_epochs, seeds=args.seeds, seed=args.seed, topk=nas._ints(args.topk, "--topk"),
+        test_size=args.test_size, dsa=not args.no_dsa, bf16=args.bf16, workers=args.workers, threads=args.threads,
+        data_root=args.data_root,
+    )
+    command = " ".join(["python", "benchmarks/nas.py", *args.argv])
+    if args.estimate:
+        est = estimate(args, cfg, ds)
+        write_json(out / "estimate.json", {**est, "command": command, "config": vars(args), "versions": package_versions()})
+        return 0
+
+    progress = not args.no_progress
+    report = nas.run_ranking(cfg, cache_dir=out / "cache", dataset=ds, device=args.device, progress=progress)
+    paths = nas.write_report(report, out, name="nas", command=command)
+    crow, chead = nas.candidate_rows(report)
+    srow, shead = nas.summary_rows(report)
+    print(table(crow, chead))
+    print()
+    print(table(srow, shead))
+
+    xrep = None
+    if xsets:
+        ecfg = EvalConfig(epochs=args.xarch_epochs, dsa=not args.no_dsa, bf16=args.bf16)
+        xrep = xarch.run_xarch(xsets, archs=nas._split_names(args.xarch_archs), cfg=ecfg,
+                               seeds=list(range(args.seed, args.seed + args.xarch_seeds)), cache_dir=out / "cache",
+                               workers=args.workers, threads=args.threads, test_size=args.test_size,
+                               data_root=args.data_root, device=args.device, progress=progress, loaded=ds)
+        xarch.write_xarch(xrep, out, name="xarch", command=command)
+        rows, headers = xarch.matrix_rows(xrep)
+        print()
+        print(table(rows, headers))
+
+    summary = {
+        "command": command, "seed": args.seed, "versions": package_versions(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "wall_seconds": time.perf_counter() - t0,
+        "budget": {k: getattr(args, k) for k in ("dataset", "ipc", "sample", "include", "proxy_epochs", "truth",
+                                                 "full_epochs", "seeds", "test_size", "xarch_epochs", "xarch_seeds",
+                                                 "xarch_archs", "workers", "bf16", "no_dsa")},
+        "ranking": [{"proxy": p["label"], "spearman": p["stats"]["spearman"], "kendall": p["stats"]["kendall"],
+                     "top": {k: {m: v[m] for m in ("spearman", "kendall", "overlap")} for k, v in p["stats"]["top"].items()},
+                     "best": p["stats"]["best"], "compute_saved": p["cost"]["saved"]} for p in report["proxies"]],
+        "xarch": None if xrep is None else [{"set": r["label"], **{a: r["cells"][a].get("mean") for a in xrep["archs"]}}
+                                            for r in xrep["rows"]],
+        "files": {"nas": str(paths["json"]), "plot": str(paths["png"]), "table": str(paths["md"]),
+                  "xarch": str(out / "xarch.json") if xrep else None},
+    }
+    write_json(out / "benchmark.json", summary)
+    print(f"\nwall time {summary['wall_seconds'] / 60:.1f} min; results in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

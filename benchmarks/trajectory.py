@@ -1,0 +1,307 @@
+"""Trajectory matching with FYI on a CPU budget: expert buffers, MTT, MTT+FYI, FTD, FTD+FYI vs random subsets.
+
+1. Expert trajectories on CIFAR-10 (JPEG copy): ``--experts`` SGD experts for MTT
+   and as many flat (GSAM) experts for FTD, ``--epochs`` each, optionally on a
+   class-balanced subset of the training set (``--train-per-class``) and with ZCA
+   whitening (the published CIFAR setting).
+2. Short distillations of MTT, MTT+FYI, FTD, FTD+FYI at each IPC with the
+   published hyper-parameters (FTD's table) except the budget: ``--iterations``,
+   ``--syn-steps`` (the published 50/30 unrolled steps cost minutes per iteration
+   on 2 cores) and ``max_start_epoch`` clipped to the stored epochs.
+3. The evaluation protocol (``--eval-epochs``, ``--seeds``; the learned lr) on each
+   set and on random real subsets of the same size.
+
+Per distillation it reports seconds per iteration and the peak memory of an
+iteration (resident set size above the size before the run, sampled every 20 ms
+after returning freed heap pages to the system; small peaks can still hide in
+memory the allocator keeps; on CUDA ``torch.cuda.max_memory_allocated``).  Everything is resumable: the
+buffers continue expert by expert, distillations from their checkpoints and
+finished results are kept in the JSON, so rerunning the same command after a
+crash continues where it stopped.
+
+    python benchmarks/trajectory.py --quick            # 1-2 minutes, checks the pipeline end to end
+    python benchmarks/trajectory.py                    # full CPU benchmark (see the README for its time)
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+QUICK = dict(experts=1, epochs=3, train_per_class=30, arch="convnet:width=16", zca=False, iterations="2,2",
+             syn_steps="4,3", eval_epochs=3, seeds=1, threads=1)
+FULL = dict(experts=5, epochs=10, train_per_class=1000, arch="convnet", zca=True, iterations="100,30",
+            syn_steps="20,10", eval_epochs=300, seeds=2, threads=0)
+
+
+def _ints(text: str) -> list[int]:
+    return [int(t) for t in str(text).split(",") if t.strip()]
+
+
+def _trim() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+class PeakMemory:
+    """Peak memory while the block runs, above the level at its start (MB)."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.peak_mb = 0.0
+
+    @staticmethod
+    def _rss_mb() -> float:
+        try:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        except OSError:  # not Linux: the process-wide peak is the best there is
+            import resource
+
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = torch.cuda.memory_allocated(self.device) / 2**20
+            return self
+        _trim()  # hand freed heap pages back first, so that the peak shows in the resident size
+        self.base = self._rss_mb()
+        self._peak = self.base
+        self._stop = threading.Event()
+
+        def sample():
+            while not self._stop.is_set():
+                self._peak = max(self._peak, self._rss_mb())
+                self._stop.wait(0.02)
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            self.peak_mb = torch.cuda.max_memory_allocated(self.device) / 2**20 - self.base
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak_mb = max(self._peak, self._rss_mb()) - self.base
+        return False
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="tiny budget (1-2 minutes) to check the pipeline")
+    p.add_argument("--dataset", default="cifar10")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--out", default="fyi-runs/bench-trajectory", help="folder for buffers, sets and results")
+    p.add_argument("--json", default=None, help="results file (default OUT/trajectory.json)")
+    p.add_argument("--experts", type=int, help=f"experts per kind (full {FULL['experts']}, quick {QUICK['experts']})")
+    p.add_argument("--epochs", type=int, help=f"epochs per expert (full {FULL['epochs']})")
+    p.add_argument("--train-per-class", type=int, help="experts train on this many images per class (0: all; "
+                   f"full {FULL['train_per_class']})")
+    p.add_argument("--expert-bf16", action="store_true", help="bf16 autocast while training experts")
+    p.add_argument("--arch", help=f"network of experts and students (full {FULL['arch']})")
+    zca = p.add_mutually_exclusive_group()
+    zca.add_argument("--zca", dest="zca", action="store_true", default=None, help="ZCA whitening (full: on)")
+    zca.add_argument("--no-zca", dest="zca", action="store_false")
+    p.add_argument("--ipcs", default="1,10")
+    p.add_argument("--methods", default="mtt,mtt+fyi,ftd,ftd+fyi")
+    p.add_argument("--iterations", help=f"per IPC, comma-separated (full {FULL['iterations']})")
+    p.add_argument("--syn-steps", help=f"unrolled steps per IPC (0: published; full {FULL['syn_steps']})")
+    p.add_argument("--no-checkpoint-unroll", action="store_true",
+                   help="keep every unrolled step's activations (faster, memory grows with syn_steps)")
+    p.add_argument("--eval-epochs", type=int, help=f"evaluation epochs (full {FULL['eval_epochs']}; paper 1000)")
+    p.add_argument("--seeds", type=int, help=f"evaluation seeds (full {FULL['seeds']})")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="torch threads (0: torch's default; quick: 1, which is faster for "
+                   "tiny networks and on a busy machine)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    preset = QUICK if args.quick else FULL
+    for k, v in preset.items():
+        if getattr(args, k, None) is None:
+            setattr(args, k, v)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from fyi_apps.baselines import random_subset
+    from fyi_apps.data import load_dataset
+    from fyi_apps.distill import DistillConfig, Distiller, resolve_config
+    from fyi_apps.distill.buffers import BufferConfig, train_buffers
+    from fyi_apps.evaluate import EvalConfig, evaluate_synset
+    from fyi_apps.report import pct, table
+    from fyi_apps.runtime import package_versions, resolve_device, write_json
+    from fyi_apps.synset import load_synset
+
+    device = resolve_device(args.device)
+    out = Path(args.out) / ("quick" if args.quick else "full")
+    json_path = Path(args.json) if args.json else out / "trajectory.json"
+    ipcs, iters, steps = _ints(args.ipcs), _ints(args.iterations), _ints(args.syn_steps)
+    iters, steps = _per_ipc(iters, ipcs, "--iterations"), _per_ipc(steps, ipcs, "--syn-steps")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    progress = not args.quiet
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    ecfg = EvalConfig(epochs=args.eval_epochs)
+
+    previous = {}
+    if json_path.exists():
+        import json
+
+        try:
+            prev = json.loads(json_path.read_text())
+            if prev.get("args") == _args_record(args):
+                previous = prev.get("results", {})
+        except (OSError, ValueError):
+            previous = {}
+    results: dict = dict(previous)
+    record = {"benchmark": "trajectory", "command": " ".join([sys.executable, *sys.argv]),
+              "args": _args_record(args), "seeds": seeds, "versions": package_versions(),
+              "device": str(device), "threads": torch.get_num_threads(), "results": results}
+
+    def save():
+        record["time"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        write_json(json_path, record)
+
+    t_load = time.perf_counter()
+    ds = load_dataset(args.dataset, root=args.data_root)
+    print(f"{ds.info.name}: {ds.source} ({time.perf_counter() - t_load:.0f} s to load)", flush=True)
+
+    # ---------------------------------------------------------------- 1. buffers
+    buffers = {}
+    for flat in (False, True):
+        if not any(m.startswith("ftd" if flat else "mtt") for m in methods):
+            continue
+        bcfg = BufferConfig(dataset=ds.info.name, experts=args.experts, epochs=args.epochs, arch=args.arch,
+                            zca=bool(args.zca), flat=flat, train_per_class=args.train_per_class or None,
+                            bf16=args.expert_bf16, seed=args.seed)
+        folder = out / ("buffers-flat" if flat else "buffers-sgd")
+        t0 = time.perf_counter()
+        b = train_buffers(bcfg, ds, folder, device=device, progress=progress, command=record["command"])
+        s = b.summary()
+        s["seconds_per_expert_epoch"] = s["mean_seconds"] / b.epochs
+        s["wall_seconds_this_call"] = time.perf_counter() - t0
+        buffers["flat" if flat else "sgd"] = (folder, b)
+        record.setdefault("buffers", {})["flat" if flat else "sgd"] = s
+        print(f"{'flat (GSAM)' if flat else 'SGD'} experts: {s['experts']} x {s['epochs']} epochs, test acc "
+              f"{100 * (s['mean_test_acc'] or 0):.2f} %, {s['seconds_per_expert_epoch']:.1f} s per expert-epoch", flush=True)
+        save()
+
+    # ---------------------------------------------------------------- 2.+3. distil and evaluate
+    for ipc, n_it, n_steps in zip(ipcs, iters, steps):
+        key = f"random-ipc{ipc}"
+        if key not in results:
+            accs = []
+            for s in seeds:  # a different subset for every seed
+                r = evaluate_synset(random_subset(ds, ipc, seed=s), ds, archs=[args.arch], cfg=ecfg, seeds=[s],
+                                    device=device)
+                accs += r[args.arch].accs
+            results[key] = {"set": "random", "ipc": ipc, "accs": accs, "mean": sum(accs) / len(accs),
+                            "std": _std(accs), "lr": 0.01}
+            save()
+        for m in methods:
+            method, fyi = m.split("+")[0], ("flip" if m.endswith("+fyi") else None)
+            key = f"{m}-ipc{ipc}"
+            if key in results:
+                continue
+            folder, b = buffers["flat" if method == "ftd" else "sgd"]
+            opts = {"buffers": str(folder), "checkpoint_unroll": not args.no_checkpoint_unroll}
+            base = resolve_config(DistillConfig(method=method, dataset=ds.info.name, ipc=ipc))
+            if n_steps:
+                opts["syn_steps"] = n_steps
+            ee = int(base.options["expert_epochs"])
+            ee = min(ee, b.epochs)
+            opts["expert_epochs"] = ee
+            opts["max_start_epoch"] = max(1, min(int(base.options["max_start_epoch"]), b.epochs - ee + 1))
+            cfg = DistillConfig(method=method, dataset=ds.info.name, ipc=ipc, fyi=fyi, iterations=n_it, arch=args.arch,
+                                seed=args.seed, checkpoint_every=max(1, min(10, n_it)), options=opts)
+            target = out / "sets" / f"{key}.safetensors"
+            d = Distiller(cfg, ds, device=device)
+            peak = None
+            if target.exists():  # finished before a crash, not yet evaluated: keep it
+                import json
+
+                log = json.loads(target.with_name(f"{key}.log.json").read_text())["log"]
+            else:
+                with PeakMemory(device) as mem:
+                    d.run(target, resume=True, progress=progress)
+                log, peak = d.log[d.start_iteration:] or d.log, mem.peak_mb
+            sec = [r["seconds"] for r in log]
+            synset = load_synset(target)
+            ev = evaluate_synset(synset, ds, archs=[args.arch], cfg=ecfg, seeds=seeds, device=device)[args.arch]
+            results[key] = {
+                "set": m, "ipc": ipc, "iterations": n_it, "syn_steps": d.cfg.options["syn_steps"],
+                "expert_epochs": ee, "max_start_epoch": opts["max_start_epoch"], "lr_img": d.cfg.lr_img,
+                "lr_lr": d.cfg.options["lr_lr"], "lr_teacher": d.cfg.options["lr_teacher"],
+                "checkpoint_unroll": opts["checkpoint_unroll"],
+                "seconds_per_iteration": sum(sec) / len(sec), "peak_mb_per_iteration": peak,
+                "first_loss": log[0]["loss"], "final_loss": synset.extra.get("final_loss"), "learned_lr": synset.lr,
+                "accs": ev.accs, "mean": ev.mean, "std": ev.std, "eval_lr": ev.lr, "file": str(target),
+            }
+            save()
+            print(f"{key}: {100 * ev.mean:.2f} % ({sum(sec) / len(sec):.1f} s/it"
+                  + (f", +{peak:.0f} MB" if peak is not None else "") + ")", flush=True)
+
+    # ---------------------------------------------------------------- table
+    rows = []
+    for ipc in ipcs:
+        for m in ["random", *methods]:
+            r = results.get(f"{m}-ipc{ipc}")
+            if r is None:
+                continue
+            if m == "random":
+                rows.append([m, ipc, "-", "-", "-", "-", "-", "0.01", pct(r["mean"], r["std"])])
+            else:
+                rows.append([m.upper().replace("+FYI", " + FYI"), ipc, r["iterations"], r["syn_steps"],
+                             f"{r['seconds_per_iteration']:.1f}",
+                             "-" if r["peak_mb_per_iteration"] is None else f"{r['peak_mb_per_iteration']:.0f}",
+                             f"{r['first_loss']:.3f} -> {r['final_loss']:.3f}", f"{r['learned_lr']:.4g}",
+                             pct(r["mean"], r["std"])])
+    headers = ["set", "IPC", "iterations", "syn_steps", "s/it", "peak MB/it", "loss", "lr", "test acc %"]
+    print(table(rows, headers))
+    md = table(rows, headers, markdown=True)
+    record["table_markdown"] = md
+    save()
+    (out / "trajectory.md").write_text(md + "\n")
+    print(f"results written to {json_path}")
+    return 0
+
+
+def _per_ipc(values: list[int], ipcs: list[int], flag: str) -> list[int]:
+    """One value for all IPCs, one per IPC, or (the presets) a pair: IPC 1 gets the first, larger IPCs the second."""
+    if len(values) == 1:
+        return values * len(ipcs)
+    if len(values) == len(ipcs):
+        return values
+    if len(values) == 2:
+        return [values[0] if ipc <= 1 else values[1] for ipc in ipcs]
+    raise SystemExit(f"{flag} takes one value or one per IPC (--ipcs)")
+
+
+def _std(xs):
+    m = sum(xs) / len(xs)
+    return (sum((x - m) ** 2 for x in xs) / len(xs)) ** 0.5
+
+
+def _args_record(args) -> dict:
+    keep = ("quick", "dataset", "experts", "epochs", "train_per_class", "expert_bf16", "arch", "zca", "ipcs", "methods",
+            "iterations", "syn_steps", "no_checkpoint_unroll", "eval_epochs", "seeds", "seed")
+    return {k: getattr(args, k) for k in keep}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,705 @@
+"""Expert trajectories for trajectory matching (MTT, FTD): training, storage, loading, resume.
+
+An *expert* is a network of the distillation architecture trained from scratch
+on the real training set; its *trajectory* is its parameter vector after every
+epoch (epoch 0 = initialisation).  MTT (Cazenavette et al., CVPR 2022) and FTD
+(Du et al., CVPR 2023) match short stretches of these trajectories.
+
+Training follows the reference ``buffer.py`` of MTT: SGD with learning rate
+``lr_teacher`` 0.01, no momentum, no weight decay, no learning-rate decay,
+batch 256, DSA augmentation of every real batch.  ``flat=True`` trains FTD's
+*flat* experts with GSAM instead (Zhuang et al., ICLR 2022, as used by FTD's
+``buffer_FTD.py``): rho 0.01 (constant), alpha 0.3, adaptive perturbation, the
+same SGD underneath.  Optional ZCA whitening (``zca=True``) is a fixed linear
+transform of the pixels, fitted on the training set (see :class:`ZCA`).
+
+Storage (one folder)::
+
+    buffers.json                 config, dataset, parameter names/shapes, per-expert stats
+    expert_00000.safetensors     tensor "trajectory" [epochs + 1, P] (float32 by default)
+    expert_00001.safetensors     ...
+    expert_00002.partial.pt      training state of an unfinished expert (resume)
+    zca.safetensors              the whitening transform, when zca=True
+
+Each expert is one contiguous tensor, read row by row (``safe_open`` slices),
+so distillation keeps only the two parameter vectors it needs in memory.
+Every file is written atomically.  Expert ``i`` draws all its randomness from
+seeds derived from ``(seed, i)``, so training is resumable expert by expert and
+epoch by epoch (after ``kill -9``) and ends with the same tensors as an
+uninterrupted run.  Asking for more experts in an existing folder extends it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import FyiError
+from ..runtime import atomic_path, cache_dir, derive_seed, make_generator, package_versions, resolve_device, save_torch, write_json
+
+BUFFER_FORMAT = 1
+INDEX = "buffers.json"
+ZCA_FILE = "zca.safetensors"
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+# --------------------------------------------------------------------------- ZCA
+@dataclass
+class ZCA:
+    """ZCA whitening ``z = (p - mu) W`` of flattened pixels ``p`` in [0, 1].
+
+    ``W = U diag((s + eps)^-1/2) U^T`` from the eigen-decomposition ``U diag(s) U^T``
+    of the (unbiased) pixel covariance of the training set; ``eps`` 0.1 as in
+    the MTT/FTD reference code (which uses kornia's ``ZCAWhitening``; kornia is
+    not a dependency here, so this is the same computation with
+    ``torch.linalg.eigh``).  ``W`` is symmetric; ``W^-1 = U diag((s + eps)^1/2) U^T``.
+
+    Inside fyi-apps images are normalised with the dataset's mean/std, so
+    :meth:`__call__` takes *normalised* images, undoes the normalisation and
+    whitens.  Whitened images are what the experts, the distillation and the
+    evaluation of a ZCA synthetic set see.
+    """
+
+    mean: torch.Tensor  # [D] pixel mean in [0, 1]
+    matrix: torch.Tensor  # [D, D]
+    eigenvalues: torch.Tensor  # [D] (for the inverse and the record)
+    eigenvectors: torch.Tensor  # [D, D]
+    eps: float
+    norm_mean: tuple[float, ...]
+    norm_std: tuple[float, ...]
+
+    @property
+    def dim(self) -> int:
+        return int(self.mean.numel())
+
+    def _stats(self, x: torch.Tensor):
+        c = len(self.norm_mean)
+        m = torch.tensor(self.norm_mean, dtype=x.dtype, device=x.device).view(1, c, 1, 1)
+        s = torch.tensor(self.norm_std, dtype=x.dtype, device=x.device).view(1, c, 1, 1)
+        return m, s
+
+    def whiten_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``[N, C, H, W]`` images in [0, 1] -> whitened images of the same shape."""
+        flat = pixels.reshape(pixels.shape[0], -1)
+        if flat.shape[1] != self.dim:
+            raise FyiError(f"ZCA was fitted on {self.dim}-pixel images but got {flat.shape[1]}; "
+                           "use the transform of the dataset the images come from")
+        mean, w = self._on(flat.device, flat.dtype)
+        return ((flat - mean) @ w).reshape(pixels.shape)
+
+    def _on(self, device, dtype):
+        """Mean and matrix on ``device`` (copied once per device/dtype, not per batch)."""
+        cache = self.__dict__.setdefault("_copies", {})
+        key = (str(device), dtype)
+        if key not in cache:
+            cache[key] = (self.mean.to(device=device, dtype=dtype), self.matrix.to(device=device, dtype=dtype))
+        return cache[key]
+
+    def __call__(self, normalised: torch.Tensor) -> torch.Tensor:
+        """Normalised images (dataset mean/std) -> whitened images."""
+        m, s = self._stats(normalised)
+        return self.whiten_pixels(normalised * s + m)
+
+    def from_uint8(self, images: torch.Tensor) -> torch.Tensor:
+        return self.whiten_pixels(images.float() / 255.0)
+
+    def inverse_pixels(self, whitened: torch.Tensor) -> torch.Tensor:
+        """Whitened images -> pixels in [0, 1] (unclamped); for pictures."""
+        u = self.eigenvectors.to(whitened.device, whitened.dtype)
+        root = (self.eigenvalues.to(whitened.device, whitened.dtype) + self.eps).sqrt()
+        flat = whitened.reshape(whitened.shape[0], -1)
+        return ((flat @ u) * root @ u.T + self.mean.to(whitened.device, whitened.dtype)).reshape(whitened.shape)
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(self.matrix.float().contiguous().cpu().numpy().tobytes()).hexdigest()[:16]
+
+    # --- storage ---
+    def save(self, path: Path) -> None:
+        tensors = {"mean": self.mean.float().contiguous(), "matrix": self.matrix.float().contiguous(),
+                   "eigenvalues": self.eigenvalues.float().contiguous(),
+                   "eigenvectors": self.eigenvectors.float().contiguous()}
+        meta = {"eps": repr(float(self.eps)), "norm_mean": json.dumps(list(self.norm_mean)),
+                "norm_std": json.dumps(list(self.norm_std))}
+        _save_safetensors(path, tensors, meta)
+
+    @classmethod
+    def load(cls, path: Path) -> "ZCA":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata()
+                t = {k: f.get_tensor(k) for k in f.keys()}
+            return cls(t["mean"], t["matrix"], t["eigenvalues"], t["eigenvectors"], float(meta["eps"]),
+                       tuple(json.loads(meta["norm_mean"])), tuple(json.loads(meta["norm_std"])))
+        except Exception as e:  # noqa: BLE001 - any unreadable file is the same user problem
+            raise FyiError(f"ZCA file {path} is unreadable ({type(e).__name__}); delete it to refit") from None
+
+
+def _save_safetensors(path: Path, tensors: dict, metadata: dict) -> None:
+    """safetensors file written atomically, with ordinary file permissions."""
+    import os
+
+    import safetensors.torch
+
+    with atomic_path(path) as tmp:
+        safetensors.torch.save_file(tensors, str(tmp), metadata=metadata)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+
+
+def fit_zca(images_uint8: torch.Tensor, eps: float = 0.1, *, norm_mean=(0.0,), norm_std=(1.0,),
+            chunk: int = 4096) -> ZCA:
+    """Fit :class:`ZCA` on uint8 images ``[N, C, H, W]`` (covariance accumulated in float64)."""
+    n = images_uint8.shape[0]
+    if n < 2:
+        raise FyiError("ZCA needs at least 2 training images")
+    if not eps > 0:
+        raise FyiError(f"ZCA eps must be positive, got {eps}")
+    flat = images_uint8.reshape(n, -1)
+    d = flat.shape[1]
+    total = torch.zeros(d, dtype=torch.float64)
+    for s in range(0, n, chunk):
+        total += flat[s:s + chunk].double().sum(0) / 255.0
+    mean = total / n
+    cov = torch.zeros(d, d, dtype=torch.float64)
+    for s in range(0, n, chunk):
+        xc = flat[s:s + chunk].double() / 255.0 - mean
+        cov += xc.T @ xc
+    cov /= n - 1
+    evals, evecs = torch.linalg.eigh(cov)
+    evals = evals.clamp_min(0.0)
+    w = (evecs * (evals + eps).rsqrt()) @ evecs.T
+    return ZCA(mean.float(), w.float(), evals.float(), evecs.float(), float(eps),
+               tuple(float(v) for v in norm_mean), tuple(float(v) for v in norm_std))
+
+
+def _train_fingerprint(dataset) -> str:
+    h = hashlib.sha256()
+    h.update(str(dataset.info.name).encode())
+    h.update(str(tuple(dataset.train.images.shape)).encode())
+    h.update(dataset.train.images.contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def zca_for_dataset(dataset, eps: float = 0.1) -> ZCA:
+    """The ZCA transform of ``dataset``'s training set (fitted once, then cached on disk)."""
+    key = f"{dataset.info.name}-{_train_fingerprint(dataset)}-eps{float(eps):g}"
+    path = cache_dir() / "zca" / f"{key}.safetensors"
+    if path.exists():
+        try:
+            return ZCA.load(path)
+        except FyiError:
+            path.unlink(missing_ok=True)
+    z = fit_zca(dataset.train.images, eps, norm_mean=dataset.info.mean, norm_std=dataset.info.std)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    z.save(path)
+    return z
+
+
+def zca_from_config(record: dict, dataset) -> ZCA:
+    """The transform a synthetic set's ``config["zca"]`` refers to, checked against ``dataset``."""
+    z = zca_for_dataset(dataset, float(record.get("eps", 0.1)))
+    want = record.get("fingerprint")
+    if want and want != z.fingerprint():
+        import warnings
+
+        warnings.warn(f"the ZCA transform refitted on {dataset.info.name} differs from the one the set was "
+                      f"distilled with (fingerprint {z.fingerprint()} vs {want}); accuracy may be off", stacklevel=2)
+    return z
+
+
+# --------------------------------------------------------------------------- config
+@dataclass
+class BufferConfig:
+    """How the experts are trained (stored in ``buffers.json``)."""
+
+    dataset: str
+    experts: int = 100
+    epochs: int = 50
+    arch: str = "convnet"
+    lr_teacher: float = 0.01
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    batch_size: int = 256
+    dsa: bool = True
+    dsa_strategy: str = "color_crop_cutout_flip_scale_rotate"
+    dsa_mode: str = "single"
+    zca: bool = False
+    zca_eps: float = 0.1
+    flat: bool = False  # FTD: GSAM instead of SGD
+    rho: float = 0.01
+    alpha: float = 0.3
+    adaptive: bool = True
+    train_per_class: int | None = None  # None: the whole training set
+    dtype: str = "float32"  # storage precision of the trajectories
+    bf16: bool = False  # bf16 autocast while training (CPU AVX-512 BF16 / CUDA)
+    extend_flip: bool = False
+    test_every: int = 0  # test accuracy every N epochs (0: after the last epoch only)
+    seed: int = 0
+
+    def identity(self) -> dict:
+        """Fields that must agree to continue an existing folder (``experts`` may grow)."""
+        d = dataclasses.asdict(self)
+        d.pop("experts")
+        d.pop("test_every")
+        return d
+
+    def check(self) -> None:
+        if self.experts < 1:
+            raise FyiError(f"--experts must be at least 1, got {self.experts}")
+        if self.epochs < 1:
+            raise FyiError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise FyiError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if not (self.lr_teacher > 0 and math.isfinite(self.lr_teacher)):
+            raise FyiError(f"--lr-teacher must be a positive number, got {self.lr_teacher}")
+        if self.dtype not in _DTYPES:
+            raise FyiError(f"--dtype must be one of {', '.join(_DTYPES)}, got {self.dtype!r}")
+        if self.flat and not (self.rho > 0):
+            raise FyiError(f"--rho must be positive for flat (GSAM) experts, got {self.rho}")
+        if self.train_per_class is not None and self.train_per_class < 1:
+            raise FyiError(f"--train-per-class must be at least 1, got {self.train_per_class}")
+
+
+def default_buffer_dir(cfg: BufferConfig, out_dir: str | Path = "fyi-runs") -> Path:
+    tags = [cfg.dataset + ("-flipext" if cfg.extend_flip else ""), cfg.arch.replace(":", "_").replace(",", "_").replace("=", "")]
+    if cfg.zca:
+        tags.append("zca")
+    if cfg.flat:
+        tags.append("flat")
+    if cfg.train_per_class:
+        tags.append(f"sub{cfg.train_per_class}")
+    return Path(out_dir) / "buffers" / ("_".join(tags) + f"_seed{cfg.seed}")
+
+
+# --------------------------------------------------------------------------- GSAM
+class _BatchNormMomentum:
+    """Freeze BatchNorm running statistics during GSAM's second (perturbed) pass."""
+
+    def __init__(self, net: torch.nn.Module):
+        self.bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
+    def __enter__(self):
+        self.saved = [m.momentum for m in self.bns]
+        for m in self.bns:
+            m.momentum = 0.0
+
+    def __exit__(self, *exc):
+        for m, v in zip(self.bns, self.saved):
+            m.momentum = v
+
+
+def gsam_direction(params: Sequence[torch.Tensor], closure: Callable[[], torch.Tensor], *, rho: float,
+                   alpha: float, adaptive: bool = True, eps: float = 1e-12, second_pass=None) -> torch.Tensor:
+    """GSAM (Zhuang et al., ICLR 2022): set ``p.grad`` to the update direction; return the loss at ``w``.
+
+    1. ``g = grad L(w)``;
+    2. ascend to ``w + e`` with ``e = rho g / ||g||`` (adaptive: ``e = rho w^2 g / || |w| g ||``);
+    3. ``g_p = grad L(w + e)``, return to ``w``;
+    4. direction ``g_p - alpha * g_perp`` where ``g_perp = g - (<g, g_p> / ||g_p||^2) g_p`` is the
+       part of ``g`` orthogonal to ``g_p`` (descending it lowers the surrogate gap).
+
+    ``closure`` computes the loss (forward only).  The base optimiser then steps with ``p.grad``.
+    """
+    params = [p for p in params if p.requires_grad]
+    loss = closure()
+    g = torch.autograd.grad(loss, params)
+    with torch.no_grad():
+        if adaptive:
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.abs() * gi) for p, gi in zip(params, g)]))
+            e = [rho * gi * p * p / (norm + eps) for p, gi in zip(params, g)]
+        else:
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(gi) for gi in g]))
+            e = [rho * gi / (norm + eps) for gi in g]
+        for p, ei in zip(params, e):
+            p.add_(ei)
+    try:
+        with (second_pass or _nullctx()):
+            loss_p = closure()
+        gp = torch.autograd.grad(loss_p, params)
+    finally:
+        with torch.no_grad():
+            for p, ei in zip(params, e):
+                p.sub_(ei)
+    with torch.no_grad():
+        inner = sum((a * b).sum() for a, b in zip(g, gp))
+        gp_sq = sum((b * b).sum() for b in gp)
+        coef = inner / (gp_sq + eps)
+        for p, gi, gpi in zip(params, g, gp):
+            p.grad = gpi - alpha * (gi - coef * gpi)
+    return loss.detach()
+
+
+class _nullctx:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+# --------------------------------------------------------------------------- training
+def _param_spec(net: torch.nn.Module) -> list[tuple[str, list[int]]]:
+    return [(n, list(p.shape)) for n, p in net.named_parameters()]
+
+
+def flat_params(net: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1).float().cpu() for p in net.parameters()])
+
+
+def _train_indices(train, per_class: int | None, seed: int) -> torch.Tensor | None:
+    if per_class is None:
+        return None
+    g = make_generator(derive_seed(seed, "buffer-subset"))
+    counts = train.class_counts()
+    return torch.cat([train.sample_indices(c, min(per_class, counts[c]), g) for c in range(train.num_classes)])
+
+
+class _Trainer:
+    """Trains expert ``i`` epoch by epoch, checkpointing after every epoch."""
+
+    def __init__(self, cfg: BufferConfig, dataset, device: torch.device, zca: ZCA | None):
+        from ..dsa import DSA
+
+        self.cfg, self.dataset, self.device, self.zca = cfg, dataset, device, zca
+        info = dataset.info
+        idx = _train_indices(dataset.train, cfg.train_per_class, cfg.seed)
+        images, labels = dataset.train.images, dataset.train.labels
+        if idx is not None:
+            images, labels = images[idx], labels[idx]
+        self.images = images.to(device)
+        self.labels = labels.to(device)
+        self.aug = DSA(cfg.dsa_strategy, mode=cfg.dsa_mode) if cfg.dsa else None
+        self._mean = torch.tensor(info.mean, device=device).view(1, -1, 1, 1)
+        self._std = torch.tensor(info.std, device=device).view(1, -1, 1, 1)
+
+        self.whitened = None
+        if zca is not None and self.images.numel() * 4 <= 2 * 1024**3:  # whiten once when it fits in 2 GB
+            self.whitened = torch.cat([zca.from_uint8(self.images[s:s + 4096]) for s in range(0, len(self.images), 4096)])
+
+    def prepare(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        if self.zca is not None:
+            return self.zca.from_uint8(x_uint8)
+        return (x_uint8.float() / 255.0 - self._mean) / self._std
+
+    def batch(self, idx: torch.Tensor) -> torch.Tensor:
+        if self.whitened is not None:
+            return self.whitened[idx]
+        return self.prepare(self.images[idx])
+
+    def new_net(self, i: int) -> torch.nn.Module:
+        from ..networks import create_model
+
+        info = self.dataset.info
+        net = create_model(self.cfg.arch, channels=info.channels, num_classes=info.num_classes,
+                           image_size=info.image_size, seed=derive_seed(self.cfg.seed, "expert-net", i))
+        return net.to(self.device).train()
+
+    def optimizer(self, net):
+        return torch.optim.SGD(net.parameters(), lr=self.cfg.lr_teacher, momentum=self.cfg.momentum,
+                               weight_decay=self.cfg.weight_decay)
+
+    def epoch(self, net, opt, g: torch.Generator) -> float:
+        cfg = self.cfg
+        n = self.images.shape[0]
+        order = torch.randperm(n, generator=g).to(self.device)
+        total, count = 0.0, 0
+        bn = _BatchNormMomentum(net)
+        params = [p for p in net.parameters() if p.requires_grad]
+        for s in range(0, n, cfg.batch_size):
+            idx = order[s:s + cfg.batch_size]
+            x = self.batch(idx)
+            y = self.labels[idx]
+            if self.aug is not None:
+                x = self.aug(x, generator=g, siamese=False)
+
+            def closure():
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                    out = net(x)
+                return F.cross_entropy(out.float(), y)
+
+            if cfg.flat:
+                loss = gsam_direction(params, closure, rho=cfg.rho, alpha=cfg.alpha, adaptive=cfg.adaptive,
+                                      second_pass=bn)
+            else:
+                opt.zero_grad(set_to_none=True)
+                loss = closure()
+                loss.backward()
+                loss = loss.detach()
+            opt.step()
+            lv = float(loss)
+            if not math.isfinite(lv):
+                raise FyiError(f"expert training loss became {lv}; lower --lr-teacher (now {cfg.lr_teacher})")
+            total += lv * idx.numel()
+            count += idx.numel()
+        return total / max(count, 1)
+
+    @torch.no_grad()
+    def test_accuracy(self, net) -> float:
+        net.eval()
+        correct = 0
+        test = self.dataset.test
+        for s in range(0, test.images.shape[0], 1000):
+            x = self.prepare(test.images[s:s + 1000].to(self.device))
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
+                pred = net(x).argmax(1)
+            correct += int((pred == test.labels[s:s + 1000].to(self.device)).sum())
+        net.train()
+        return correct / max(test.images.shape[0], 1)
+
+
+def _expert_file(folder: Path, i: int) -> Path:
+    return folder / f"expert_{i:05d}.safetensors"
+
+
+def _partial_file(folder: Path, i: int) -> Path:
+    return folder / f"expert_{i:05d}.partial.pt"
+
+
+def _save_expert(path: Path, traj: torch.Tensor, meta: dict) -> None:
+    _save_safetensors(path, {"trajectory": traj.contiguous()}, {k: json.dumps(v) for k, v in meta.items()})
+
+
+def train_buffers(
+    cfg: BufferConfig,
+    dataset,
+    output: str | Path,
+    *,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+    stop_after: tuple[int, int] | int | None = None,
+    command: str | None = None,
+) -> "ExpertBuffers":
+    """Train ``cfg.experts`` experts into ``output`` (continuing whatever is there); return the buffers.
+
+    ``stop_after``: ``k`` stops after ``k`` experts finished by this call; ``(i, e)``
+    stops after epoch ``e`` of expert ``i`` (leaving its partial state), as a
+    crash would.  Tests use it to check that resuming gives identical tensors.
+    """
+    from tqdm.auto import tqdm
+
+    cfg.check()
+    device = resolve_device(device)
+    folder = Path(output)
+    if folder.exists() and not folder.is_dir():
+        raise FyiError(f"{folder} is a file; give a folder for the expert trajectories")
+    folder.mkdir(parents=True, exist_ok=True)
+    index_path = folder / INDEX
+    if index_path.exists():
+        index = _read_index(folder)
+        if index["config"] != cfg.identity():
+            theirs, ours = index["config"], cfg.identity()
+            diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+            raise FyiError(f"{folder} holds experts trained with different settings ({', '.join(diff)}); "
+                           "use the same settings to add experts, or another --output folder")
+    else:
+        index = None
+    if dataset.info.name != cfg.dataset:
+        raise FyiError(f"BufferConfig.dataset is {cfg.dataset!r} but the data is {dataset.info.name!r}")
+
+    zca = None
+    zca_record = None
+    if cfg.zca:
+        if progress:
+            print(f"ZCA whitening of {dataset.info.name} (eps {cfg.zca_eps}; fitted once, then cached)")
+        zca = zca_for_dataset(dataset, cfg.zca_eps)
+        if not (folder / ZCA_FILE).exists():
+            zca.save(folder / ZCA_FILE)
+        zca_record = {"eps": cfg.zca_eps, "file": ZCA_FILE, "fingerprint": zca.fingerprint()}
+
+    trainer = _Trainer(cfg, dataset, device, zca)
+    probe = trainer.new_net(0)
+    spec = _param_spec(probe)
+    num_params = sum(math.prod(s) for _, s in spec)
+    if index is None:
+        info = dataset.info
+        index = {
+            "format": BUFFER_FORMAT,
+            "config": cfg.identity(),
+            "dataset": {"name": info.name, "source": dataset.source, "channels": info.channels,
+                        "image_size": info.image_size, "num_classes": info.num_classes,
+                        "mean": list(info.mean), "std": list(info.std),
+                        "train_images": int(trainer.images.shape[0])},
+            "params": spec,
+            "num_params": num_params,
+            "zca": zca_record,
+            "experts": [],
+            "versions": package_versions(),
+            "command": command,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        write_json(index_path, index)
+    elif index["params"] != [[n, s] for n, s in spec] and index["params"] != spec:
+        raise FyiError(f"{folder}: the network's parameters differ from the stored experts'; use another folder")
+
+    done = {e["index"] for e in index["experts"] if _expert_file(folder, e["index"]).exists()}
+    todo = [i for i in range(cfg.experts) if i not in done]
+    sdtype = _DTYPES[cfg.dtype]
+    finished_here = 0
+    bar = tqdm(total=cfg.experts, initial=cfg.experts - len(todo), desc=f"experts {cfg.dataset}{' flat' if cfg.flat else ''}",
+               disable=not progress, dynamic_ncols=True)
+    for i in todo:
+        t0 = time.perf_counter()
+        net = trainer.new_net(i)
+        opt = trainer.optimizer(net)
+        g = make_generator(derive_seed(cfg.seed, "expert-train", i))
+        traj = [flat_params(net)]
+        losses: list[float] = []
+        accs: dict[str, float] = {}
+        start_epoch = 0
+        part = _partial_file(folder, i)
+        if part.exists():
+            try:
+                st = torch.load(part, map_location=device, weights_only=False)
+                if st.get("config") != cfg.identity():
+                    raise ValueError("config")
+                net.load_state_dict(st["net"])
+                opt.load_state_dict(st["opt"])
+                g.set_state(st["generator"])
+                traj, losses, accs, start_epoch = list(st["trajectory"]), st["losses"], st["accs"], st["epoch"]
+                t0 -= st.get("seconds", 0.0)
+            except Exception:  # noqa: BLE001 - a broken partial state just means: start this expert over
+                net = trainer.new_net(i)
+                opt = trainer.optimizer(net)
+                g = make_generator(derive_seed(cfg.seed, "expert-train", i))
+                traj, losses, accs, start_epoch = [flat_params(net)], [], {}, 0
+        for e in range(start_epoch, cfg.epochs):
+            losses.append(trainer.epoch(net, opt, g))
+            traj.append(flat_params(net))
+            if cfg.test_every and (e + 1) % cfg.test_every == 0 and e + 1 < cfg.epochs:
+                accs[str(e + 1)] = trainer.test_accuracy(net)
+            if progress:
+                bar.set_postfix(expert=i, epoch=f"{e + 1}/{cfg.epochs}", loss=f"{losses[-1]:.3f}")
+            if e + 1 < cfg.epochs:
+                save_torch(part, {"config": cfg.identity(), "net": net.state_dict(), "opt": opt.state_dict(),
+                                  "generator": g.get_state(), "trajectory": traj, "losses": losses, "accs": accs,
+                                  "epoch": e + 1, "seconds": time.perf_counter() - t0})
+                if isinstance(stop_after, tuple) and stop_after == (i, e + 1):
+                    bar.close()
+                    return ExpertBuffers(folder)
+        accs[str(cfg.epochs)] = trainer.test_accuracy(net)
+        seconds = time.perf_counter() - t0
+        tensor = torch.stack(traj).to(sdtype)
+        stats = {"index": i, "file": _expert_file(folder, i).name, "net_seed": derive_seed(cfg.seed, "expert-net", i),
+                 "train_seed": derive_seed(cfg.seed, "expert-train", i), "train_loss": losses,
+                 "test_acc": accs, "seconds": seconds}
+        _save_expert(_expert_file(folder, i), tensor, {"expert": i, "epochs": cfg.epochs, "num_params": num_params})
+        index = _read_index(folder)
+        index["experts"] = sorted([e for e in index["experts"] if e["index"] != i] + [stats], key=lambda r: r["index"])
+        write_json(index_path, index)
+        part.unlink(missing_ok=True)
+        bar.update(1)
+        bar.set_postfix(expert=i, test_acc=f"{accs[str(cfg.epochs)]:.3f}")
+        finished_here += 1
+        if isinstance(stop_after, int) and finished_here >= stop_after:
+            break
+    bar.close()
+    return ExpertBuffers(folder)
+
+
+def _read_index(folder: Path) -> dict:
+    path = Path(folder) / INDEX
+    if not path.exists():
+        raise FyiError(f"{folder} holds no expert trajectories ({INDEX} is missing); "
+                       "make them with `fyi buffers --dataset NAME --experts N --epochs E -o FOLDER`")
+    try:
+        index = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise FyiError(f"{path} is unreadable ({type(e).__name__}); re-create the buffers") from None
+    if index.get("format") != BUFFER_FORMAT:
+        raise FyiError(f"{path} has buffer format {index.get('format')!r}, this fyi-apps reads {BUFFER_FORMAT}; "
+                       "re-create the buffers")
+    return index
+
+
+# --------------------------------------------------------------------------- loading
+class ExpertBuffers:
+    """Read access to a folder of expert trajectories."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise FyiError(f"expert folder {folder} does not exist; make it with "
+                           "`fyi buffers --dataset NAME --experts N --epochs E -o FOLDER`")
+        self.index = _read_index(self.folder)
+        self.config = dict(self.index["config"])
+        self.experts = [e for e in self.index["experts"] if (self.folder / e["file"]).exists()]
+        if not self.experts:
+            raise FyiError(f"{self.folder} has no finished expert yet; run (or resume) `fyi buffers` first")
+        self.spec = [(n, tuple(s)) for n, s in self.index["params"]]
+        self.num_params = int(self.index["num_params"])
+        self._zca: ZCA | None = None
+
+    @property
+    def num_experts(self) -> int:
+        return len(self.experts)
+
+    @property
+    def epochs(self) -> int:
+        return int(self.config["epochs"])
+
+    @property
+    def dataset(self) -> str:
+        return str(self.config["dataset"])
+
+    @property
+    def arch(self) -> str:
+        return str(self.config["arch"])
+
+    @property
+    def flat(self) -> bool:
+        return bool(self.config.get("flat"))
+
+    @property
+    def zca(self) -> ZCA | None:
+        rec = self.index.get("zca")
+        if not rec:
+            return None
+        if self._zca is None:
+            self._zca = ZCA.load(self.folder / rec["file"])
+        return self._zca
+
+    def zca_record(self) -> dict | None:
+        return dict(self.index["zca"]) if self.index.get("zca") else None
+
+    def load(self, k: int, epochs: Sequence[int], device=None, dtype=torch.float32) -> torch.Tensor:
+        """Parameter vectors of the ``k``-th available expert at ``epochs`` -> ``[len(epochs), P]``."""
+        from safetensors import safe_open
+
+        if not 0 <= k < self.num_experts:
+            raise FyiError(f"expert {k} does not exist; {self.folder} has {self.num_experts}")
+        for e in epochs:
+            if not 0 <= int(e) <= self.epochs:
+                raise FyiError(f"epoch {e} is outside the stored trajectories (0..{self.epochs})")
+        path = self.folder / self.experts[k]["file"]
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                sl = f.get_slice("trajectory")
+                rows = [sl[int(e):int(e) + 1] for e in epochs]
+        except Exception as ex:  # noqa: BLE001
+            raise FyiError(f"{path} is unreadable ({type(ex).__name__}); delete it and resume `fyi buffers`") from None
+        out = torch.cat(rows).to(dtype)
+        if out.shape[1] != self.num_params:
+            raise FyiError(f"{path} holds {out.shape[1]} parameters, {INDEX} says {self.num_params}; re-create it")
+        return out.to(device) if device is not None else out
+
+    def trajectory(self, k: int) -> torch.Tensor:
+        return self.load(k, range(self.epochs + 1))
+
+    def summary(self) -> dict:
+        accs = [e["test_acc"].get(str(self.epochs)) for e in self.experts]
+        accs = [a for a in accs if a is not None]
+        return {"folder": str(self.folder), "experts": self.num_experts, "epochs": self.epochs,
+                "num_params": self.num_params, "flat": self.flat, "zca": bool(self.index.get("zca")),
+                "mean_test_acc": sum(accs) / len(accs) if accs else None,
+                "mean_seconds": sum(e["seconds"] for e in self.experts) / len(self.experts)}

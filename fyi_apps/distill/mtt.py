@@ -1,0 +1,282 @@
+"""MTT: Dataset Distillation by Matching Training Trajectories (Cazenavette et al., CVPR 2022).
+
+Each iteration picks a random expert trajectory (:mod:`.buffers`) and a random
+start epoch ``s`` in ``{0, ..., max_start_epoch - 1}``, starts a student at the
+expert's parameters ``w_s`` and takes ``syn_steps`` plain SGD steps on
+minibatches of the synthetic images with a *learnable* learning rate
+``syn_lr``.  The loss is the normalised parameter distance to the expert
+``expert_epochs`` later::
+
+    L = ||w_student - w_{s+E}||^2 / ||w_s - w_{s+E}||^2
+
+and its gradient (through the whole unroll) updates the images (SGD, momentum
+0.5, ``lr_img``) and ``syn_lr`` (SGD, momentum 0.5, ``lr_lr``; initialised
+at ``lr_teacher``).  Minibatches: a random permutation of the synthetic set
+cut into chunks of ``batch_syn`` (default: the whole set), a new permutation
+when the chunks run out; each minibatch gets its own per-image DSA transform.
+
+The student is a functional copy of the architecture
+(:func:`torch.func.functional_call` on views of one flat parameter vector), so
+no hand-written re-parametrisation is involved.  Memory grows with
+``syn_steps`` (every step's activations and gradient graph are kept for the
+backward pass); ``checkpoint_unroll=true`` recomputes each step during the
+backward pass instead (:func:`torch.utils.checkpoint.checkpoint`), trading
+about one extra forward/backward per step for memory that no longer grows with
+the activations of all steps.
+
+FYI (:mod:`.fyi`): each step draws ``batch_syn // 2`` images and trains on
+``cat([S_b, flip(S_b)])``, so the student still sees ``batch_syn`` images per
+step at the same cost; the flip comes before DSA and the gradient reaches the
+stored (unflipped) images.
+
+The learned learning rate is stored in the synthetic-set file (``lr``) and the
+evaluation protocol trains with it.  With ZCA buffers the synthetic images
+live in whitened space; the set records the transform (``config["zca"]``) and
+:func:`fyi_apps.evaluate.evaluate_synset` whitens the test images to match.
+
+Defaults (reference ``distill.py``): 5,000 iterations, lr_img 1000, lr_lr 1e-5,
+lr_teacher 0.01, syn_steps 20, expert_epochs 3, max_start_epoch 25, DSA on;
+per-dataset/IPC values from FTD's hyper-parameter table (``presets.TRAJECTORY_TABLE``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import FyiError
+from .base import Method, register_method
+from .fyi import FYIView, maybe_expand
+
+# --------------------------------------------------------------------------- the unroll
+class FlatParams:
+    """Names and shapes of a network's parameters, to go between one flat vector and a dict."""
+
+    def __init__(self, net: torch.nn.Module):
+        self.names = [n for n, _ in net.named_parameters()]
+        self.shapes = [tuple(p.shape) for _, p in net.named_parameters()]
+        self.sizes = [math.prod(s) for s in self.shapes]
+        self.total = sum(self.sizes)
+
+    def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {n: t.view(s) for n, t, s in zip(self.names, torch.split(flat, self.sizes), self.shapes)}
+
+    def flatten(self, net: torch.nn.Module) -> torch.Tensor:
+        return torch.cat([p.detach().reshape(-1) for p in net.parameters()])
+
+
+def param_matching_loss(w_end: torch.Tensor, w_start: torch.Tensor, w_target: torch.Tensor) -> torch.Tensor:
+    """``||w_end - w_target||^2 / ||w_start - w_target||^2`` (MTT's normalised parameter distance)."""
+    num = (w_end - w_target).pow(2).sum()
+    den = (w_start - w_target).pow(2).sum()
+    return num / den.clamp_min(torch.finfo(den.dtype).tiny)
+
+
+def unroll(
+    net: torch.nn.Module,
+    spec: FlatParams,
+    w_start: torch.Tensor,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    lr: torch.Tensor,
+    plan: Sequence[tuple[torch.Tensor, object]],
+    *,
+    view: FYIView | None = None,
+    aug=None,
+    checkpoint: bool = False,
+    autocast=None,
+    prep=None,
+) -> torch.Tensor:
+    """``len(plan)`` SGD steps of the student from ``w_start`` on minibatches of ``images``.
+
+    ``plan`` holds one ``(indices, dsa_params)`` per step (``dsa_params`` None for no
+    DSA); drawing it beforehand keeps the unroll deterministic, which gradient
+    checkpointing needs (the step is recomputed during backward).  Returns the
+    final flat parameters, differentiable w.r.t. ``images``, ``lr`` and ``w_start``.
+    """
+    from torch.func import functional_call
+
+    def one_step(w, imgs, step_lr, idx, aug_params):
+        x, y = imgs[idx], labels[idx]
+        x, y = maybe_expand(view, x, y)
+        if aug is not None and aug_params is not None:
+            x = aug.apply(x, aug_params)
+        if prep is not None:
+            x = prep(x)
+        if autocast is not None:
+            with autocast():
+                out = functional_call(net, spec.unflatten(w), (x,))
+        else:
+            out = functional_call(net, spec.unflatten(w), (x,))
+        ce = F.cross_entropy(out.float() if out.dtype in (torch.bfloat16, torch.float16) else out, y)
+        (g,) = torch.autograd.grad(ce, w, create_graph=True)
+        return w - step_lr * g
+
+    w = w_start
+    if not w.requires_grad:
+        w = w.detach().requires_grad_(True)
+    for idx, aug_params in plan:
+        if checkpoint:
+            from torch.utils.checkpoint import checkpoint as ckpt
+
+            w = ckpt(one_step, w, images, lr, idx, aug_params, use_reentrant=False)
+        else:
+            w = one_step(w, images, lr, idx, aug_params)
+    return w
+
+
+# --------------------------------------------------------------------------- the method
+@register_method
+class MTT(Method):
+    name = "mtt"
+    defaults = {
+        "iterations": 5000, "lr_img": 1000.0, "batch_real": 256, "dsa": True,
+        "syn_steps": 20, "expert_epochs": 3, "max_start_epoch": 25, "lr_lr": 1e-5, "lr_teacher": 0.01,
+        "lr_momentum": 0.5, "batch_syn": None, "buffers": None, "checkpoint_unroll": False, "max_experts": None,
+    }
+    #: what the experts should have been trained with (FTD wants flat ones)
+    wants_flat = False
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        from .buffers import ExpertBuffers
+
+        o = ctx.cfg.options
+        folder = o.get("buffers")
+        if not folder:
+            raise FyiError(
+                f"{self.name} needs expert trajectories; make them with `fyi buffers --dataset {ctx.cfg.dataset} "
+                f"--experts N --epochs E{' --flat' if self.wants_flat else ''} -o FOLDER` and pass --buffers FOLDER"
+            )
+        self.buffers = ExpertBuffers(folder)
+        b = self.buffers
+        if b.dataset != ctx.info.name:
+            raise FyiError(f"the experts in {folder} were trained on {b.dataset}, not {ctx.info.name}; "
+                           "use buffers of the dataset being distilled")
+        if b.arch.lower() != str(ctx.cfg.arch).lower():
+            raise FyiError(f"the experts in {folder} are {b.arch} networks but --arch is {ctx.cfg.arch}; "
+                           f"pass --arch {b.arch} or train experts of that architecture")
+        if bool(b.config.get("extend_flip")) != bool(ctx.cfg.extend_flip):
+            raise FyiError(f"the experts in {folder} were trained with extend_flip={b.config.get('extend_flip')} "
+                           f"but the run has extend_flip={ctx.cfg.extend_flip}; make them agree")
+        self.syn_steps = int(o["syn_steps"])
+        self.expert_epochs = int(o["expert_epochs"])
+        self.max_start_epoch = int(o["max_start_epoch"])
+        if self.syn_steps < 1 or self.expert_epochs < 1 or self.max_start_epoch < 1:
+            raise FyiError("syn_steps, expert_epochs and max_start_epoch must all be at least 1")
+        if self.max_start_epoch - 1 + self.expert_epochs > b.epochs:
+            raise FyiError(
+                f"max_start_epoch {self.max_start_epoch} + expert_epochs {self.expert_epochs} - 1 exceeds the "
+                f"{b.epochs} stored epochs of {folder}; pass --option max_start_epoch="
+                f"{max(b.epochs - self.expert_epochs + 1, 1)} or train longer experts"
+            )
+        if self.wants_flat and not b.flat:
+            import warnings
+
+            warnings.warn(f"{self.name} expects flat experts (`fyi buffers --flat`) but {folder} holds SGD experts",
+                          stacklevel=2)
+        n_exp = o.get("max_experts")
+        self.num_experts = min(int(n_exp), b.num_experts) if n_exp else b.num_experts
+        self.zca = b.zca
+        if self.zca is not None and ctx.cfg.eval_every:
+            raise FyiError("--eval-every is not available with ZCA experts (the periodic evaluation does not whiten "
+                           "the test set); evaluate the output with `fyi eval` instead")
+
+    # --- storage: the synthetic images live in the experts' input space (whitened with ZCA) ---
+    def init_storage(self, real: torch.Tensor) -> torch.Tensor:
+        return self.zca(real) if self.zca is not None else real
+
+    def setup(self, images: torch.nn.Parameter, labels: torch.Tensor) -> None:
+        super().setup(images, labels)
+        ctx, o = self.ctx, self.ctx.cfg.options
+        self.net = ctx.new_net()
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        self.spec = FlatParams(self.net)
+        if self.spec.total != self.buffers.num_params:
+            raise FyiError(f"{self.buffers.folder} stores {self.buffers.num_params} parameters per expert but "
+                           f"{ctx.cfg.arch} has {self.spec.total}; use buffers made for this architecture and dataset")
+        n = images.shape[0]
+        self.batch_syn = int(o.get("batch_syn") or n)
+        if self.batch_syn < 1:
+            raise FyiError(f"batch_syn must be at least 1, got {self.batch_syn}")
+        self.step_batch = FYIView.halve(self.batch_syn) if ctx.view is not None else self.batch_syn
+        self.syn_lr = torch.nn.Parameter(torch.tensor(float(o["lr_teacher"]), device=ctx.device))
+        self.opt_lr = torch.optim.SGD([self.syn_lr], lr=float(o["lr_lr"]), momentum=float(o["lr_momentum"]))
+
+    # --- one iteration ---
+    def draw_plan(self) -> list[tuple[torch.Tensor, object]]:
+        """Minibatch indices and DSA parameters for every unrolled step (reference order: pop chunks)."""
+        ctx = self.ctx
+        n = self.images.shape[0]
+        size = self.ctx.info.image_size
+        plan, chunks = [], []
+        for _ in range(self.syn_steps):
+            if not chunks:
+                chunks = list(torch.split(torch.randperm(n, generator=ctx.generator), self.step_batch))
+            idx = chunks.pop().to(ctx.device)
+            params = None
+            if ctx.aug is not None:
+                m = idx.numel() * (2 if ctx.view is not None else 1)
+                params = ctx.aug.sample(m, size, ctx.device, ctx.generator, siamese=False)
+            plan.append((idx, params))
+        return plan
+
+    def pick_trajectory(self) -> tuple[int, int, torch.Tensor, torch.Tensor]:
+        g = self.ctx.generator
+        k = int(torch.randint(self.num_experts, (1,), generator=g))
+        s = int(torch.randint(self.max_start_epoch, (1,), generator=g))
+        rows = self.buffers.load(k, [s, s + self.expert_epochs], device=self.ctx.device)
+        return k, s, rows[0], rows[1]
+
+    def step(self, it: int) -> dict:
+        ctx = self.ctx
+        k, s, w_start, w_target = self.pick_trajectory()
+        plan = self.draw_plan()
+        w_end = unroll(
+            self.net, self.spec, w_start.clone().requires_grad_(True), self.decode(self.images),
+            self.decoded_labels(self.labels), self.syn_lr, plan, view=ctx.view, aug=ctx.aug,
+            checkpoint=bool(ctx.cfg.options.get("checkpoint_unroll")),
+            autocast=ctx.autocast if ctx.cfg.bf16 else None, prep=ctx.prep if ctx.cfg.channels_last else None,
+        )
+        loss = param_matching_loss(w_end, w_start, w_target)
+        self.opt.zero_grad(set_to_none=True)
+        self.opt_lr.zero_grad(set_to_none=True)
+        loss.backward(inputs=[self.images, self.syn_lr])
+        self.opt.step()
+        self.opt_lr.step()
+        lr = float(self.syn_lr.detach())
+        if not (lr > 0 and math.isfinite(lr)):
+            lr_lr = self.ctx.cfg.options["lr_lr"]
+            raise FyiError(f"the learned learning rate became {lr:.4g} at iteration {it}; lower --option lr_lr "
+                           f"(now {lr_lr:g}) or --lr-img (now {self.ctx.cfg.lr_img:g})")
+        self.after_step()
+        return {"loss": float(loss.detach()), "syn_lr": float(self.syn_lr.detach()), "expert": k, "start_epoch": s}
+
+    def after_step(self) -> None:
+        """Hook for FTD's moving average."""
+
+    # --- what the set stores ---
+    def learned_lr(self) -> float | None:
+        return float(self.syn_lr.detach())
+
+    def state_dict(self) -> dict:
+        return {"opt": self.opt.state_dict(), "opt_lr": self.opt_lr.state_dict(),
+                "syn_lr": self.syn_lr.detach().cpu()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.opt.load_state_dict(state["opt"])
+        self.opt_lr.load_state_dict(state["opt_lr"])
+        with torch.no_grad():
+            self.syn_lr.copy_(state["syn_lr"].to(self.syn_lr.device))
+
+    def synset_config(self) -> dict:
+        b = self.buffers
+        out = {"buffers_info": {"folder": str(b.folder), "experts": b.num_experts, "experts_used": self.num_experts,
+                                "epochs": b.epochs, "flat": b.flat, "arch": b.arch},
+               "batch_syn_resolved": self.batch_syn, "step_batch": self.step_batch}
+        if self.zca is not None:
+            out["zca"] = b.zca_record()
+        return out

@@ -1,0 +1,1097 @@
+"""NAS proxies: rank many architectures cheaply by training them on a small set.
+
+The other job people distil datasets for.  Every candidate architecture is
+trained with the evaluation protocol (:mod:`fyi_apps.evaluate`) twice:
+
+* on a *proxy* (a synthetic-set file, or a random / herding real subset of the
+  same size) for ``proxy_epochs``;
+* on the *ground truth* training set: the whole training set (``full``) or a
+  stated larger real subset (``real:N`` = N random images per class) for
+  ``full_epochs``;
+
+and the two accuracy lists are compared with rank statistics (Spearman's rho
+and Kendall's tau from :mod:`scipy.stats`, over all candidates and over the
+top-k by ground truth, as FTD's Table 5 reports), top-k overlap, the
+ground-truth accuracy and rank of the proxy's favourite, and the compute saved
+(ground-truth training seconds / proxy training seconds).
+
+Candidates are plain strings that :func:`fyi_apps.networks.create_model`
+understands, so they serve as JSON keys, cache keys and CLI values alike:
+
+* ``dc720``: the search space of the DC paper, depth 1-4 x width 32/64/128/256
+  x activation sigmoid/relu/leakyrelu x normalisation none/batch/layer/
+  instance/group x pooling none/max/avg = 720 ConvNets, named like
+  ``convnet:depth=2,width=64,act=sigmoid,norm=batch,pool=max``;
+* ``classic``: ConvNet, VGG-11, ResNet-18, AlexNet; ``mixed``: those plus a few
+  timm models (``timm:<name>``); or any comma-separated list of names.
+
+Every training run is one *job* (candidate, training set, protocol, seed) whose
+result is one JSON record in a cache folder, named by a hash of everything that
+defines it and written atomically; a rerun skips finished records, so an
+interrupted ranking continues where it stopped.
+
+Parallelism, without a scheduler of our own:
+
+* ``workers=W``: a ``concurrent.futures.ProcessPoolExecutor`` (spawn) of W
+  processes on this machine, each with ``cores // W`` torch threads;
+* ``torchrun --nproc-per-node N fyi nas ...`` (several GPUs or nodes):
+  ``torch.distributed`` (NCCL on CUDA, else gloo); rank r trains candidates
+  ``r::world_size``, the records are gathered with ``all_gather_object`` and
+  rank 0 writes the report.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+
+from ..errors import FyiError
+
+#: Bump when a change makes old cached records incomparable with new ones.
+RECORD_VERSION = 1
+
+# --------------------------------------------------------------------------- #
+# the search space
+# --------------------------------------------------------------------------- #
+DC_DEPTHS = (1, 2, 3, 4)
+DC_WIDTHS = (32, 64, 128, 256)
+DC_ACTS = ("sigmoid", "relu", "leakyrelu")
+DC_NORMS = ("none", "batch", "layer", "instance", "group")
+DC_POOLS = ("none", "max", "avg")
+
+
+def dc_candidate(depth: int, width: int, act: str, norm: str, pool: str) -> str:
+    """The candidate string of one ConvNet of the DC search space."""
+    return f"convnet:depth={int(depth)},width={int(width)},act={act},norm={norm},pool={pool}"
+
+
+def dc_space() -> list[str]:
+    """The 720 ConvNets of the DC paper's architecture search space, in a fixed order."""
+    return [dc_candidate(*knobs) for knobs in itertools.product(DC_DEPTHS, DC_WIDTHS, DC_ACTS, DC_NORMS, DC_POOLS)]
+
+
+_CLASSIC = ["convnet", "vgg11", "resnet18", "alexnet"]
+# timm models that build and train at 32 px (see the shared reference facts)
+_TIMM = ["timm:resnet18", "timm:mobilenetv2_050", "timm:regnetx_002", "timm:efficientnet_b0"]
+
+NAMED_SPACES: dict[str, Callable[[], list[str]]] = {
+    "dc720": dc_space,
+    "classic": lambda: list(_CLASSIC),
+    "mixed": lambda: list(_CLASSIC) + list(_TIMM),
+}
+
+
+def list_spaces() -> list[str]:
+    return sorted(NAMED_SPACES)
+
+
+def space_candidates(space: str | Sequence[str]) -> list[str]:
+    """A named space (``dc720``, ``classic``, ``mixed``), a comma-separated list, or a list of names."""
+    if isinstance(space, str):
+        key = space.strip().lower()
+        if key in NAMED_SPACES:
+            return NAMED_SPACES[key]()
+        names = _split_names(space)
+    else:
+        names = [str(s).strip() for s in space if str(s).strip()]
+    if not names:
+        raise FyiError(f"empty candidate space {space!r}; use {', '.join(list_spaces())} or a comma-separated list of models")
+    return _unique(names)
+
+
+def _split_names(text: str) -> list[str]:
+    """Split ``a,convnet:depth=2,width=64,b`` at the commas that start a new model name."""
+    out: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        if out and "=" in part and ":" not in part.split("=")[0]:
+            out[-1] += "," + part  # a key=value option of the previous model
+        else:
+            out.append(part)
+    return out
+
+
+def _unique(names: Iterable[str]) -> list[str]:
+    seen, out = set(), []
+    for n in names:
+        if n not in seen:
+            seen.add(n)
+            out.append(n)
+    return out
+
+
+def candidate_fits(name: str, *, channels: int = 3, num_classes: int = 10, image_size: int = 32) -> bool:
+    """Whether ``name`` builds at this input size (checked on the meta device: no memory, no training)."""
+    from ..networks import create_model
+
+    kw = dict(channels=channels, num_classes=num_classes, image_size=image_size, seed=0)
+    try:
+        with torch.device("meta"):
+            create_model(name, **kw)
+    except FyiError:
+        try:  # a model may refuse the meta device only: confirm on the CPU
+            create_model(name, **kw)
+        except FyiError:
+            return False
+    return True
+
+
+def sample_candidates(
+    space: str | Sequence[str] = "dc720",
+    n: int | None = None,
+    *,
+    seed: int = 0,
+    include: Sequence[str] = (),
+    channels: int = 3,
+    num_classes: int = 10,
+    image_size: int | None = 32,
+) -> list[str]:
+    """``n`` candidates drawn without replacement from ``space`` (all of them when ``n`` is None or 0).
+
+    Candidates that cannot run at ``image_size`` (e.g. depth 4 with pooling on
+    8 px digits) are left out before drawing (``image_size=None``: no check).
+    The draw depends only on ``seed`` and the space; the result keeps the
+    space's order, followed by ``include`` (e.g. ``vgg11``, ``resnet18``).
+    """
+    from ..runtime import derive_seed, make_generator
+
+    pool = space_candidates(space)
+    if image_size is not None:
+        pool = [c for c in pool if candidate_fits(c, channels=channels, num_classes=num_classes, image_size=image_size)]
+        if not pool:
+            raise FyiError(f"no candidate of {space!r} runs at {image_size} px; pick another space or dataset")
+    if n:
+        if n < 0 or n > len(pool):
+            raise FyiError(f"--sample {n} but the space has {len(pool)} candidates that run at this image size; "
+                           f"use 1..{len(pool)} (or 0 for all)")
+        g = make_generator(derive_seed(seed, "nas-sample", space if isinstance(space, str) else ",".join(space)))
+        picked = sorted(torch.randperm(len(pool), generator=g)[:n].tolist())
+        pool = [pool[i] for i in picked]
+    extra = [c for c in (_split_names(include) if isinstance(include, str) else include) if c not in pool]
+    for c in extra:
+        if image_size is not None and not candidate_fits(c, channels=channels, num_classes=num_classes, image_size=image_size):
+            raise FyiError(f"candidate {c!r} cannot run at {image_size} px; drop it from --include")
+    return pool + _unique(extra)
+
+
+# --------------------------------------------------------------------------- #
+# training sets (proxies and ground truth)
+# --------------------------------------------------------------------------- #
+@dataclass(frozen=True)
+class SetSpec:
+    """A training set described so that any process can rebuild it.
+
+    ``kind``: ``synset`` (a file; ``path``), ``indices`` (a real subset of the
+    training split; ``indices``) or ``full`` (the whole training split).
+    ``digest`` identifies the content (file / data hash plus indices).
+    """
+
+    label: str
+    kind: str
+    dataset: str
+    digest: str
+    num_images: int
+    ipc: int = 0
+    path: str | None = None
+    indices: tuple[int, ...] | None = None
+    lr: float | None = None
+    cutmix: float = 0.0
+    source: str = ""
+
+    def describe(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("indices")
+        return d
+
+
+def _sha(*parts: Any) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        if isinstance(p, torch.Tensor):
+            h.update(p.detach().cpu().contiguous().numpy().tobytes())
+        elif isinstance(p, (bytes, bytearray)):
+            h.update(p)
+        else:
+            h.update(json.dumps(p, sort_keys=True, default=str).encode())
+        h.update(b"|")
+    return h.hexdigest()
+
+
+_DATA_DIGESTS: dict[int, str] = {}
+
+
+def data_digest(dataset) -> str:
+    """Hash of the training split (images and labels) plus the name: the identity of ``full``."""
+    key = id(dataset.train.images)
+    if key not in _DATA_DIGESTS:
+        _DATA_DIGESTS[key] = _sha(dataset.info.name, dataset.train.images, dataset.train.labels)
+    return _DATA_DIGESTS[key]
+
+
+def _synset_label(s) -> str:
+    fyi = "" if not s.fyi else ("+fyi" if s.fyi == "flip" else f"+fyi({s.fyi})")
+    return f"{s.method}{fyi} ipc{s.ipc}"
+
+
+def resolve_set(
+    text: str,
+    dataset,
+    *,
+    ipc: int | None = None,
+    seed: int = 0,
+    herding_epochs: int = 1,
+    device: str | torch.device = "auto",
+    progress: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+) -> SetSpec:
+    """Turn ``full``, ``real:N``, ``random[:N]``, ``herding[:N]`` or a synthetic-set path into a :class:`SetSpec`.
+
+    ``random``/``herding`` without ``:N`` take ``ipc`` images per class.  The
+    herding selection (which trains a feature network) is kept in
+    ``cache_dir/sets/`` when a cache folder is given.
+    """
+    from ..baselines import check_ipc, random_indices
+
+    text = str(text).strip()
+    low = text.lower()
+    name = dataset.info.name
+    base, _, arg = low.partition(":")
+    if base in ("full", "real", "random", "herding") and not Path(text).exists():
+        if base == "full":
+            if arg:
+                raise FyiError(f"{text!r}: 'full' takes no size; use real:N for a subset of N images per class")
+            return SetSpec(label="full", kind="full", dataset=name, digest=data_digest(dataset),
+                           num_images=len(dataset.train), source=dataset.source)
+        if arg:
+            try:
+                n = int(arg)
+            except ValueError:
+                raise FyiError(f"bad training set {text!r}; write {base}:N with N images per class") from None
+        elif base == "real":
+            raise FyiError("'real' needs a size: real:N (N random training images per class)")
+        elif ipc is None:
+            raise FyiError(f"'{base}' needs a size: give --ipc N (or {base}:N, or a synthetic-set proxy to match)")
+        else:
+            n = int(ipc)
+        check_ipc(dataset, n)
+        if base == "herding":
+            idx = _herding_indices(dataset, n, seed, herding_epochs, device, progress, cache_dir)
+            label = f"herding ipc{n}"
+        else:
+            idx = random_indices(dataset, n, seed=seed).tolist()
+            label = f"random ipc{n}" if base == "random" else f"real ipc{n}"
+        idx = tuple(int(i) for i in idx)
+        return SetSpec(label=label, kind="indices", dataset=name, digest=_sha(data_digest(dataset), list(idx)),
+                       num_images=len(idx), ipc=n, indices=idx, source=f"{base} subset, seed {seed}")
+    from ..evaluate import check_compatible
+    from ..synset import load_synset
+
+    path = Path(text)
+    if not path.exists():
+        raise FyiError(f"training set {text!r} is neither a file nor one of full, real:N, random, herding; check the path")
+    s = load_synset(path)
+    check_compatible(s, dataset)
+    images, _ = s.decoded()
+    return SetSpec(
+        label=_synset_label(s), kind="synset", dataset=name, digest=_sha(path.read_bytes()),
+        num_images=int(images.shape[0]), ipc=int(s.ipc), path=str(path.resolve()), lr=s.lr,
+        cutmix=float(s.config.get("eval_cutmix") or 0.0), source=str(path),
+    )
+
+
+def _herding_indices(dataset, n, seed, feature_epochs, device, progress, cache_dir) -> list[int]:
+    from ..baselines import herding_subset
+    from ..runtime import write_json
+
+    path = None
+    if cache_dir is not None:
+        key = _sha("herding", data_digest(dataset), n, seed, feature_epochs)[:24]
+        path = Path(cache_dir) / "sets" / f"herding-{key}.json"
+        try:
+            return [int(i) for i in json.loads(path.read_text())["indices"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    idx = herding_subset(dataset, n, seed=seed, feature_epochs=feature_epochs, device=device,
+                         progress=progress).extra["indices"]
+    if path is not None:
+        write_json(path, {"dataset": dataset.info.name, "ipc": n, "seed": seed, "feature_epochs": feature_epochs,
+                          "indices": [int(i) for i in idx]})
+    return idx
+
+
+def unique_labels(specs: Sequence[SetSpec]) -> list[SetSpec]:
+    """Make labels unique by appending the file name (two DM sets, say)."""
+    counts: dict[str, int] = {}
+    for s in specs:
+        counts[s.label] = counts.get(s.label, 0) + 1
+    out, used = [], set()
+    for s in specs:
+        label = s.label
+        if counts[label] > 1:
+            label = f"{label} ({Path(s.path).name})" if s.path else f"{label} #{len(used)}"
+        while label in used:
+            label += "'"
+        used.add(label)
+        out.append(dataclasses.replace(s, label=label))
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# jobs, records, cache
+# --------------------------------------------------------------------------- #
+@dataclass(frozen=True)
+class Job:
+    """One training run: a candidate trained on a training set with a protocol and a seed."""
+
+    candidate: str
+    train: SetSpec
+    cfg: tuple  # EvalConfig as sorted (key, value) pairs (hashable, picklable)
+    seed: int
+    role: str = "proxy"
+    test_size: int | None = None
+    data_root: str | None = None
+
+    @property
+    def config(self):
+        from ..evaluate import EvalConfig
+
+        return EvalConfig(**dict(self.cfg))
+
+    @property
+    def key(self) -> str:
+        cfg = self.config
+        ident = {
+            "v": RECORD_VERSION, "candidate": self.candidate, "dataset": self.train.dataset,
+            "train": self.train.digest, "lr": cfg.resolved_lr(self.train.lr), "cfg": dict(self.cfg),
+            "cutmix": self.train.cutmix, "seed": int(self.seed), "test_size": self.test_size,
+        }
+        return _sha(ident)[:24]
+
+
+def make_job(candidate: str, train: SetSpec, cfg, seed: int, *, role: str = "proxy",
+             test_size: int | None = None, data_root: str | None = None) -> Job:
+    d = dataclasses.asdict(cfg)
+    if train.cutmix and not d.get("cutmix"):
+        d["cutmix"] = train.cutmix  # IDC's evaluation, as evaluate_synset does
+    return Job(candidate=candidate, train=train, cfg=tuple(sorted(d.items())), seed=int(seed), role=role,
+               test_size=test_size, data_root=data_root)
+
+
+class RecordCache:
+    """One JSON file per finished job, ``<folder>/<key>.json``, written atomically."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+
+    def path(self, key: str) -> Path:
+        return self.folder / f"{key}.json"
+
+    def get(self, key: str) -> dict | None:
+        p = self.path(key)
+        try:
+            rec = json.loads(p.read_text())
+        except (OSError, ValueError):
+            return None  # missing or unreadable: train again
+        return rec if isinstance(rec, dict) and rec.get("key") == key else None
+
+    def put(self, record: dict) -> None:
+        from ..runtime import write_json
+
+        write_json(self.path(record["key"]), record)
+
+    def keys(self) -> set[str]:
+        return {p.stem for p in self.folder.glob("*.json")} if self.folder.exists() else set()
+
+
+# per-process caches of loaded datasets and synthetic sets (workers rebuild sets from specs)
+_DATASETS: dict[tuple, Any] = {}
+_SYNSETS: dict[str, tuple] = {}
+
+
+def remember_dataset(dataset, data_root: str | None = None) -> None:
+    """Let jobs of this process reuse an already loaded dataset instead of loading it again."""
+    _DATASETS[(dataset.info.name, data_root, None)] = dataset
+
+
+def _test_subset(dataset, n: int | None):
+    from ..data import Split
+    from ..runtime import derive_seed, make_generator
+
+    if not n or n >= len(dataset.test):
+        return dataset
+    k = dataset.info.num_classes
+    if n < k:
+        raise FyiError(f"--test-size {n} is smaller than the number of classes ({k}); use at least {k}")
+    g = make_generator(derive_seed(0, "nas-test-subset"))
+    counts = dataset.test.class_counts()
+    idx = torch.cat([dataset.test.sample_indices(c, min(n // k, counts[c]), g) for c in range(k)])
+    test = Split(dataset.test.images[idx], dataset.test.labels[idx], dataset.test.num_classes)
+    return dataclasses.replace(dataset, test=test)
+
+
+def _dataset_for(job: Job):
+    from ..data import load_dataset
+
+    key = (job.train.dataset, job.data_root, job.test_size)
+    if key not in _DATASETS:
+        base = _DATASETS.get((job.train.dataset, job.data_root, None))
+        if base is None:
+            base = load_dataset(job.train.dataset, root=job.data_root)
+            _DATASETS[(job.train.dataset, job.data_root, None)] = base
+        _DATASETS[key] = _test_subset(base, job.test_size)
+    return _DATASETS[key]
+
+
+def materialize(job: Job):
+    """``(images, labels, dataset, learned_lr, test_transform)`` of a job's training set, in this process.
+
+    ``test_transform`` is not None only for sets distilled in a ZCA-whitened
+    space (MTT/FTD with ``--zca``), whose test images must be whitened too.
+    """
+    from ..synset import load_synset
+
+    ds = _dataset_for(job)
+    spec = job.train
+    if spec.kind == "full":
+        return ds.train.images, ds.train.labels, ds, None, None
+    if spec.kind == "indices":
+        idx = torch.tensor(spec.indices, dtype=torch.long)
+        return ds.train.images[idx], ds.train.labels[idx], ds, None, None
+    if spec.kind == "synset":
+        if spec.path not in _SYNSETS:
+            s = load_synset(spec.path)
+            transform = None
+            if s.config.get("zca"):
+                from ..distill.buffers import zca_from_config
+
+                transform = zca_from_config(s.config["zca"], ds)
+            _SYNSETS[spec.path] = (*s.decoded(), s.lr, transform)
+        images, labels, lr, transform = _SYNSETS[spec.path]
+        return images, labels, ds, lr, transform
+    raise FyiError(f"unknown training-set kind {spec.kind!r}")
+
+
+def train_job(job: Job, device: str | torch.device = "auto", progress: bool = False, rank: int | None = None) -> dict:
+    """Train and test one job in this process and return its record (not cached here)."""
+    from ..evaluate import evaluate_images
+    from ..runtime import package_versions
+
+    images, labels, ds, lr, transform = materialize(job)
+    t0 = time.perf_counter()
+    rec: dict[str, Any] = {
+        "key": job.key, "candidate": job.candidate, "role": job.role, "set": job.train.label,
+        "set_digest": job.train.digest, "dataset": job.train.dataset, "num_train": int(images.shape[0]),
+        "seed": job.seed, "config": dict(job.cfg), "test_size": len(ds.test),
+    }
+    try:
+        extra = {} if transform is None else {"test_transform": transform}
+        res = evaluate_images(images, labels, ds, arch=job.candidate, cfg=job.config, seeds=[job.seed],
+                              learned_lr=lr, device=device, progress=progress, **extra)
+        rec.update(acc=res.accs[0], train_seconds=res.seconds_per_run, lr=res.lr,
+                   final_loss=res.extra["train"][0].get("final_loss"), error=None)
+    except FyiError as e:  # e.g. a candidate whose training diverges: a deterministic failure, recorded
+        rec.update(acc=None, train_seconds=time.perf_counter() - t0, error=str(e))
+    rec.update(
+        seconds=time.perf_counter() - t0, device=str(device), threads=torch.get_num_threads(),
+        rank=_rank_world()[0] if rank is None else rank, versions=package_versions(), time=time.strftime("%Y-%m-%dT%H:%M:%S"),
+    )
+    return rec
+
+
+def _pool_init(threads: int) -> None:
+    torch.set_num_threads(max(1, int(threads)))
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass
+
+
+def _pool_run(job: Job, device: str, cache_folder: str, rank: int) -> dict:
+    rec = train_job(job, device, rank=rank)
+    RecordCache(cache_folder).put(rec)
+    return rec
+
+
+def default_threads(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, int(workers)))
+
+
+def run_jobs(
+    jobs: Sequence[Job],
+    cache: RecordCache,
+    *,
+    workers: int = 1,
+    threads: int | None = None,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+    desc: str = "training",
+) -> dict[str, dict]:
+    """Run the jobs whose record is not cached yet (in this process or W spawned workers).
+
+    Returns ``{key: record}`` for every job.  Each finished record is written to
+    the cache at once, so an interruption loses at most the runs under way.
+    """
+    from tqdm.auto import tqdm
+
+    from ..runtime import resolve_device
+
+    device = resolve_device(device)
+    todo, done, seen = [], {}, set()
+    for j in jobs:
+        k = j.key
+        if k in seen:
+            continue
+        seen.add(k)
+        rec = cache.get(k)
+        if rec is None:
+            todo.append(j)
+        else:
+            done[k] = rec
+    if not todo:
+        return done
+    bar = tqdm(total=len(todo), desc=desc, disable=not progress, dynamic_ncols=True)
+    if workers <= 1:
+        old_threads = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(int(threads))
+        try:
+            for j in todo:
+                bar.set_postfix_str(_short(j.candidate) + " / " + j.train.label)
+                rec = train_job(j, device, progress=False)
+                cache.put(rec)
+                done[j.key] = rec
+                bar.update(1)
+        finally:
+            torch.set_num_threads(old_threads)
+            bar.close()
+        return done
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = threads or default_threads(workers)
+    # longest runs first (by training images x epochs) so that no worker is left with a long tail
+    todo.sort(key=lambda j: -j.train.num_images * j.config.epochs)
+    ctx = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=int(workers), mp_context=ctx, initializer=_pool_init, initargs=(threads,))
+    rank = _rank_world()[0]
+    try:
+        futures = [pool.submit(_pool_run, j, str(device), str(cache.folder), rank) for j in todo]
+        for fut in as_completed(futures):
+            rec = fut.result()
+            done[rec["key"]] = rec
+            bar.update(1)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)  # finished records are already in the cache
+        raise
+    else:
+        pool.shutdown()
+    finally:
+        bar.close()
+    return done
+
+
+def _short(candidate: str) -> str:
+    if not candidate.startswith("convnet:"):
+        return candidate
+    o = dict(kv.split("=") for kv in candidate.split(":", 1)[1].split(","))
+    return f"D{o.get('depth')}W{o.get('width')}-{o.get('act')}-{o.get('norm')}-{o.get('pool')}"
+
+
+# --------------------------------------------------------------------------- #
+# torch.distributed (torchrun)
+# --------------------------------------------------------------------------- #
+def _rank_world() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_distributed(device: str | torch.device = "auto", threads: int | None = None) -> torch.device:
+    """Join the process group when started by ``torchrun`` (``WORLD_SIZE`` > 1); return this rank's device.
+
+    NCCL on CUDA (one GPU per local rank), gloo otherwise; on CPU the cores are
+    shared between the local ranks unless ``threads`` is given.
+    """
+    import torch.distributed as dist
+
+    from ..runtime import resolve_device
+
+    device = resolve_device(device)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return device
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cpu":
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+        torch.set_num_threads(threads or default_threads(local_world))
+    return device
+
+
+def shard(items: Sequence, rank: int, world: int) -> list:
+    """The items of rank ``rank`` of ``world``: ``items[rank::world]``."""
+    if world < 1 or not 0 <= rank < world:
+        raise FyiError(f"bad rank {rank} of world size {world}")
+    return list(items)[rank::world]
+
+
+def execute(
+    jobs: Sequence[Job],
+    cache: RecordCache,
+    *,
+    workers: int = 1,
+    threads: int | None = None,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+    desc: str = "training",
+) -> dict[str, dict]:
+    """:func:`run_jobs`, sharded by candidate over the ranks when ``torch.distributed`` is initialised.
+
+    Rank r runs the jobs of candidates ``r::world_size`` (in first-appearance
+    order); the records are gathered on every rank with ``all_gather_object``
+    and rank 0 also stores the other ranks' records in its cache.
+    """
+    rank, world = _rank_world()
+    if world == 1:
+        return run_jobs(jobs, cache, workers=workers, threads=threads, device=device, progress=progress, desc=desc)
+    import torch.distributed as dist
+
+    mine = set(shard(_unique(j.candidate for j in jobs), rank, world))
+    local = run_jobs([j for j in jobs if j.candidate in mine], cache, workers=workers, threads=threads,
+                     device=device, progress=progress and rank == 0, desc=f"{desc} (rank {rank}/{world})")
+    gathered: list = [None] * world
+    dist.all_gather_object(gathered, local)
+    merged: dict[str, dict] = {}
+    for part in gathered:
+        merged.update(part or {})
+    if rank == 0:
+        for k, rec in merged.items():
+            if cache.get(k) is None:
+                cache.put(rec)
+    return merged
+
+
+# --------------------------------------------------------------------------- #
+# rank statistics
+# --------------------------------------------------------------------------- #
+def _finite_or_none(x) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def rank_stats(
+    proxy: Sequence[float],
+    truth: Sequence[float],
+    *,
+    names: Sequence[str] | None = None,
+    ks: Sequence[int] = (5, 10, 20),
+) -> dict:
+    """How well ``proxy`` accuracies rank candidates compared with ``truth`` accuracies.
+
+    * ``spearman``/``kendall`` (and p-values) over all candidates;
+    * ``top`` ``{k: {spearman, kendall, overlap}}`` over the k best candidates
+      by ground truth (k larger than the number of candidates is left out);
+      ``overlap`` = |top-k by truth and top-k by proxy| / k;
+    * ``best``: the proxy's favourite, its ground-truth accuracy and rank
+      (1 = best; ties share the best rank) and the regret against the truly best.
+
+    Constant inputs give ``None`` correlations (undefined), not NaN.
+    """
+    import numpy as np
+    from scipy import stats
+
+    p = np.asarray(proxy, dtype=float)
+    t = np.asarray(truth, dtype=float)
+    if p.shape != t.shape or p.ndim != 1:
+        raise FyiError(f"proxy and truth need one accuracy per candidate; got {p.shape} and {t.shape}")
+    n = int(p.size)
+    if n < 2:
+        raise FyiError(f"ranking needs at least 2 candidates with results, got {n}; sample more candidates")
+    if not (np.isfinite(p).all() and np.isfinite(t).all()):
+        raise FyiError("accuracies must be finite numbers; drop failed candidates first")
+    names = list(names) if names is not None else [str(i) for i in range(n)]
+
+    def corr(a, b) -> dict:
+        if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+            return {"spearman": None, "spearman_p": None, "kendall": None, "kendall_p": None}
+        rho = stats.spearmanr(a, b)
+        tau = stats.kendalltau(a, b)
+        return {"spearman": _finite_or_none(rho.statistic), "spearman_p": _finite_or_none(rho.pvalue),
+                "kendall": _finite_or_none(tau.statistic), "kendall_p": _finite_or_none(tau.pvalue)}
+
+    by_truth = np.argsort(-t, kind="stable")
+    by_proxy = np.argsort(-p, kind="stable")
+    truth_rank = stats.rankdata(-t, method="min").astype(int)
+    top = {}
+    for k in sorted({int(k) for k in ks}):
+        if k < 1 or k > n:
+            continue
+        idx = by_truth[:k]
+        overlap = len(set(idx.tolist()) & set(by_proxy[:k].tolist())) / k
+        top[str(k)] = {**corr(p[idx], t[idx]), "overlap": overlap,
+                       "proxy_top": [names[i] for i in by_proxy[:k]], "truth_top": [names[i] for i in idx]}
+    b = int(by_proxy[0])
+    return {
+        "n": n,
+        **corr(p, t),
+        "top": top,
+        "best": {
+            "candidate": names[b], "proxy_acc": float(p[b]), "truth_acc": float(t[b]),
+            "truth_rank": int(truth_rank[b]), "oracle": names[int(by_truth[0])],
+            "oracle_acc": float(t[by_truth[0]]), "regret": float(t[by_truth[0]] - t[b]),
+        },
+        "truth_rank": {names[i]: int(truth_rank[i]) for i in range(n)},
+    }
+
+
+# --------------------------------------------------------------------------- #
+# a whole ranking
+# --------------------------------------------------------------------------- #
+@dataclass
+class NasConfig:
+    """Everything that defines a NAS-proxy ranking (``fyi nas`` options)."""
+
+    dataset: str = "cifar10"
+    proxies: list[str] = field(default_factory=lambda: ["random"])
+    ipc: int | None = None  # size of random/herding proxies (default: the first synthetic proxy's IPC)
+    space: str = "dc720"
+    sample: int | None = 24  # None/0: every candidate of the space
+    include: list[str] = field(default_factory=list)
+    candidates: list[str] | None = None  # an explicit list replaces space/sample
+    proxy_epochs: int = 300
+    truth: str = "full"  # full, or real:N (a stated cheaper ground truth)
+    full_epochs: int = 30
+    seeds: int = 1
+    seed: int = 0
+    topk: list[int] = field(default_factory=lambda: [5, 10, 20])
+    test_size: int | None = None  # None: the whole test split
+    lr: float | None = None
+    batch_size: int = 256
+    dsa: bool = True
+    dsa_mode: str = "single"
+    bf16: bool = False
+    channels_last: bool = False
+    herding_epochs: int = 1
+    workers: int = 1
+    threads: int | None = None
+    data_root: str | None = None
+
+    def eval_config(self, epochs: int):
+        from ..evaluate import EvalConfig
+
+        return EvalConfig(epochs=int(epochs), lr=self.lr, batch_size=self.batch_size, dsa=self.dsa,
+                          dsa_mode=self.dsa_mode, bf16=self.bf16, channels_last=self.channels_last)
+
+
+def _check_config(cfg: NasConfig) -> None:
+    for name in ("proxy_epochs", "full_epochs", "seeds", "batch_size", "workers"):
+        v = getattr(cfg, name)
+        if not isinstance(v, int) or v < 1:
+            raise FyiError(f"--{name.replace('_', '-')} must be a positive integer, got {v!r}")
+    if not cfg.proxies:
+        raise FyiError("no proxy given; pass --proxy SYNSET, random or herding")
+
+
+def _is_real_subset(text: str) -> bool:
+    return text.strip().lower().split(":")[0] in ("random", "herding") and not Path(text).exists()
+
+
+def plan(cfg: NasConfig, dataset, *, device="auto", progress: bool = False,
+         cache_dir: str | os.PathLike | None = None) -> tuple[list[str], list[SetSpec], SetSpec]:
+    """Candidates, proxy training sets and the ground-truth set of a ranking (deterministic)."""
+    info = dataset.info
+    _check_config(cfg)
+    if cfg.candidates:
+        cands = sample_candidates(cfg.candidates, None, include=cfg.include, channels=info.channels,
+                                  num_classes=info.num_classes, image_size=info.image_size)
+    else:
+        cands = sample_candidates(cfg.space, cfg.sample, seed=cfg.seed, include=cfg.include, channels=info.channels,
+                                  num_classes=info.num_classes, image_size=info.image_size)
+    if len(cands) < 2:
+        raise FyiError(f"a ranking needs at least 2 candidates, got {len(cands)}; raise --sample or add --include")
+    resolved = {i: resolve_set(p, dataset) for i, p in enumerate(cfg.proxies) if not _is_real_subset(p)}
+    ipc = cfg.ipc
+    if ipc is None and resolved:
+        ipc = resolved[min(resolved)].ipc or None  # "a real subset of the same size" as the first synthetic set
+    specs = [resolved[i] if i in resolved else
+             resolve_set(p, dataset, ipc=ipc, seed=cfg.seed, herding_epochs=cfg.herding_epochs, device=device,
+                         progress=progress, cache_dir=cache_dir)
+             for i, p in enumerate(cfg.proxies)]
+    truth = resolve_set(cfg.truth, dataset, seed=cfg.seed)
+    if truth.kind == "synset":
+        raise FyiError("the ground truth must be real data: --truth full or real:N")
+    return cands, unique_labels(specs), truth
+
+
+def build_jobs(cfg: NasConfig, candidates, proxies, truth) -> list[Job]:
+    seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
+    pcfg, tcfg = cfg.eval_config(cfg.proxy_epochs), cfg.eval_config(cfg.full_epochs)
+    jobs = []
+    for c in candidates:
+        for s in seeds:
+            for spec in proxies:
+                jobs.append(make_job(c, spec, pcfg, s, role="proxy", test_size=cfg.test_size, data_root=cfg.data_root))
+            jobs.append(make_job(c, truth, tcfg, s, role="truth", test_size=cfg.test_size, data_root=cfg.data_root))
+    return jobs
+
+
+def _mean(xs):
+    return sum(xs) / len(xs)
+
+
+def summarize(cfg: NasConfig, candidates, proxies, truth, jobs: Sequence[Job], records: dict[str, dict]) -> dict:
+    """The ranking report (JSON-able) from the finished records."""
+    by: dict[tuple, list[dict]] = {}
+    for j in jobs:
+        by.setdefault((j.candidate, j.role, j.train.label), []).append(records[j.key])
+
+    def collect(spec_label: str, role: str):
+        acc, sec, err = {}, {}, {}
+        for c in candidates:
+            recs = by.get((c, role, spec_label), [])
+            errors = [r["error"] for r in recs if r.get("error")]
+            if errors:
+                err[c] = errors[0]
+            else:
+                acc[c] = _mean([r["acc"] for r in recs])
+            sec[c] = sum(r["train_seconds"] for r in recs)
+        return acc, sec, err
+
+    t_acc, t_sec, t_err = collect(truth.label, "truth")
+    out_proxies = []
+    for spec in proxies:
+        p_acc, p_sec, p_err = collect(spec.label, "proxy")
+        ok = [c for c in candidates if c in p_acc and c in t_acc]
+        stats_ = rank_stats([p_acc[c] for c in ok], [t_acc[c] for c in ok], names=ok, ks=cfg.topk)
+        ps, ts = sum(p_sec[c] for c in ok), sum(t_sec[c] for c in ok)
+        out_proxies.append({
+            "label": spec.label, "set": spec.describe(), "epochs": cfg.proxy_epochs,
+            "accs": p_acc, "seconds": p_sec, "failed": p_err, "stats": stats_,
+            "cost": {"proxy_seconds": ps, "truth_seconds": ts, "saved": ts / ps if ps > 0 else None},
+        })
+    return {
+        "dataset": proxies[0].dataset if proxies else truth.dataset,
+        "candidates": list(candidates),
+        "seeds": list(range(cfg.seed, cfg.seed + cfg.seeds)),
+        "truth": {"label": truth.label, "set": truth.describe(), "epochs": cfg.full_epochs,
+                  "accs": t_acc, "seconds": t_sec, "failed": t_err},
+        "proxies": out_proxies,
+        "config": dataclasses.asdict(cfg),
+    }
+
+
+def run_ranking(
+    cfg: NasConfig,
+    *,
+    cache_dir: str | os.PathLike,
+    dataset=None,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+) -> dict:
+    """Train every candidate on every proxy and on the ground truth (cached, resumable) and rank them.
+
+    Returns the report on every rank (under ``torchrun`` all ranks gather all
+    records); only rank 0 should write files.
+    """
+    from ..data import load_dataset
+    from ..runtime import package_versions
+
+    if dataset is None:
+        dataset = load_dataset(cfg.dataset, root=cfg.data_root)
+    remember_dataset(dataset, cfg.data_root)
+    t0 = time.perf_counter()
+    rank, world = _rank_world()
+    if world > 1:  # resolve once on rank 0 (herding trains a network) and share
+        import torch.distributed as dist
+
+        box = [plan(cfg, dataset, device=device, progress=progress, cache_dir=cache_dir) if rank == 0 else None]
+        dist.broadcast_object_list(box, src=0)
+        candidates, proxies, truth = box[0]
+    else:
+        candidates, proxies, truth = plan(cfg, dataset, device=device, progress=progress, cache_dir=cache_dir)
+    jobs = build_jobs(cfg, candidates, proxies, truth)
+    records = execute(jobs, RecordCache(cache_dir), workers=cfg.workers, threads=cfg.threads, device=device,
+                      progress=progress, desc="nas")
+    report = summarize(cfg, candidates, proxies, truth, jobs, records)
+    report.update(cache=str(cache_dir), world_size=world, wall_seconds=time.perf_counter() - t0,
+                  versions=package_versions(), time=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    return report
+
+
+# --------------------------------------------------------------------------- #
+# presenting a report
+# --------------------------------------------------------------------------- #
+def _fmt(v, digits: int = 3) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def summary_rows(report: dict) -> tuple[list[list], list[str]]:
+    """One row per proxy: rho, tau, top-k figures, proxy's best, cost ratio."""
+    ks = sorted({k for p in report["proxies"] for k in p["stats"]["top"]}, key=int)
+    headers = ["proxy", "images", "epochs", "rho", "tau"]
+    for k in ks:
+        headers += [f"rho@{k}", f"tau@{k}", f"overlap@{k}"]
+    headers += ["best: truth acc % (rank)", "oracle %", "compute saved"]
+    rows = []
+    for p in report["proxies"]:
+        s = p["stats"]
+        row = [p["label"], p["set"]["num_images"], p["epochs"], _fmt(s["spearman"]), _fmt(s["kendall"])]
+        for k in ks:
+            t = s["top"].get(k)
+            row += [_fmt(t and t["spearman"]), _fmt(t and t["kendall"]), _fmt(t and t["overlap"], 2)]
+        b = s["best"]
+        saved = p["cost"]["saved"]
+        row += [f"{100 * b['truth_acc']:.2f} ({b['truth_rank']}/{s['n']})", f"{100 * b['oracle_acc']:.2f}",
+                "-" if saved is None else f"{saved:.1f}x"]
+        rows.append(row)
+    return rows, headers
+
+
+def candidate_rows(report: dict) -> tuple[list[list], list[str]]:
+    """One row per candidate: ground-truth accuracy and rank, each proxy's accuracy."""
+    t = report["truth"]["accs"]
+    ranks = report["proxies"][0]["stats"]["truth_rank"] if report["proxies"] else {}
+    headers = ["candidate", f"truth ({report['truth']['label']}) %", "rank"] + [p["label"] + " %" for p in report["proxies"]]
+    order = sorted(report["candidates"], key=lambda c: -t.get(c, -1))
+    rows = []
+    for c in order:
+        row = [c, _fmt(100 * t[c], 2) if c in t else "failed", ranks.get(c, "-")]
+        row += [_fmt(100 * p["accs"][c], 2) if c in p["accs"] else "failed" for p in report["proxies"]]
+        rows.append(row)
+    return rows, headers
+
+
+def write_report(report: dict, out_dir: str | os.PathLike, *, name: str = "nas", command: str | None = None) -> dict:
+    """``<name>.json``, ``<name>.md`` (tables) and ``<name>.png`` (proxy vs truth scatter) in ``out_dir``."""
+    from ..plots import rank_scatter
+    from ..report import table
+    from ..runtime import atomic_path, write_json
+
+    out = Path(out_dir)
+    if command:
+        report = {**report, "command": command}
+    json_path = write_json(out / f"{name}.json", report)
+    panels = []
+    for p in report["proxies"]:
+        ok = [c for c in report["candidates"] if c in p["accs"] and c in report["truth"]["accs"]]
+        panels.append({"label": p["label"], "proxy": [p["accs"][c] for c in ok],
+                       "truth": [report["truth"]["accs"][c] for c in ok],
+                       "ranks": [p["stats"]["truth_rank"][c] for c in ok], "stats": p["stats"],
+                       "best": p["stats"]["best"]["candidate"], "names": ok})
+    png = rank_scatter(panels, out / f"{name}.png",
+                       title=f"{report['dataset']}: proxy vs ground truth ({report['truth']['label']}, "
+                             f"{report['truth']['epochs']} epochs); numbers = ground-truth rank")
+    srows, sheads = summary_rows(report)
+    crows, cheads = candidate_rows(report)
+    md = (f"Ranking of {len(report['candidates'])} candidates on {report['dataset']}; ground truth: "
+          f"{report['truth']['label']} ({report['truth']['set']['num_images']} images, {report['truth']['epochs']} "
+          f"epochs); seeds {report['seeds']}.\n\n" + table(srows, sheads, markdown=True) + "\n\n"
+          + table(crows, cheads, markdown=True) + "\n")
+    if command:
+        md += f"\nCommand: `{command}`\n"
+    with atomic_path(out / f"{name}.md") as tmp:
+        tmp.write_text(md)
+    return {"json": json_path, "png": png, "md": out / f"{name}.md"}
+
+
+# --------------------------------------------------------------------------- #
+# command line (`fyi nas`)
+# --------------------------------------------------------------------------- #
+def add_common_training_arguments(sp) -> None:
+    """Protocol and parallelism options shared by `fyi nas` and `fyi xarch`."""
+    sp.add_argument("--lr", type=float, default=None, help="learning rate (default: a set's learned lr, else 0.01)")
+    sp.add_argument("--batch-size", type=int, default=256)
+    sp.add_argument("--no-dsa", action="store_true", help="train without DSA augmentation")
+    sp.add_argument("--dsa-mode", default="single", choices=["single", "fyi", "all"])
+    sp.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with AVX-512 BF16, or CUDA)")
+    sp.add_argument("--channels-last", action="store_true")
+    sp.add_argument("--test-size", type=int, default=None,
+                    help="test on a fixed class-balanced subset of this many test images (default: all)")
+    sp.add_argument("--workers", type=int, default=1, help="parallel worker processes on this machine (spawned)")
+    sp.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: cores / workers)")
+    sp.add_argument("--cache", default=None, help="folder of per-run records (default OUT/<name>-cache); "
+                                                  "rerunning the command resumes from it")
+    sp.add_argument("--name", default=None, help="base name of the outputs in OUT (default: the command name)")
+
+
+def add_nas_arguments(sp) -> None:
+    sp.add_argument("--dataset", required=True)
+    sp.add_argument("--proxy", action="append", default=None, metavar="SYNSET|random|herding",
+                    help="a proxy training set; repeat for several (default: random)")
+    sp.add_argument("--ipc", type=int, default=None,
+                    help="images per class of random/herding proxies (default: the first synthetic proxy's IPC)")
+    sp.add_argument("--space", default="dc720",
+                    help=f"candidate space: {', '.join(list_spaces())}, or a comma-separated list of models")
+    sp.add_argument("--sample", type=int, default=24, help="candidates drawn from the space (0: all of them)")
+    sp.add_argument("--include", default="", help="candidates always added, e.g. vgg11,resnet18")
+    sp.add_argument("--proxy-epochs", type=int, default=300)
+    sp.add_argument("--truth", default="full",
+                    help="ground-truth training set: full, or real:N (N random images per class, a cheaper stated budget)")
+    sp.add_argument("--full-epochs", type=int, default=30, help="ground-truth training epochs")
+    sp.add_argument("--seeds", type=int, default=1, help="training seeds per candidate and set")
+    sp.add_argument("--topk", default="5,10,20", help="top-k sizes (by ground truth) for the rank statistics")
+    sp.add_argument("--herding-epochs", type=int, default=1)
+    add_common_training_arguments(sp)
+
+
+def _ints(text: str, what: str) -> list[int]:
+    try:
+        return [int(t) for t in str(text).split(",") if t.strip()]
+    except ValueError:
+        raise FyiError(f"{what} must be comma-separated integers, got {text!r}") from None
+
+
+def run_nas_command(args) -> None:
+    import sys
+
+    from ..report import table
+
+    name = args.name or "nas"
+    cfg = NasConfig(
+        dataset=args.dataset, proxies=args.proxy or ["random"], ipc=args.ipc, space=args.space,
+        sample=args.sample or None, include=_split_names(args.include), proxy_epochs=args.proxy_epochs,
+        truth=args.truth, full_epochs=args.full_epochs, seeds=args.seeds, seed=args.seed,
+        topk=_ints(args.topk, "--topk"), test_size=args.test_size, lr=args.lr, batch_size=args.batch_size,
+        dsa=not args.no_dsa, dsa_mode=args.dsa_mode, bf16=args.bf16, channels_last=args.channels_last,
+        herding_epochs=args.herding_epochs, workers=args.workers, threads=args.threads, data_root=args.data_root,
+    )
+    _check_config(cfg)
+    device = init_distributed(args.device, args.threads)
+    try:
+        cache = args.cache or str(Path(args.out) / f"{name}-cache")
+        report = run_ranking(cfg, cache_dir=cache, device=device, progress=not args.quiet)
+        if _rank_world()[0] != 0:
+            return
+        rows, heads = candidate_rows(report)
+        print(table(rows, heads))
+        print()
+        rows, heads = summary_rows(report)
+        print(table(rows, heads))
+        paths = write_report(report, args.out, name=name, command=" ".join(["fyi", *sys.argv[1:]]))
+        print(f"report: {paths['json']}, {paths['md']}, {paths['png']}")
+    finally:
+        _finish_distributed()
+
+
+def _finish_distributed() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
