@@ -76,6 +76,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~umask)  # writers that recreate the file (safetensors) reset the mode
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
