@@ -2,6 +2,11 @@
 import os
 
 import pytest
+import torch
+
+# The tests train tiny networks: one thread is faster than two and immune to
+# oversubscription when the machine is shared (timings are never asserted).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session", autouse=True)
