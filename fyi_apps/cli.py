@@ -542,6 +542,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fyi: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `fyi ... | head`: the reader went away; stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return 0
 
 
