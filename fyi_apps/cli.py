@@ -5,7 +5,6 @@ Every user mistake ends with one line ``fyi: error: ...`` and exit code 2.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path

@@ -30,7 +30,6 @@ import io
 import json
 import logging
 import os
-import re
 import shutil
 import tarfile
 import tempfile

@@ -102,6 +102,14 @@ def _cutmix(x: torch.Tensor, y: torch.Tensor, g: torch.Generator):
     return x, y, y[perm], lam
 
 
+def cutmix_step(x: torch.Tensor, y: torch.Tensor, prob: float, g: torch.Generator):
+    """With probability ``prob`` apply CutMix; returns the batch and a loss ``fn(logits) -> loss``."""
+    if prob > 0 and float(torch.rand((), generator=g)) < prob:
+        x, y_a, y_b, lam = _cutmix(x, y, g)
+        return x, lambda out: lam * F.cross_entropy(out, y_a) + (1 - lam) * F.cross_entropy(out, y_b)
+    return x, lambda out: F.cross_entropy(out, y)
+
+
 def train_network(
     net: torch.nn.Module,
     images: torch.Tensor,
@@ -151,17 +159,10 @@ def train_network(
                 x = aug(x, generator=generator, siamese=False)
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            mix = None
-            if cfg.cutmix > 0 and float(torch.rand((), generator=generator)) < cfg.cutmix:
-                x, y_a, y_b, lam = _cutmix(x, y, generator)
-                mix = (y_a, y_b, lam)
+            x, loss_fn = cutmix_step(x, y, cfg.cutmix, generator)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
                 out = net(x)
-            out = out.float()
-            if mix is None:
-                loss = F.cross_entropy(out, y)
-            else:
-                loss = mix[2] * F.cross_entropy(out, mix[0]) + (1 - mix[2]) * F.cross_entropy(out, mix[1])
+            loss = loss_fn(out.float())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -17,15 +17,6 @@ from fyi_apps.tasks import continual as cl
 ARCH = "ConvNetW32"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny 8x8 networks gain nothing from intra-op threads, and on a busy machine they lose a lot."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def bench(digits):
     return cl.make_benchmark(digits, 5, seed=0)

@@ -13,15 +13,6 @@ TINY = dict(arch="convnet:width=16", batch_real=16, checkpoint_every=100)
 TINY_OPTS = {"inner_loop": 1, "n_data": 16, "batch_net": 16}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: one intra-op thread is ~20x faster on a shared, oversubscribed CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _cfg(ipc=1, iterations=2, options=None, **kw):
     return DistillConfig(method="idc", dataset="digits", ipc=ipc, iterations=iterations,
                          options={**TINY_OPTS, **(options or {})}, **{**TINY, **kw})

@@ -19,15 +19,6 @@ ARCH = "convnet:width=8,depth=2"
 BUF = dict(dataset="digits", epochs=3, arch=ARCH, lr_teacher=0.1, batch_size=128)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """These problems are tiny: one thread is faster, and much faster on a busy shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def buffers(digits, tmp_path_factory):
     folder = tmp_path_factory.mktemp("experts")

@@ -197,7 +197,7 @@ class IDC(Method):
 
     def train_net_on_real(self, n_images: int) -> float:
         """Train ``self.net`` on about ``n_images`` random real images (reference ``train_epoch``)."""
-        from ..evaluate import _cutmix
+        from ..evaluate import cutmix_step
 
         ctx, o = self.ctx, self.ctx.cfg.options
         net, opt = self.net, self.opt_net
@@ -207,16 +207,9 @@ class IDC(Method):
             x, y = ctx.real_batch(self.batch_net)
             with torch.no_grad():
                 x = self.net_aug(x, generator=ctx.generator, siamese=False)
-            mix = None
-            if cutmix and float(torch.rand((), generator=ctx.generator)) < mix_p:
-                x, y_a, y_b, lam = _cutmix(x, y, ctx.generator)
-                mix = (y_a, y_b, lam)
+            x, loss_fn = cutmix_step(x, y, mix_p if cutmix else 0.0, ctx.generator)
             with ctx.autocast():
-                out = net(ctx.prep(x)).float()
-            if mix is None:
-                loss = F.cross_entropy(out, y)
-            else:
-                loss = mix[2] * F.cross_entropy(out, mix[0]) + (1 - mix[2]) * F.cross_entropy(out, mix[1])
+                loss = loss_fn(net(ctx.prep(x)).float())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
