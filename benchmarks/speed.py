@@ -3,7 +3,8 @@
 For each method (DC, DSA, DM, IDC), FYI off/on, IPC and precision (fp32, or bf16
 autocast + channels_last), a fresh worker process builds the method on CIFAR-10
 (JPEG copy) and times its iterations; peak memory is the worker's peak resident
-set size above its size after loading the data (on CUDA: max allocated).
+set size during the timed iterations above its size just before them (on CUDA:
+max allocated).
 
 DM is also compared with a straightforward per-class-loop DM written like the
 reference implementation (each class's real batch through the network
@@ -23,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -32,9 +32,31 @@ from pathlib import Path
 import torch
 
 
-def _rss_mb() -> float:
-    # ru_maxrss is in KiB on Linux
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+class PeakRSS:
+    """Peak resident set size while the block runs (a sampling thread; ru_maxrss cannot be reset)."""
+
+    def __init__(self, interval: float = 0.005):
+        self.interval, self.peak, self._stop = interval, 0.0, None
+
+    def __enter__(self):
+        import threading
+
+        self.peak = _current_rss_mb()
+        self._stop = threading.Event()
+
+        def sample():
+            while not self._stop.is_set():
+                self.peak = max(self.peak, _current_rss_mb())
+                self._stop.wait(self.interval)
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _current_rss_mb())
 
 
 def _current_rss_mb() -> float:
@@ -117,7 +139,6 @@ def run_worker(spec: dict) -> dict:
     device = resolve_device(spec["device"])
     torch.set_num_threads(spec["threads"])
     ds = load_dataset(spec["dataset"])
-    base_rss = _current_rss_mb()
     bf16 = spec["precision"] == "bf16"
     cfg = DistillConfig(method=spec["method"], dataset=spec["dataset"], ipc=spec["ipc"], fyi=spec["fyi"],
                         iterations=10**6, batch_real=spec["batch_real"], seed=0, bf16=bf16, channels_last=bf16)
@@ -127,13 +148,17 @@ def run_worker(spec: dict) -> dict:
     out = {**spec}
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
+    meter = PeakRSS()
     if spec["method"] == "dm" or spec["method"] not in ("dc", "dsa", "idc"):
         d.method.step(0)  # warm-up
+        base_rss = _current_rss_mb()
+        meter.__enter__()
         ts = []
         for it in range(spec["iterations"]):
             t = time.perf_counter()
             d.method.step(it + 1)
             ts.append(time.perf_counter() - t)
+        meter.__exit__(None, None, None)
         out["seconds_per_iteration"] = min(ts)
         out["timed"] = "full iteration"
     else:
@@ -142,6 +167,8 @@ def run_worker(spec: dict) -> dict:
         net = d.ctx.new_net()
         opt_net = torch.optim.SGD(net.parameters(), lr=float(o["lr_net"]))
         t_match, t_inner = [], []
+        base_rss = _current_rss_mb()
+        meter.__enter__()
         for rep in range(spec["iterations"] + 1):
             t = time.perf_counter()
             loss = m.match_loss(net) if hasattr(m, "match_loss") else None
@@ -157,12 +184,13 @@ def run_worker(spec: dict) -> dict:
             if rep:
                 t_match.append(t1 - t)
                 t_inner.append(t2 - t1)
+        meter.__exit__(None, None, None)
         outer, inner = int(o.get("outer_loop", 1)), int(o.get("inner_loop", 1))
         tm, ti = min(t_match), min(t_inner)
         out.update(seconds_match_step=tm, seconds_inner_epoch=ti, outer_loop=outer, inner_loop=inner,
                    seconds_per_iteration=outer * tm + (outer - 1) * inner * ti, timed="implied from match step + inner epoch")
     out["peak_mem_mb"] = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
-                          else max(_rss_mb() - base_rss, 0.0))
+                          else max(meter.peak - base_rss, 0.0))
     return out
 
 

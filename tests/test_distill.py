@@ -172,3 +172,14 @@ def test_fyi_inner_loop_trains_on_flipped_copies(digits, monkeypatch):
     seen.clear()
     _run(digits, "dsa", ipc=2, iterations=1, fyi="flip", options={"outer_loop": 2, "inner_loop": 1, "fyi_inner": False})
     assert seen == [20]
+
+
+def test_dm_real_chunks_give_the_same_loss(digits):
+    """Embedding the real batch in chunks (memory bound) leaves the DM loss unchanged."""
+    losses = []
+    for chunk in (7, 100000):
+        d = Distiller(DistillConfig(method="dm", dataset="digits", ipc=2, iterations=1, batch_real=40, seed=1,
+                                   options={"real_chunk": chunk}), digits, device="cpu")
+        d.run(progress=False)
+        losses.append(d.log[0]["loss"])
+    assert abs(losses[0] - losses[1]) <= 1e-5 * abs(losses[1])

@@ -10,13 +10,15 @@ Speed: when the network has no cross-sample layer (no BatchNorm; the default
 ConvNet uses instance norm) every class goes through the network in one
 batched forward, which gives exactly the per-class loop's loss.  With
 BatchNorm the reference also forwards all classes together, so the same path
-is used.  The real branch needs no graph (``no_grad``).
+is used.  The real branch needs no graph (``no_grad``) and is embedded in
+chunks of ``real_chunk`` images (option, default 1024) to bound memory.
 """
 from __future__ import annotations
 
 import torch
 
 from .base import Method, register_method
+from .dc import has_batchnorm
 from .matching import feature_mean_distance
 
 
@@ -29,9 +31,12 @@ class DM(Method):
              syn: torch.Tensor, syn_labels: torch.Tensor) -> torch.Tensor:
         """Sum over classes of ``||mean embed(real_c) - mean embed(syn_c)||^2`` (inputs already augmented)."""
         ctx = self.ctx
+        chunk = int(ctx.cfg.options.get("real_chunk", 1024))
+        if has_batchnorm(net):  # batch statistics depend on the batch: keep the reference's single forward
+            chunk = real.shape[0]
         with ctx.autocast():
-            with torch.no_grad():
-                f_real = net.embed(ctx.prep(real))
+            with torch.no_grad():  # no graph: chunks bound the activation memory, features are identical
+                f_real = torch.cat([net.embed(ctx.prep(real[s : s + chunk])) for s in range(0, real.shape[0], chunk)])
             f_syn = net.embed(ctx.prep(syn))
         return feature_mean_distance(f_real.float(), real_labels, f_syn.float(), syn_labels, ctx.num_classes)
 
