@@ -319,16 +319,11 @@ def _per_method_int(text: str | None, flag: str):
 
 
 def cmd_cl(args) -> None:
-    from .distill.cli import _option_value
+    from .distill.cli import parse_options
     from .tasks.continual import CLConfig, resolve_benchmark, results_table, run_experiment
 
     key, _, n_exp = resolve_benchmark(args.benchmark, args.experiences)
-    options = {}
-    for item in args.distill_option:
-        if "=" not in item:
-            raise FyiError(f"--distill-option takes KEY=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        options[k.strip()] = _option_value(v.strip())
+    options = parse_options(args.distill_option, "--distill-option")
     cfg = CLConfig(benchmark=key, buffers=[b.strip() for b in args.buffer.split(",") if b.strip()], ipc=args.ipc,
                    protocol=args.protocol, seeds=_seed_list(args), experiences=n_exp, arch=args.arch,
                    lr_img=args.lr_img, herding_epochs=args.herding_epochs, epochs=args.epochs, dsa=not args.no_dsa,

@@ -29,16 +29,7 @@ def _knobs(name: str) -> dict:
     return dict(kv.split("=") for kv in opts.split(","))
 
 
-@pytest.fixture()
-def one_thread():
-    """Batch-1 forwards gain nothing from threads, and a busy shared machine makes them slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_dc_space_has_720_distinct_networks_that_run_at_32px(one_thread):
+def test_dc_space_has_720_distinct_networks_that_run_at_32px():
     space = nas.dc_space()
     assert len(space) == 720 and len(set(space)) == 720
     assert nas.space_candidates("dc720") == space
@@ -220,7 +211,7 @@ def _accs(report):
     return report["truth"]["accs"], [p["accs"] for p in report["proxies"]]
 
 
-def test_resume_trains_only_the_remaining_jobs(digits, tmp_path, monkeypatch, one_thread):
+def test_resume_trains_only_the_remaining_jobs(digits, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     cfg = _tiny_cfg()
     real_train = nas.train_job
@@ -313,7 +304,7 @@ def test_training_sets_and_errors(digits, tmp_path):
 # ------------------------------------------------------------------ torchrun / gloo
 
 
-def test_torchrun_two_cpu_ranks_shard_and_merge(digits, tmp_path, one_thread):
+def test_torchrun_two_cpu_ranks_shard_and_merge(digits, tmp_path):
     """2 gloo ranks via torchrun: rank r trains candidates r::2, rank 0 merges; same result as one process."""
     out, cache = tmp_path / "out", tmp_path / "cache"
     args = ["--dataset", "digits", "--proxy", "random", "--ipc", "2", "--space", ",".join(TINY_CANDIDATES),

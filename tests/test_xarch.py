@@ -5,7 +5,6 @@ import json
 import math
 
 import pytest
-import torch
 
 from fyi_apps.baselines import random_subset
 from fyi_apps.errors import FyiError
@@ -15,15 +14,6 @@ from fyi_apps.tasks import nas, xarch
 
 ARCHS = ["convnet:depth=1,width=8", "mlp:width=16"]
 CFG = EvalConfig(epochs=3, dsa=False, batch_size=64)
-
-
-@pytest.fixture()
-def one_thread():
-    """Tiny trainings gain nothing from threads, and a busy shared machine makes them slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture()
@@ -37,7 +27,7 @@ def two_sets(digits, tmp_path):
     return paths
 
 
-def test_matrix_structure_and_values(digits, two_sets, tmp_path, monkeypatch, one_thread):
+def test_matrix_structure_and_values(digits, two_sets, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     rep = xarch.run_xarch(two_sets + ["random"], archs=ARCHS, cfg=CFG, seeds=[0, 1], ipc=2, cache_dir=cache,
                           device="cpu", progress=False, loaded=digits)
@@ -98,7 +88,7 @@ def test_errors(digits, two_sets, tmp_path):
         xarch.run_xarch(["random"], archs=ARCHS, **kw)
 
 
-def test_cli(two_sets, tmp_path, one_thread):
+def test_cli(two_sets, tmp_path):
     from fyi_apps.cli import main
 
     out = tmp_path / "out"

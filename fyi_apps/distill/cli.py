@@ -15,6 +15,17 @@ def _option_value(text: str):
         return text
 
 
+def parse_options(items, flag: str = "--option") -> dict:
+    """``["k=v", ...]`` -> ``{k: v}`` with JSON values where they parse (numbers, true/false)."""
+    options = {}
+    for item in items:
+        if "=" not in item:
+            raise FyiError(f"{flag} takes KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        options[k.strip()] = _option_value(v.strip())
+    return options
+
+
 def add_distill_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--dataset", required=True, help="dataset name (see `fyi data`)")
     sp.add_argument("--method", required=True, help="dc, dsa, dm, idc, mtt or ftd")
@@ -48,12 +59,7 @@ def run_distill_command(args) -> None:
     from ..synset import export_grid
     from .base import DistillConfig, Distiller, default_output
 
-    options = {}
-    for item in args.option:
-        if "=" not in item:
-            raise FyiError(f"--option takes KEY=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        options[k.strip()] = _option_value(v.strip())
+    options = parse_options(args.option)
     if args.buffers:
         options["buffers"] = str(args.buffers)
     cfg = DistillConfig(
