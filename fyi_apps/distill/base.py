@@ -171,7 +171,7 @@ class Method:
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
-        self.opt = self.options = None
+        self.opt = None
 
     # --- storage of the synthetic images (IDC overrides to multi-formation) ---
     encoding: ClassVar[dict] = {"type": "plain"}
