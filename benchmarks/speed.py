@@ -123,7 +123,9 @@ def dm_compare(args, ds, device) -> dict:
             continue  # warm-up
         t_ours.append(t1 - t0)
         t_ref.append(t3 - t2)
-        rel.append(abs(float(loss_ours) - float(loss_ref)) / abs(float(loss_ref)))
+        lo, lr_ = float(loss_ours.detach()), float(loss_ref.detach())
+        print(f"  losses: fyi-apps {lo!r}, per-class loop {lr_!r}", flush=True)
+        rel.append(abs(lo - lr_) / abs(lr_))
     ours, ref = min(t_ours), min(t_ref)
     return {"ipc": args.dm_ipc, "batch_real": args.batch_real, "seconds_ours": ours, "seconds_per_class_loop": ref,
             "ratio": ours / ref, "max_rel_loss_diff": max(rel), "repeats": args.repeats,

@@ -183,3 +183,11 @@ def test_dm_real_chunks_give_the_same_loss(digits):
         d.run(progress=False)
         losses.append(d.log[0]["loss"])
     assert abs(losses[0] - losses[1]) <= 1e-5 * abs(losses[1])
+
+
+@pytest.mark.parametrize("bad", [0, -3, "many"])
+def test_dm_rejects_a_bad_real_chunk(digits, bad):
+    d = Distiller(DistillConfig(method="dm", dataset="digits", ipc=2, iterations=1, batch_real=40, seed=1,
+                                options={"real_chunk": bad}), digits, device="cpu")
+    with pytest.raises(FyiError, match="real_chunk"):
+        d.run(progress=False)
