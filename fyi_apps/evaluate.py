@@ -37,6 +37,11 @@ class EvalConfig:
     test_batch_size: int = 1000
     bf16: bool = False  # bf16 autocast (CPU with AVX-512 BF16, or CUDA)
     channels_last: bool = False
+    # Forward/backward each batch in slices of this many images, summing the
+    # gradients (the same update, up to float rounding; networks with BatchNorm
+    # always use whole batches).  None: 16 on a CPU, where small slices keep the
+    # activations in cache (about 1.7x faster on the test machine), else off.
+    micro_batch: int | None = None
 
     def resolved_lr(self, learned: float | None = None) -> float:
         if self.lr is not None:
@@ -103,11 +108,32 @@ def _cutmix(x: torch.Tensor, y: torch.Tensor, g: torch.Generator):
 
 
 def cutmix_step(x: torch.Tensor, y: torch.Tensor, prob: float, g: torch.Generator):
-    """With probability ``prob`` apply CutMix; returns the batch and a loss ``fn(logits) -> loss``."""
+    """With probability ``prob`` apply CutMix; returns the batch and a loss function.
+
+    ``loss_fn(logits)`` is the batch's mean cross-entropy; ``loss_fn(logits, sl)``
+    takes the logits of the slice ``sl`` of the batch and returns its share of
+    that mean, so the shares of all slices add up to the whole batch's loss.
+    """
+    n = x.shape[0]
     if prob > 0 and float(torch.rand((), generator=g)) < prob:
         x, y_a, y_b, lam = _cutmix(x, y, g)
-        return x, lambda out: lam * F.cross_entropy(out, y_a) + (1 - lam) * F.cross_entropy(out, y_b)
-    return x, lambda out: F.cross_entropy(out, y)
+
+        def mixed(out, sl=slice(None)):
+            return (lam * F.cross_entropy(out, y_a[sl], reduction="sum")
+                    + (1 - lam) * F.cross_entropy(out, y_b[sl], reduction="sum")) / n
+
+        return x, mixed
+    return x, lambda out, sl=slice(None): F.cross_entropy(out, y[sl], reduction="sum") / n
+
+
+def micro_batch_size(cfg: EvalConfig, net: torch.nn.Module, device: torch.device) -> int | None:
+    """Slice size for :func:`train_network` (None: whole batches)."""
+    from .networks import has_batchnorm
+
+    size = cfg.micro_batch if cfg.micro_batch is not None else (16 if device.type == "cpu" else 0)
+    if size < 0:
+        raise FyiError(f"micro_batch must be >= 0 (0 turns it off), got {size}")
+    return None if size == 0 or has_batchnorm(net) else int(size)
 
 
 def train_network(
@@ -146,6 +172,7 @@ def train_network(
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[max(cfg.epochs // 2, 1)], gamma=0.1)
     aug = DSA(cfg.dsa_strategy, mode=cfg.dsa_mode) if cfg.dsa else None
+    micro = micro_batch_size(cfg, net, device)
     labels = labels.to(device)
     last_loss = float("nan")
     bar = tqdm(range(cfg.epochs), desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
@@ -160,13 +187,18 @@ def train_network(
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             x, loss_fn = cutmix_step(x, y, cfg.cutmix, generator)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-                out = net(x)
-            loss = loss_fn(out.float())
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            step = micro or x.shape[0]
+            loss = 0.0
+            for s in range(0, x.shape[0], step):
+                sl = slice(s, s + step)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                    out = net(x[sl])
+                part = loss_fn(out.float(), sl)
+                part.backward()
+                loss += float(part.detach())
             opt.step()
-            last_loss = float(loss.detach())
+            last_loss = loss
         sched.step()
         if not math.isfinite(last_loss):
             raise FyiError(
@@ -195,18 +227,21 @@ def test_accuracy(
     """Top-1 accuracy of ``net`` on a (uint8 or normalised float) test set.
 
     ``transform`` (optional) maps each normalised test batch to the network's input
-    space, e.g. the ZCA whitening of a set distilled from ZCA experts.
+    space, e.g. the ZCA whitening of a set distilled from ZCA experts.  On a CPU
+    each batch goes through the network in channels-last slices of 16 images,
+    which keeps activations in cache (same predictions, about 3x faster).
     """
     net.eval()
+    cpu = device.type == "cpu"
     correct = 0
     for start in range(0, images.shape[0], batch_size):
         x = _as_float(images[start : start + batch_size].to(device), mean, std)
         if transform is not None:
             x = transform(x)
-        if channels_last:
+        if channels_last or cpu:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            pred = net(x).argmax(dim=1)
+            pred = torch.cat([net(part).argmax(dim=1) for part in x.split(16 if cpu else x.shape[0])])
         correct += int((pred == labels[start : start + batch_size].to(device)).sum())
     net.train()
     return correct / max(images.shape[0], 1)

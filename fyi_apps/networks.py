@@ -96,6 +96,11 @@ def _make_act(act: str) -> nn.Module:
     return nn.ReLU()
 
 
+def has_batchnorm(net: nn.Module) -> bool:
+    """True when a layer mixes samples of a batch (BatchNorm): then a batch cannot be split into chunks."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+
+
 def _make_norm(norm: str, c: int, hw: int) -> nn.Module | None:
     """The reference normalisations for a ``[N, c, hw, hw]`` map.
 

@@ -108,3 +108,39 @@ def test_unequalness_curve_shape(digits):
     assert rows[0]["score"] > rows[1]["score"]  # paper Fig. 3: larger subsets are closer to flip-equal
     with pytest.raises(FyiError, match="exceeds the smallest class"):
         unequalness_curve(digits, sizes=(10_000,))
+
+
+def _train_once(arch, micro, cutmix=0.0):
+    from fyi_apps.evaluate import train_network
+    from fyi_apps.networks import create_model
+    from fyi_apps.runtime import make_generator
+
+    x, y = torch.randn(40, 1, 8, 8, generator=torch.Generator().manual_seed(0)), torch.arange(40) % 4
+    net = create_model(arch, channels=1, num_classes=4, image_size=8, seed=3)
+    cfg = EvalConfig(epochs=2, batch_size=32, dsa=False, cutmix=cutmix, micro_batch=micro)
+    out = train_network(net, x, y, cfg, lr=0.05, generator=make_generator(0), device=torch.device("cpu"))
+    return torch.cat([p.detach().flatten() for p in net.parameters()]), out["final_loss"]
+
+
+@pytest.mark.parametrize("cutmix", [0.0, 1.0])
+def test_micro_batches_give_the_whole_batch_update(cutmix):
+    """Slicing a batch into micro-batches sums to the same gradient: same weights, same loss."""
+    whole, loss_whole = _train_once("convnet", 0, cutmix)
+    sliced, loss_sliced = _train_once("convnet", 5, cutmix)
+    assert torch.allclose(whole, sliced, rtol=1e-4, atol=1e-5)
+    assert loss_sliced == pytest.approx(loss_whole, rel=1e-4)
+    assert not torch.equal(whole, _train_once("convnet", 0, 0.5 - cutmix)[0])  # the check can tell runs apart
+
+
+def test_micro_batches_are_off_for_batchnorm_and_negative_is_refused():
+    from fyi_apps.evaluate import micro_batch_size
+    from fyi_apps.networks import create_model
+
+    cpu = torch.device("cpu")
+    bn = create_model("ConvNetBN", channels=1, num_classes=4, image_size=8, seed=0)
+    inorm = create_model("convnet", channels=1, num_classes=4, image_size=8, seed=0)
+    assert micro_batch_size(EvalConfig(), bn, cpu) is None
+    assert micro_batch_size(EvalConfig(), inorm, cpu) == 16
+    assert micro_batch_size(EvalConfig(micro_batch=0), inorm, cpu) is None
+    with pytest.raises(FyiError, match="micro_batch"):
+        micro_batch_size(EvalConfig(micro_batch=-1), inorm, cpu)

@@ -20,12 +20,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..networks import has_batchnorm
 from .base import Method, register_method
 from .matching import gradient_distance
-
-
-def has_batchnorm(net: torch.nn.Module) -> bool:
-    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())
 
 
 def freeze_batchnorm_stats(ctx, net: torch.nn.Module, per_class: int = 16) -> None:

@@ -23,8 +23,8 @@ from __future__ import annotations
 import torch
 
 from ..errors import FyiError
+from ..networks import has_batchnorm
 from .base import Method, register_method
-from .dc import has_batchnorm
 from .matching import feature_mean_distance
 
 
