@@ -31,6 +31,16 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return torch.device(name)
 
 
+def cache_slice(device: torch.device) -> int | None:
+    """Images per forward/backward slice for no-cross-sample work: 16 on a CPU, None (whole batch) elsewhere.
+
+    On a CPU the normalisation, activation and pooling after each convolution
+    are memory-bound; slices of 16 images keep a ConvNet's activations in cache
+    and make a forward 2-3x faster than batches of 256 with the same result.
+    """
+    return 16 if torch.device(device).type == "cpu" else None
+
+
 def make_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
     """A private random stream: nothing in fyi-apps reseeds torch's global RNG."""
     g = torch.Generator(device=torch.device(device))

@@ -191,3 +191,20 @@ def test_dm_rejects_a_bad_real_chunk(digits, bad):
                                 options={"real_chunk": bad}), digits, device="cpu")
     with pytest.raises(FyiError, match="real_chunk"):
         d.run(progress=False)
+
+
+@pytest.mark.parametrize("arch", ["convnet", "ConvNetBN"])
+def test_real_gradient_in_slices_equals_the_whole_batch_gradient(arch):
+    from fyi_apps.distill.matching import real_gradient
+    from fyi_apps.networks import create_model
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(37, 3, 8, 8, generator=g), torch.randint(0, 5, (37,), generator=g)
+    net = create_model(arch, channels=3, num_classes=5, image_size=8, seed=0)
+    params = list(net.parameters())
+    whole = torch.autograd.grad(torch.nn.functional.cross_entropy(net(x), y), params)
+    sliced = real_gradient(net, x, y, params, net)
+    assert len(sliced) == len(whole)
+    for a, b in zip(whole, sliced):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+        assert not b.requires_grad

@@ -136,6 +136,11 @@ class Context:
         """Memory format for network inputs."""
         return x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else x
 
+    def forward(self, net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``net(x)`` in the run's memory format and precision."""
+        with self.autocast():
+            return net(self.prep(x))
+
     def autocast(self):
         if not self.cfg.bf16:
             return contextlib.nullcontext()

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from ..networks import has_batchnorm
 from .base import Method, register_method
-from .matching import gradient_distance
+from .matching import gradient_distance, real_gradient
 
 
 def freeze_batchnorm_stats(ctx, net: torch.nn.Module, per_class: int = 16) -> None:
@@ -58,9 +58,7 @@ class DC(Method):
             mask = syn_labels_all == c
             syn, y_syn = ctx.fyi(syn_all[mask], syn_labels_all[mask])
             real, syn = ctx.siamese(real, syn)
-            with ctx.autocast():
-                loss_real = F.cross_entropy(net(ctx.prep(real)).float(), y_real)
-            g_real = [g.detach() for g in torch.autograd.grad(loss_real, params)]
+            g_real = real_gradient(net, real, y_real, params, lambda x: ctx.forward(net, x))
             with ctx.autocast():
                 loss_syn = F.cross_entropy(net(ctx.prep(syn)).float(), y_syn)
             g_syn = torch.autograd.grad(loss_syn, params, create_graph=True)

@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from ..errors import FyiError
 from ..synset import multiformation_decode, multiformation_encode
 from .base import Method, register_method
-from .matching import gradient_distance
+from .matching import gradient_distance, real_gradient
 from .presets import dataset_family
 
 _METRICS = ("mse", "l1", "ours", "cos")
@@ -231,9 +231,7 @@ class IDC(Method):
             real, syn = self.match_aug.apply(real, aug), self.match_aug.apply(syn, aug)
         y_real = torch.full((real.shape[0],), c, device=ctx.device, dtype=torch.long)
         y_syn = torch.full((syn.shape[0],), c, device=ctx.device, dtype=torch.long)
-        with ctx.autocast():
-            loss_real = F.cross_entropy(self.net(ctx.prep(real)).float(), y_real)
-        g_real = [g.detach() for g in torch.autograd.grad(loss_real, params)]
+        g_real = real_gradient(self.net, real, y_real, params, lambda x: ctx.forward(self.net, x))
         with ctx.autocast():
             loss_syn = F.cross_entropy(self.net(ctx.prep(syn)).float(), y_syn)
         g_syn = torch.autograd.grad(loss_syn, params, create_graph=True)

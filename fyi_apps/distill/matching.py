@@ -10,17 +10,40 @@
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 
 from ..errors import FyiError
+from ..runtime import cache_slice
 
 _EPS = 1e-6
 
 
 def _rows(g: torch.Tensor) -> torch.Tensor:
     return g.reshape(g.shape[0], -1)
+
+
+def real_gradient(
+    net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, params: Sequence[torch.Tensor],
+    forward: Callable[[torch.Tensor], torch.Tensor],
+) -> list[torch.Tensor]:
+    """Gradient of the mean cross-entropy of ``forward(x)`` w.r.t. ``params``, no graph kept.
+
+    Computed as the sum of the gradients of slices of the batch (see
+    :func:`fyi_apps.runtime.cache_slice`) unless a BatchNorm layer is in
+    training mode, where the batch statistics need the whole batch.
+    """
+    chunk = cache_slice(x.device)
+    if chunk is None or any(m.training for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)):
+        chunk = x.shape[0]
+    n, total = x.shape[0], None
+    for s in range(0, n, chunk):
+        loss = F.cross_entropy(forward(x[s : s + chunk]).float(), y[s : s + chunk], reduction="sum") / n
+        g = torch.autograd.grad(loss, params)
+        total = [t.detach() for t in g] if total is None else [t + u.detach() for t, u in zip(total, g)]
+    return total
 
 
 def gradient_distance(
