@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     p.add_argument("--ipcs", default="1,10")
     p.add_argument("--dm-iterations", type=int, default=1000)
     p.add_argument("--dc-iterations", type=int, default=100, help="DC/DSA outer iterations")
-    p.add_argument("--dc-loops", default="", help="override (outer,inner) loops for DC/DSA, e.g. 5,10")
+    p.add_argument("--dc-loops", default="", help="cap DC/DSA's (outer,inner) loops, e.g. 5,10 (IPC 1 keeps its 1,1)")
     p.add_argument("--batch-real", type=int, default=256)
     p.add_argument("--eval-epochs", type=int, default=300)
     p.add_argument("--seeds", type=int, default=3)
@@ -55,6 +55,7 @@ def main(argv=None) -> int:
     from fyi_apps.baselines import random_subset
     from fyi_apps.data import load_dataset
     from fyi_apps.distill import DistillConfig, Distiller
+    from fyi_apps.distill.presets import dc_loops
     from fyi_apps.evaluate import EvalConfig, evaluate_synset
     from fyi_apps.report import pct, table
     from fyi_apps.runtime import package_versions, write_json
@@ -102,7 +103,8 @@ def main(argv=None) -> int:
                     opts = {}
                     if method in ("dc", "dsa") and args.dc_loops:
                         o, i = (int(v) for v in args.dc_loops.split(","))
-                        opts = {"outer_loop": o, "inner_loop": i}
+                        po, pi = dc_loops(ipc)
+                        opts = {"outer_loop": min(o, po), "inner_loop": min(i, pi)}
                     cfg = DistillConfig(method=method, dataset=args.dataset, ipc=ipc, fyi="flip" if fyi else None,
                                         iterations=args.dm_iterations if method == "dm" else args.dc_iterations,
                                         batch_real=args.batch_real, seed=args.seed, bf16=args.bf16,

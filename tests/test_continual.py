@@ -327,3 +327,17 @@ def test_cli_cl_writes_json_csv_png(tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown buffer" in err[0]
+
+
+@pytest.mark.parametrize("k", [1, 7, 40])
+def test_first_k_herding_picks_what_avalanches_full_ranking_picks_first(k):
+    from avalanche.training.storage_policy import HerdingSelectionStrategy
+
+    from fyi_apps.tasks.continual import FirstKHerding
+
+    feats = torch.randn(40, 12, generator=torch.Generator().manual_seed(k))
+    full = HerdingSelectionStrategy(torch.nn.Identity(), "").make_sorted_indices_from_features(feats)
+    ours = FirstKHerding(torch.nn.Identity(), "", k=k).make_sorted_indices_from_features(feats)
+    assert ours[:k] == full[:k]
+    assert sorted(ours) == list(range(40))
+    assert ours[:k] != list(range(k))  # herding is not the identity order on random features

@@ -325,6 +325,35 @@ class _Embedder(torch.nn.Module):
         return self.model.embed(x).flatten(1)
 
 
+class FirstKHerding(HerdingSelectionStrategy):
+    """Avalanche's herding selection, stopped after the ``k`` images a buffer keeps.
+
+    Avalanche ranks every image of a class (``n`` greedy steps over ``n``
+    candidates, minutes for CIFAR's 5,000 images per class); a buffer needs only
+    the first ``k``.  The first ``k`` indices are the same greedy choices; the
+    others follow unranked, in their original order.
+    """
+
+    def __init__(self, model, layer_name: str, k: int):
+        super().__init__(model, layer_name)
+        self.k = int(k)
+
+    def make_sorted_indices_from_features(self, features: torch.Tensor) -> list[int]:
+        n = features.shape[0]
+        center = features.mean(dim=0)
+        running = torch.zeros_like(center)
+        taken = torch.zeros(n, dtype=torch.bool, device=features.device)
+        picks: list[int] = []
+        for i in range(min(self.k, n)):
+            candidates = running * i / (i + 1) + features / (i + 1)
+            dist = (candidates - center).pow(2).sum(dim=1).masked_fill(taken, float("inf"))
+            j = int(dist.argmin())
+            picks.append(j)
+            taken[j] = True
+            running = candidates[j]
+        return picks + torch.nonzero(~taken).flatten().tolist()
+
+
 class HerdingSelection(MemorySource):
     """Herding (iCaRL) with Avalanche's ``HerdingSelectionStrategy`` on ``model.embed`` features.
 
@@ -362,7 +391,7 @@ class HerdingSelection(MemorySource):
         net = self.model if self.model is not None else self._feature_net(classes, x, y, device)
         was_training = net.training
         state = SimpleNamespace(device=device, eval_mb_size=self.batch_size)
-        herding = HerdingSelectionStrategy(_Embedder(net), "")
+        herding = FirstKHerding(_Embedder(net), "", k=per_class)
         picks = []
         try:
             for c in classes:
@@ -377,7 +406,7 @@ class HerdingSelection(MemorySource):
     def describe(self) -> dict:
         return {"kind": self.kind, "features": "learner" if self.model is not None else self.arch,
                 "feature_epochs": None if self.model is not None else self.feature_epochs, "seed": self.seed,
-                "selection": "avalanche.training.storage_policy.HerdingSelectionStrategy"}
+                "selection": "avalanche.training.storage_policy.HerdingSelectionStrategy (first k)"}
 
 
 class FromSynset(MemorySource):
