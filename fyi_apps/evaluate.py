@@ -136,6 +136,25 @@ def micro_batch_size(cfg: EvalConfig, net: torch.nn.Module, device: torch.device
     return None if size == 0 or has_batchnorm(net) else int(size)
 
 
+def backward_in_slices(net: torch.nn.Module, x: torch.Tensor, loss_fn, size: int | None, *, bf16: bool = False) -> float:
+    """Accumulate the gradient of ``loss_fn`` over ``x`` into ``.grad``, ``size`` images at a time.
+
+    ``loss_fn(logits, sl)`` returns slice ``sl``'s share of the batch loss (see
+    :func:`cutmix_step`); ``size`` None means the whole batch at once.  Returns
+    the batch loss.
+    """
+    step = size or x.shape[0]
+    total = 0.0
+    for s in range(0, x.shape[0], step):
+        sl = slice(s, s + step)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            out = net(x[sl])
+        part = loss_fn(out.float(), sl)
+        part.backward()
+        total += float(part.detach())
+    return total
+
+
 def train_network(
     net: torch.nn.Module,
     images: torch.Tensor,
@@ -188,17 +207,8 @@ def train_network(
                 x = x.contiguous(memory_format=torch.channels_last)
             x, loss_fn = cutmix_step(x, y, cfg.cutmix, generator)
             opt.zero_grad(set_to_none=True)
-            step = micro or x.shape[0]
-            loss = 0.0
-            for s in range(0, x.shape[0], step):
-                sl = slice(s, s + step)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-                    out = net(x[sl])
-                part = loss_fn(out.float(), sl)
-                part.backward()
-                loss += float(part.detach())
+            last_loss = backward_in_slices(net, x, loss_fn, micro, bf16=cfg.bf16)
             opt.step()
-            last_loss = loss
         sched.step()
         if not math.isfinite(last_loss):
             raise FyiError(

@@ -394,3 +394,14 @@ def test_bad_buffer_settings():
         BufferConfig(dataset="digits", epochs=0).check()
     with pytest.raises(FyiError, match="--dtype"):
         BufferConfig(dataset="digits", dtype="int8").check()
+
+
+def test_mtt_warns_when_the_student_takes_more_steps_than_the_expert(digits, buffers):
+    n_steps = -(-int(digits.train.labels.numel()) // BUF["batch_size"])  # one expert epoch
+    with pytest.warns(UserWarning, match="overshoots"):
+        Distiller(_cfg("mtt", buffers, syn_steps=n_steps + 1), digits, device="cpu")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Distiller(_cfg("mtt", buffers, syn_steps=n_steps), digits, device="cpu")

@@ -172,6 +172,16 @@ class MTT(Method):
                 f"{b.epochs} stored epochs of {folder}; pass --option max_start_epoch="
                 f"{max(b.epochs - self.expert_epochs + 1, 1)} or train longer experts"
             )
+        per_class = b.config.get("train_per_class")
+        n_train = int(per_class) * ctx.info.num_classes if per_class else int(ctx.dataset.train.labels.numel())
+        teacher_steps = self.expert_epochs * math.ceil(n_train / int(b.config.get("batch_size", 256)))
+        if self.syn_steps > teacher_steps:
+            import warnings
+
+            warnings.warn(
+                f"the student takes syn_steps={self.syn_steps} steps to match {teacher_steps} expert steps "
+                f"({self.expert_epochs} epochs of {n_train} images); with the same lr it overshoots and the "
+                "learned lr shrinks towards 0. Lower --option syn_steps or raise expert_epochs.", stacklevel=2)
         if self.wants_flat and not b.flat:
             import warnings
 
