@@ -24,14 +24,15 @@ import torch
 
 from ..errors import FyiError
 from ..networks import has_batchnorm
+from ..runtime import cache_slice
 from .base import Method, register_method
 from .matching import feature_mean_distance
 
 
 def real_chunk(value, device: torch.device) -> int:
-    """Images per no-grad forward of the real branch: ``"auto"`` is 16 on a CPU and 1024 elsewhere."""
+    """Images per no-grad forward of the real branch: ``"auto"`` is 16 on a CPU (cache_slice) and 1024 elsewhere."""
     if value in (None, "auto"):
-        return 16 if device.type == "cpu" else 1024
+        return cache_slice(device) or 1024
     try:
         chunk = int(value)
     except (TypeError, ValueError):
