@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import FyiError
-from .runtime import derive_seed, make_generator, resolve_device
+from .runtime import cache_slice, derive_seed, make_generator, resolve_device
 
 
 @dataclass
@@ -130,7 +130,7 @@ def micro_batch_size(cfg: EvalConfig, net: torch.nn.Module, device: torch.device
     """Slice size for :func:`train_network` (None: whole batches)."""
     from .networks import has_batchnorm
 
-    size = cfg.micro_batch if cfg.micro_batch is not None else (16 if device.type == "cpu" else 0)
+    size = cfg.micro_batch if cfg.micro_batch is not None else (cache_slice(device) or 0)
     if size < 0:
         raise FyiError(f"micro_batch must be >= 0 (0 turns it off), got {size}")
     return None if size == 0 or has_batchnorm(net) else int(size)
@@ -251,7 +251,7 @@ def test_accuracy(
         if channels_last or cpu:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            pred = torch.cat([net(part).argmax(dim=1) for part in x.split(16 if cpu else x.shape[0])])
+            pred = torch.cat([net(part).argmax(dim=1) for part in x.split(cache_slice(device) or x.shape[0])])
         correct += int((pred == labels[start : start + batch_size].to(device)).sum())
     net.train()
     return correct / max(images.shape[0], 1)
