@@ -14,7 +14,11 @@ so the two losses must agree to 1e-5 relative; the table reports the ratio.
 DC/DSA/IDC iterations at the paper's loops take minutes on a CPU, so for them the
 script times one matching step (all classes, one image update) and one inner
 epoch, and reports the implied time of a full iteration:
-``outer * t_match + (outer - 1) * inner * t_inner``.
+``outer * t_match + (outer - 1) * inner * t_inner``; for IDC, one round
+(match all classes, update the net on real data) times ``inner_loop``.
+Evaluation retraining is timed with the default CPU slices and with whole
+batches.  Each configuration's result is kept in ``JSON``'s ``.parts`` folder,
+so rerunning an interrupted command continues it.
 
     python benchmarks/speed.py                       # full table (about 30-40 min on 2 cores)
     python benchmarks/speed.py --quick               # a couple of minutes
@@ -22,6 +26,7 @@ epoch, and reports the implied time of a full iteration:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -151,7 +156,7 @@ def run_worker(spec: dict) -> dict:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     meter = PeakRSS()
-    if spec["method"] == "dm" or spec["method"] not in ("dc", "dsa", "idc"):
+    if spec["method"] not in ("dc", "dsa", "idc"):
         d.method.step(0)  # warm-up
         base_rss = _current_rss_mb()
         meter.__enter__()
@@ -163,6 +168,27 @@ def run_worker(spec: dict) -> dict:
         meter.__exit__(None, None, None)
         out["seconds_per_iteration"] = min(ts)
         out["timed"] = "full iteration"
+    elif spec["method"] == "idc":
+        # One IDC iteration = inner_loop rounds of (match every class, train the net on real data)
+        # on a new net (its construction is negligible; early real training is off by default):
+        # time one round on a kept net and scale.
+        m = d.method
+        rounds = m.inner_loop
+        m.inner_loop = 1
+        m.net = d.ctx.new_net()
+        m.opt_net = m._net_optimiser(m.net)
+        m.fix_iter = 10**9
+        m.step(1)  # warm-up
+        base_rss = _current_rss_mb()
+        meter.__enter__()
+        ts = []
+        for it in range(spec["iterations"]):
+            t = time.perf_counter()
+            m.step(1)
+            ts.append(time.perf_counter() - t)
+        meter.__exit__(None, None, None)
+        out.update(seconds_round=min(ts), rounds=rounds, seconds_per_iteration=rounds * min(ts),
+                   timed="implied from one round (match all classes + net update) x inner_loop")
     else:
         m = d.method
         o = d.cfg.options
@@ -205,15 +231,16 @@ def run_eval_speed(args, ds, device) -> list[dict]:
 
     s = random_subset(ds, 10, seed=0)
     rows = []
-    for prec in args.precisions:
+    variants = [(prec, None) for prec in args.precisions] + [("fp32", 0)]  # micro_batch 0: whole batches
+    for prec, micro in variants:
         bf16 = prec == "bf16"
-        cfg = EvalConfig(epochs=args.eval_epochs, bf16=bf16, channels_last=bf16)
+        cfg = EvalConfig(epochs=args.eval_epochs, bf16=bf16, channels_last=bf16, micro_batch=micro)
         net = create_model("convnet", channels=ds.info.channels, num_classes=10, image_size=ds.info.image_size, seed=0)
         t = time.perf_counter()
         train_network(net, s.images, s.labels, cfg, lr=0.01, generator=make_generator(0), device=device)
         sec = (time.perf_counter() - t) / args.eval_epochs
-        rows.append({"precision": prec, "seconds_per_epoch_ipc10": sec,
-                     "seconds_1000_epochs_ipc10": sec * 1000})
+        rows.append({"precision": prec, "batches": "whole (reference style)" if micro == 0 else "default (slices on CPU)",
+                     "seconds_per_epoch_ipc10": sec, "seconds_1000_epochs_ipc10": sec * 1000})
     return rows
 
 
@@ -256,6 +283,7 @@ def main(argv=None) -> int:
                 ["fyi-apps DM s", "per-class loop s", "ratio", "max rel. loss diff"]))
 
     rows = []
+    parts = Path(args.json).with_suffix(".parts")  # one file per measured configuration: reruns resume
     for method in args.methods.split(","):
         for ipc in [int(i) for i in args.ipcs.split(",")]:
             for fyi in (None, "flip"):
@@ -263,12 +291,17 @@ def main(argv=None) -> int:
                     spec = {"method": method, "ipc": ipc, "fyi": fyi, "precision": prec, "dataset": args.dataset,
                             "iterations": args.iterations, "batch_real": args.batch_real, "device": args.device,
                             "threads": args.threads}
-                    r = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)],
-                                       capture_output=True, text=True)
-                    if r.returncode != 0:
-                        print(f"{method} ipc{ipc} fyi={fyi} {prec}: failed\n{r.stderr[-2000:]}")
-                        continue
-                    res = json.loads(r.stdout.strip().splitlines()[-1])
+                    part = parts / (hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16] + ".json")
+                    if part.exists():  # measured by an earlier, interrupted run of the same command
+                        res = json.loads(part.read_text())
+                    else:
+                        r = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)],
+                                           capture_output=True, text=True)
+                        if r.returncode != 0:
+                            print(f"{method} ipc{ipc} fyi={fyi} {prec}: failed\n{r.stderr[-2000:]}")
+                            continue
+                        res = json.loads(r.stdout.strip().splitlines()[-1])
+                        write_json(part, res)
                     rows.append(res)
                     print(f"{method:<4} ipc {ipc:<3} {'fyi' if fyi else '   '} {prec}: "
                           f"{res['seconds_per_iteration']:.3f} s/it, peak {res['peak_mem_mb']:.0f} MB", flush=True)
@@ -278,8 +311,9 @@ def main(argv=None) -> int:
                   f"{r['peak_mem_mb']:.0f}", r["timed"]] for r in rows],
                 ["method", "IPC", "FYI", "precision", "s / iteration", "peak MB", "timed"]))
     print()
-    print(table([[r["precision"], f"{r['seconds_per_epoch_ipc10']:.3f}", f"{r['seconds_1000_epochs_ipc10']:.0f}"] for r in ev],
-                ["evaluation precision", "s / epoch (IPC 10)", "s / 1000 epochs"]))
+    print(table([[r["precision"], r["batches"], f"{r['seconds_per_epoch_ipc10']:.3f}",
+                  f"{r['seconds_1000_epochs_ipc10']:.0f}"] for r in ev],
+                ["evaluation precision", "batches", "s / epoch (IPC 10)", "s / 1000 epochs"]))
     out = Path(args.json)
     write_json(out, {"command": " ".join([sys.executable.split('/')[-1], *sys.argv]), "dm_vs_per_class_loop": dm,
                      "iterations": rows, "evaluation": ev, "versions": package_versions(),
