@@ -13,6 +13,7 @@ checkpoints).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -29,13 +30,22 @@ def _label(method: str, fyi: bool) -> str:
     return method + ("+fyi" if fyi else "")
 
 
+def _per_ipc(text: str, ipcs: list[int], flag: str) -> dict[int, int]:
+    vals = [int(v) for v in str(text).split(",")]
+    if len(vals) == 1:
+        vals = vals * len(ipcs)
+    if len(vals) != len(ipcs):
+        raise SystemExit(f"{flag} takes one value or one per IPC ({len(ipcs)}), got {text!r}")
+    return dict(zip(ipcs, vals))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="cifar10")
     p.add_argument("--methods", default="dm,dsa,dc")
     p.add_argument("--ipcs", default="1,10")
-    p.add_argument("--dm-iterations", type=int, default=1000)
-    p.add_argument("--dc-iterations", type=int, default=100, help="DC/DSA outer iterations")
+    p.add_argument("--dm-iterations", default="1000", help="DM iterations, one value or one per IPC (e.g. 500,300)")
+    p.add_argument("--dc-iterations", default="100", help="DC/DSA outer iterations, one value or one per IPC")
     p.add_argument("--dc-loops", default="", help="cap DC/DSA's (outer,inner) loops, e.g. 5,10 (IPC 1 keeps its 1,1)")
     p.add_argument("--batch-real", type=int, default=256)
     p.add_argument("--eval-epochs", type=int, default=300)
@@ -45,10 +55,12 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--work", default="benchmarks/results/fidelity", help="folder for sets and cached evaluations")
     p.add_argument("--json", default=None, help="result JSON (default WORK/fidelity.json)")
+    p.add_argument("--no-random", action="store_true",
+                   help="skip the random baseline (another process sharing --work computes it)")
     p.add_argument("--quick", action="store_true")
     args = p.parse_args(argv)
     if args.quick:
-        args.dataset, args.dm_iterations, args.dc_iterations, args.eval_epochs, args.seeds = "digits", 20, 2, 20, 1
+        args.dataset, args.dm_iterations, args.dc_iterations, args.eval_epochs, args.seeds = "digits", "20", "2", 20, 1
         args.dc_loops, args.batch_real = "2,2", 64
         args.work = str(Path(args.work).with_name(Path(args.work).name + "-quick"))
 
@@ -68,13 +80,19 @@ def main(argv=None) -> int:
     ecfg = EvalConfig(epochs=args.eval_epochs, bf16=args.bf16, channels_last=args.bf16)
     seeds = list(range(args.seeds))
     ipcs = [int(i) for i in args.ipcs.split(",")]
-    budget = {"dm_iterations": args.dm_iterations, "dc_iterations": args.dc_iterations, "dc_loops": args.dc_loops or "preset",
+    dm_its = _per_ipc(args.dm_iterations, ipcs, "--dm-iterations")
+    dc_its = _per_ipc(args.dc_iterations, ipcs, "--dc-iterations")
+    budget = {"dm_iterations": dm_its, "dc_iterations": dc_its, "dc_loops": args.dc_loops or "preset",
               "batch_real": args.batch_real, "eval_epochs": args.eval_epochs, "eval_seeds": seeds,
               "distill_seed": args.seed, "bf16": args.bf16, "dataset": ds.info.name, "source": ds.source}
     print(f"budget: {json.dumps(budget)}", flush=True)
 
-    def evaluated(tag: str, make_set):
-        cache = work / f"{tag}.eval.json"
+    eval_budget = {"eval_epochs": args.eval_epochs, "seeds": seeds, "bf16": args.bf16, "data": ds.source}
+
+    def evaluated(tag: str, make_set, distill_budget: dict):
+        # the file name carries a hash of the budget: a different budget never reuses a stale result
+        key = hashlib.sha256(json.dumps([eval_budget, distill_budget], sort_keys=True).encode()).hexdigest()[:10]
+        cache = work / f"{tag}_{key}.eval.json"
         if cache.exists():
             return json.loads(cache.read_text())
         s = make_set()
@@ -90,28 +108,32 @@ def main(argv=None) -> int:
 
     results: dict = {}
     for ipc in ipcs:
-        results[f"random ipc{ipc}"] = evaluated(f"random_ipc{ipc}", lambda: random_subset(ds, ipc, seed=args.seed))
-        print(f"random ipc {ipc}: {pct(results[f'random ipc{ipc}']['mean'], results[f'random ipc{ipc}']['std'])}", flush=True)
+        if not args.no_random:
+            results[f"random ipc{ipc}"] = evaluated(f"random_ipc{ipc}", lambda: random_subset(ds, ipc, seed=args.seed),
+                                                    {"seed": args.seed})
+            print(f"random ipc {ipc}: {pct(results[f'random ipc{ipc}']['mean'], results[f'random ipc{ipc}']['std'])}",
+                  flush=True)
         for method in args.methods.split(","):
             for fyi in (False, True):
                 tag = f"{_label(method, fyi).replace('+', '-')}_ipc{ipc}"
-                set_path = work / f"{tag}.safetensors"
+                opts = {}
+                if method in ("dc", "dsa") and args.dc_loops:
+                    o, i = (int(v) for v in args.dc_loops.split(","))
+                    po, pi = dc_loops(ipc)
+                    opts = {"outer_loop": min(o, po), "inner_loop": min(i, pi)}
+                its = dm_its[ipc] if method == "dm" else dc_its[ipc]
+                dbudget = {"iterations": its, "options": opts, "batch_real": args.batch_real, "seed": args.seed}
+                set_path = work / f"{tag}_{its}it_b{args.batch_real}.safetensors"
 
-                def make(method=method, fyi=fyi, set_path=set_path):
+                def make(method=method, fyi=fyi, set_path=set_path, its=its, opts=opts):
                     if set_path.exists():
                         return load_synset(set_path)
-                    opts = {}
-                    if method in ("dc", "dsa") and args.dc_loops:
-                        o, i = (int(v) for v in args.dc_loops.split(","))
-                        po, pi = dc_loops(ipc)
-                        opts = {"outer_loop": min(o, po), "inner_loop": min(i, pi)}
                     cfg = DistillConfig(method=method, dataset=args.dataset, ipc=ipc, fyi="flip" if fyi else None,
-                                        iterations=args.dm_iterations if method == "dm" else args.dc_iterations,
-                                        batch_real=args.batch_real, seed=args.seed, bf16=args.bf16,
+                                        iterations=its, batch_real=args.batch_real, seed=args.seed, bf16=args.bf16,
                                         channels_last=args.bf16, checkpoint_every=10, options=opts)
                     return Distiller(cfg, ds, device=args.device).run(set_path, resume=True, progress=True)
 
-                r = evaluated(tag, make)
+                r = evaluated(tag, make, dbudget)
                 results[f"{_label(method, fyi)} ipc{ipc}"] = r
                 print(f"{_label(method, fyi)} ipc {ipc}: {pct(r['mean'], r['std'])} "
                       f"(distill {r['distill_seconds'] or 0:.0f} s, D(S,flip S) {r['unequalness_dm']:.4g})", flush=True)
