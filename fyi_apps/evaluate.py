@@ -123,17 +123,22 @@ def cutmix_step(x: torch.Tensor, y: torch.Tensor, prob: float, g: torch.Generato
                     + (1 - lam) * F.cross_entropy(out, y_b[sl], reduction="sum")) / n
 
         return x, mixed
-    return x, lambda out, sl=slice(None): F.cross_entropy(out, y[sl], reduction="sum") / n
+    return x, ce_shares(y)
+
+
+def ce_shares(y: torch.Tensor):
+    """``fn(logits, sl)``: slice ``sl``'s share of the batch's mean cross-entropy (``sl`` default: all)."""
+    n = y.shape[0]
+    return lambda out, sl=slice(None): F.cross_entropy(out, y[sl], reduction="sum") / n
 
 
 def micro_batch_size(cfg: EvalConfig, net: torch.nn.Module, device: torch.device) -> int | None:
     """Slice size for :func:`train_network` (None: whole batches)."""
-    from .networks import has_batchnorm
+    from .networks import batch_slice
 
-    size = cfg.micro_batch if cfg.micro_batch is not None else (cache_slice(device) or 0)
-    if size < 0:
-        raise FyiError(f"micro_batch must be >= 0 (0 turns it off), got {size}")
-    return None if size == 0 or has_batchnorm(net) else int(size)
+    if cfg.micro_batch is not None and cfg.micro_batch < 0:
+        raise FyiError(f"micro_batch must be >= 0 (0 turns it off), got {cfg.micro_batch}")
+    return batch_slice(net, device, cfg.micro_batch)
 
 
 def backward_in_slices(net: torch.nn.Module, x: torch.Tensor, loss_fn, size: int | None, *, bf16: bool = False) -> float:

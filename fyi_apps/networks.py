@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from .errors import FyiError
+from .runtime import cache_slice
 
 __all__ = [
     "AlexNet",
@@ -99,6 +100,20 @@ def _make_act(act: str) -> nn.Module:
 def has_batchnorm(net: nn.Module) -> bool:
     """True when a layer mixes samples of a batch (BatchNorm): then a batch cannot be split into chunks."""
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+
+
+def batch_slice(net: nn.Module, device, size: int | None = None) -> int | None:
+    """Images per forward/backward slice of a batch through ``net`` (None: the whole batch).
+
+    ``size`` defaults to :func:`fyi_apps.runtime.cache_slice` (16 on a CPU, whole
+    batches elsewhere); 0 turns slicing off.  A BatchNorm layer in training mode
+    needs the whole batch for its statistics, so it always gets it; frozen
+    (eval-mode) BatchNorm does not mix samples and can be sliced.
+    """
+    size = cache_slice(device) if size is None else size
+    if not size or any(m.training for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)):
+        return None
+    return int(size)
 
 
 def _make_norm(norm: str, c: int, hw: int) -> nn.Module | None:

@@ -43,9 +43,9 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import FyiError
-from ..evaluate import backward_in_slices
-from ..networks import has_batchnorm
-from ..runtime import (atomic_path, cache_dir, cache_slice, derive_seed, make_generator, package_versions,
+from ..evaluate import backward_in_slices, ce_shares
+from ..networks import batch_slice
+from ..runtime import (atomic_path, cache_dir, derive_seed, make_generator, package_versions,
                        resolve_device, save_torch, write_json)
 
 BUFFER_FORMAT = 1
@@ -436,10 +436,7 @@ class _Trainer:
                                       second_pass=bn)
             else:  # plain SGD: cache-sized slices on a CPU (same gradient) unless BatchNorm needs the batch
                 opt.zero_grad(set_to_none=True)
-                n_b = y.shape[0]
-                loss = torch.tensor(backward_in_slices(
-                    net, x, lambda out, sl: F.cross_entropy(out, y[sl], reduction="sum") / n_b,
-                    None if has_batchnorm(net) else cache_slice(self.device), bf16=cfg.bf16))
+                loss = backward_in_slices(net, x, ce_shares(y), batch_slice(net, self.device), bf16=cfg.bf16)
             opt.step()
             lv = float(loss)
             if not math.isfinite(lv):

@@ -20,9 +20,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..evaluate import backward_in_slices
-from ..networks import has_batchnorm
-from ..runtime import cache_slice
+from ..evaluate import backward_in_slices, ce_shares
+from ..networks import batch_slice, has_batchnorm
 from .base import Method, register_method
 from .matching import gradient_distance, real_gradient
 
@@ -75,15 +74,14 @@ class DC(Method):
         if o.get("fyi_inner", True):
             x, y = ctx.fyi(x, y)
         n, bs = x.shape[0], int(o["batch_train"])
-        slices = None if has_batchnorm(net) else cache_slice(ctx.device)  # same update, cache-sized pieces
+        slices = batch_slice(net, ctx.device)  # same update, cache-sized pieces on a CPU
         for _ in range(int(o["inner_loop"])):
             order = torch.randperm(n, generator=ctx.generator).to(ctx.device)
             for s in range(0, n, bs):
                 idx = order[s : s + bs]
                 xb, yb = ctx.prep(ctx.augment(x[idx])), y[idx]
                 opt_net.zero_grad(set_to_none=True)
-                share = lambda out, sl, yb=yb: F.cross_entropy(out, yb[sl], reduction="sum") / yb.shape[0]  # noqa: E731
-                backward_in_slices(net, xb, share, slices, bf16=ctx.cfg.bf16)
+                backward_in_slices(net, xb, ce_shares(yb), slices, bf16=ctx.cfg.bf16)
                 opt_net.step()
 
     def step(self, it: int) -> dict:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import FyiError
-from ..runtime import cache_slice
+from ..networks import batch_slice
 
 _EPS = 1e-6
 
@@ -32,13 +32,10 @@ def real_gradient(
     """Gradient of the mean cross-entropy of ``forward(x)`` w.r.t. ``params``, no graph kept.
 
     Computed as the sum of the gradients of slices of the batch (see
-    :func:`fyi_apps.runtime.cache_slice`) unless a BatchNorm layer is in
-    training mode, where the batch statistics need the whole batch.
+    :func:`fyi_apps.networks.batch_slice`).
     """
-    chunk = cache_slice(x.device)
-    if chunk is None or any(m.training for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)):
-        chunk = x.shape[0]
     n, total = x.shape[0], None
+    chunk = batch_slice(net, x.device) or n
     for s in range(0, n, chunk):
         loss = F.cross_entropy(forward(x[s : s + chunk]).float(), y[s : s + chunk], reduction="sum") / n
         g = torch.autograd.grad(loss, params)

@@ -41,6 +41,7 @@ per-dataset/IPC values from FTD's hyper-parameter table (``presets.TRAJECTORY_TA
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Sequence
 
 import torch
@@ -176,15 +177,11 @@ class MTT(Method):
         n_train = int(per_class) * ctx.info.num_classes if per_class else int(ctx.dataset.train.labels.numel())
         teacher_steps = self.expert_epochs * math.ceil(n_train / int(b.config.get("batch_size", 256)))
         if self.syn_steps > teacher_steps:
-            import warnings
-
             warnings.warn(
                 f"the student takes syn_steps={self.syn_steps} steps to match {teacher_steps} expert steps "
                 f"({self.expert_epochs} epochs of {n_train} images); with the same lr it overshoots and the "
                 "learned lr shrinks towards 0. Lower --option syn_steps or raise expert_epochs.", stacklevel=2)
         if self.wants_flat and not b.flat:
-            import warnings
-
             warnings.warn(f"{self.name} expects flat experts (`fyi buffers --flat`) but {folder} holds SGD experts",
                           stacklevel=2)
         n_exp = o.get("max_experts")
