@@ -53,6 +53,8 @@ def parse_args(argv=None):
     p.add_argument("--space", default="dc720")
     p.add_argument("--sample", type=int, default=None, help="candidates drawn from the space")
     p.add_argument("--include", default=None, help="always-included candidates (default vgg11,resnet18)")
+    p.add_argument("--max-mmacs", type=float, default=None,
+                   help="sample only candidates of at most this many million MACs per image (default: no cap)")
     p.add_argument("--proxy-epochs", type=int, default=None)
     p.add_argument("--truth", default=None, help="ground truth: full or real:N (N images per class)")
     p.add_argument("--full-epochs", type=int, default=None, help="ground-truth epochs")
@@ -196,7 +198,8 @@ def run(args) -> int:
     args.xarch = xsets
     cfg = nas.NasConfig(
         dataset=args.dataset, proxies=proxies, ipc=args.ipc, space=args.space, sample=args.sample or None,
-        include=nas._split_names(args.include), proxy_epochs=args.proxy_epochs, truth=args.truth,
+        include=nas._split_names(args.include), max_mmacs=args.max_mmacs, proxy_epochs=args.proxy_epochs,
+        truth=args.truth,
         full_epochs=args.full_epochs, seeds=args.seeds, seed=args.seed, topk=nas._ints(args.topk, "--topk"),
         test_size=args.test_size, dsa=not args.no_dsa, bf16=args.bf16, workers=args.workers, threads=args.threads,
         data_root=args.data_root,
@@ -231,7 +234,7 @@ def run(args) -> int:
     summary = {
         "command": command, "seed": args.seed, "versions": package_versions(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "wall_seconds": time.perf_counter() - t0,
-        "budget": {k: getattr(args, k) for k in ("dataset", "ipc", "sample", "include", "proxy_epochs", "truth",
+        "budget": {k: getattr(args, k) for k in ("dataset", "ipc", "sample", "include", "max_mmacs", "proxy_epochs", "truth",
                                                  "full_epochs", "seeds", "test_size", "xarch_epochs", "xarch_seeds",
                                                  "xarch_archs", "workers", "bf16", "no_dsa")},
         "ranking": [{"proxy": p["label"], "spearman": p["stats"]["spearman"], "kendall": p["stats"]["kendall"],

@@ -106,6 +106,23 @@ def test_sampler_is_deterministic_and_respects_the_image_size():
         sample_candidates("dc720", 700, channels=1, image_size=8)
 
 
+def test_mac_count_and_compute_cap():
+    # ConvNet-3, width 128, max pooling, at 32 px: three 3x3 convolutions at 32, 16 and 8 px, then a 2048 -> 10 layer
+    convs = 3 * 128 * 9 * 32 * 32 + 128 * 128 * 9 * 16 * 16 + 128 * 128 * 9 * 8 * 8
+    assert nas.candidate_mmacs("convnet") == pytest.approx((convs + 128 * 4 * 4 * 10) / 1e6)
+    unpooled = "convnet:depth=4,width=256,act=relu,norm=none,pool=none"
+    assert nas.candidate_mmacs(unpooled) > 30 * nas.candidate_mmacs("convnet")
+    capped = sample_candidates("dc720", None, max_mmacs=200.0, include=["resnet18"])
+    assert unpooled not in capped and "resnet18" in capped  # the cap is for the space, not for --include
+    assert nas.candidate_mmacs("resnet18") > 200.0
+    assert all(nas.candidate_mmacs(c) <= 200.0 for c in capped[:-1][::37])
+    assert 0 < len(capped) - 1 < 720
+    with pytest.raises(FyiError, match="max-mmacs"):
+        sample_candidates("convnet,vgg11", 1, max_mmacs=0.001)
+    with pytest.raises(FyiError, match="max-mmacs"):
+        sample_candidates("dc720", 5, max_mmacs=-1)
+
+
 # ------------------------------------------------------------------ rank statistics
 
 

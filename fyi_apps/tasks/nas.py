@@ -146,6 +146,30 @@ def candidate_fits(name: str, *, channels: int = 3, num_classes: int = 10, image
     return True
 
 
+def candidate_mmacs(name: str, *, channels: int = 3, num_classes: int = 10, image_size: int = 32) -> float:
+    """Multiply-accumulates (millions) of one image's forward pass through ``name``.
+
+    Counted by :class:`torch.utils.flop_counter.FlopCounterMode` (convolutions
+    and matrix products) on the meta device, so nothing is allocated or run.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ..networks import create_model
+
+    kw = dict(channels=channels, num_classes=num_classes, image_size=image_size, seed=0)
+    try:
+        with torch.device("meta"):
+            net = create_model(name, **kw)
+        device = "meta"
+    except FyiError:  # a model that refuses the meta device
+        net, device = create_model(name, **kw), "cpu"
+    net.eval()
+    x = torch.zeros(2, channels, image_size, image_size, device=device)  # 2: BatchNorm-free shapes need no care
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        net(x)
+    return counter.get_total_flops() / 2 / 2 / 1e6  # 2 FLOPs per MAC, 2 images
+
+
 def sample_candidates(
     space: str | Sequence[str] = "dc720",
     n: int | None = None,
@@ -155,13 +179,18 @@ def sample_candidates(
     channels: int = 3,
     num_classes: int = 10,
     image_size: int | None = 32,
+    max_mmacs: float | None = None,
 ) -> list[str]:
     """``n`` candidates drawn without replacement from ``space`` (all of them when ``n`` is None or 0).
 
     Candidates that cannot run at ``image_size`` (e.g. depth 4 with pooling on
-    8 px digits) are left out before drawing (``image_size=None``: no check).
-    The draw depends only on ``seed`` and the space; the result keeps the
-    space's order, followed by ``include`` (e.g. ``vgg11``, ``resnet18``).
+    8 px digits) are left out before drawing (``image_size=None``: no check),
+    and so are those above ``max_mmacs`` million multiply-accumulates per image
+    (a compute-constrained space, e.g. to leave out the DC space's
+    unpooled width-256 ConvNets, ~36x a ConvNet-3's cost at 32 px).
+    The draw depends only on ``seed``, the space and the cap; the result keeps
+    the space's order, followed by ``include`` (e.g. ``vgg11``, ``resnet18``),
+    which the cap does not apply to.
     """
     from ..runtime import derive_seed, make_generator
 
@@ -170,6 +199,14 @@ def sample_candidates(
         pool = [c for c in pool if candidate_fits(c, channels=channels, num_classes=num_classes, image_size=image_size)]
         if not pool:
             raise FyiError(f"no candidate of {space!r} runs at {image_size} px; pick another space or dataset")
+    if max_mmacs is not None:
+        if not max_mmacs > 0:
+            raise FyiError(f"--max-mmacs must be a positive number of million MACs per image, got {max_mmacs!r}")
+        size = image_size or 32
+        pool = [c for c in pool
+                if candidate_mmacs(c, channels=channels, num_classes=num_classes, image_size=size) <= max_mmacs]
+        if not pool:
+            raise FyiError(f"no candidate of {space!r} costs at most {max_mmacs:g} M MACs per image; raise --max-mmacs")
     if n:
         if n < 0 or n > len(pool):
             raise FyiError(f"--sample {n} but the space has {len(pool)} candidates that run at this image size; "
@@ -773,6 +810,7 @@ class NasConfig:
     space: str = "dc720"
     sample: int | None = 24  # None/0: every candidate of the space
     include: list[str] = field(default_factory=list)
+    max_mmacs: float | None = None  # leave out sampled candidates above this many million MACs per image
     candidates: list[str] | None = None  # an explicit list replaces space/sample
     proxy_epochs: int = 300
     truth: str = "full"  # full, or real:N (a stated cheaper ground truth)
@@ -822,7 +860,7 @@ def plan(cfg: NasConfig, dataset, *, device="auto", progress: bool = False,
                                   num_classes=info.num_classes, image_size=info.image_size)
     else:
         cands = sample_candidates(cfg.space, cfg.sample, seed=cfg.seed, include=cfg.include, channels=info.channels,
-                                  num_classes=info.num_classes, image_size=info.image_size)
+                                  num_classes=info.num_classes, image_size=info.image_size, max_mmacs=cfg.max_mmacs)
     if len(cands) < 2:
         raise FyiError(f"a ranking needs at least 2 candidates, got {len(cands)}; raise --sample or add --include")
     resolved = {i: resolve_set(p, dataset) for i, p in enumerate(cfg.proxies) if not _is_real_subset(p)}
@@ -929,6 +967,9 @@ def run_ranking(
     records = execute(jobs, RecordCache(cache_dir), workers=cfg.workers, threads=cfg.threads, device=device,
                       progress=progress, desc="nas")
     report = summarize(cfg, candidates, proxies, truth, jobs, records)
+    info = dataset.info
+    report["mmacs"] = {c: candidate_mmacs(c, channels=info.channels, num_classes=info.num_classes,
+                                          image_size=info.image_size) for c in candidates}
     report.update(cache=str(cache_dir), world_size=world, wall_seconds=time.perf_counter() - t0,
                   versions=package_versions(), time=time.strftime("%Y-%m-%dT%H:%M:%S"))
     return report
@@ -967,11 +1008,13 @@ def candidate_rows(report: dict) -> tuple[list[list], list[str]]:
     """One row per candidate: ground-truth accuracy and rank, each proxy's accuracy."""
     t = report["truth"]["accs"]
     ranks = report["proxies"][0]["stats"]["truth_rank"] if report["proxies"] else {}
-    headers = ["candidate", f"truth ({report['truth']['label']}) %", "rank"] + [p["label"] + " %" for p in report["proxies"]]
+    macs = report.get("mmacs") or {}
+    headers = ["candidate", "M MACs", f"truth ({report['truth']['label']}) %", "rank"]
+    headers += [p["label"] + " %" for p in report["proxies"]]
     order = sorted(report["candidates"], key=lambda c: -t.get(c, -1))
     rows = []
     for c in order:
-        row = [c, _fmt(100 * t[c], 2) if c in t else "failed", ranks.get(c, "-")]
+        row = [c, _fmt(macs.get(c), 1), _fmt(100 * t[c], 2) if c in t else "failed", ranks.get(c, "-")]
         row += [_fmt(100 * p["accs"][c], 2) if c in p["accs"] else "failed" for p in report["proxies"]]
         rows.append(row)
     return rows, headers
@@ -1040,6 +1083,8 @@ def add_nas_arguments(sp) -> None:
                     help=f"candidate space: {', '.join(list_spaces())}, or a comma-separated list of models")
     sp.add_argument("--sample", type=int, default=24, help="candidates drawn from the space (0: all of them)")
     sp.add_argument("--include", default="", help="candidates always added, e.g. vgg11,resnet18")
+    sp.add_argument("--max-mmacs", type=float, default=None,
+                    help="sample only candidates of at most this many million MACs per image (a compute cap)")
     sp.add_argument("--proxy-epochs", type=int, default=300)
     sp.add_argument("--truth", default="full",
                     help="ground-truth training set: full, or real:N (N random images per class, a cheaper stated budget)")
@@ -1065,7 +1110,8 @@ def run_nas_command(args) -> None:
     name = args.name or "nas"
     cfg = NasConfig(
         dataset=args.dataset, proxies=args.proxy or ["random"], ipc=args.ipc, space=args.space,
-        sample=args.sample or None, include=_split_names(args.include), proxy_epochs=args.proxy_epochs,
+        sample=args.sample or None, include=_split_names(args.include), max_mmacs=args.max_mmacs,
+        proxy_epochs=args.proxy_epochs,
         truth=args.truth, full_epochs=args.full_epochs, seeds=args.seeds, seed=args.seed,
         topk=_ints(args.topk, "--topk"), test_size=args.test_size, lr=args.lr, batch_size=args.batch_size,
         dsa=not args.no_dsa, dsa_mode=args.dsa_mode, bf16=args.bf16, channels_last=args.channels_last,
