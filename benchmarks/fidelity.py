@@ -52,6 +52,9 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--seed", type=int, default=0, help="distillation seed")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast + channels_last in distillation and evaluation")
+    p.add_argument("--dsa-mode", default="single", choices=["single", "fyi", "all"],
+                   help="DSA in distillation and evaluation: single (one random operation, DSA/DM's code) or fyi "
+                        "(a random flip plus one other operation, the FYI code's change)")
     p.add_argument("--device", default="auto")
     p.add_argument("--work", default="benchmarks/results/fidelity", help="folder for sets and cached evaluations")
     p.add_argument("--json", default=None, help="result JSON (default WORK/fidelity.json)")
@@ -77,17 +80,21 @@ def main(argv=None) -> int:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     ds = load_dataset(args.dataset)
-    ecfg = EvalConfig(epochs=args.eval_epochs, bf16=args.bf16, channels_last=args.bf16)
+    ecfg = EvalConfig(epochs=args.eval_epochs, bf16=args.bf16, channels_last=args.bf16, dsa_mode=args.dsa_mode)
+    mode_tag = "" if args.dsa_mode == "single" else f"_dsa{args.dsa_mode}"  # the default keeps its file names
     seeds = list(range(args.seeds))
     ipcs = [int(i) for i in args.ipcs.split(",")]
     dm_its = _per_ipc(args.dm_iterations, ipcs, "--dm-iterations")
     dc_its = _per_ipc(args.dc_iterations, ipcs, "--dc-iterations")
     budget = {"dm_iterations": dm_its, "dc_iterations": dc_its, "dc_loops": args.dc_loops or "preset",
               "batch_real": args.batch_real, "eval_epochs": args.eval_epochs, "eval_seeds": seeds,
-              "distill_seed": args.seed, "bf16": args.bf16, "dataset": ds.info.name, "source": ds.source}
+              "distill_seed": args.seed, "bf16": args.bf16, "dsa_mode": args.dsa_mode, "dataset": ds.info.name,
+              "source": ds.source}
     print(f"budget: {json.dumps(budget)}", flush=True)
 
     eval_budget = {"eval_epochs": args.eval_epochs, "seeds": seeds, "bf16": args.bf16, "data": ds.source}
+    if args.dsa_mode != "single":
+        eval_budget["dsa_mode"] = args.dsa_mode
 
     def evaluated(tag: str, make_set, distill_budget: dict):
         # the file name carries a hash of the budget: a different budget never reuses a stale result
@@ -123,14 +130,15 @@ def main(argv=None) -> int:
                     opts = {"outer_loop": min(o, po), "inner_loop": min(i, pi)}
                 its = dm_its[ipc] if method == "dm" else dc_its[ipc]
                 dbudget = {"iterations": its, "options": opts, "batch_real": args.batch_real, "seed": args.seed}
-                set_path = work / f"{tag}_{its}it_b{args.batch_real}.safetensors"
+                set_path = work / f"{tag}_{its}it_b{args.batch_real}{mode_tag}.safetensors"
 
                 def make(method=method, fyi=fyi, set_path=set_path, its=its, opts=opts):
                     if set_path.exists():
                         return load_synset(set_path)
                     cfg = DistillConfig(method=method, dataset=args.dataset, ipc=ipc, fyi="flip" if fyi else None,
                                         iterations=its, batch_real=args.batch_real, seed=args.seed, bf16=args.bf16,
-                                        channels_last=args.bf16, checkpoint_every=10, options=opts)
+                                        channels_last=args.bf16, checkpoint_every=10, options=opts,
+                                        dsa_mode=args.dsa_mode)
                     return Distiller(cfg, ds, device=args.device).run(set_path, resume=True, progress=True)
 
                 r = evaluated(tag, make, dbudget)

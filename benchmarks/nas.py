@@ -7,11 +7,16 @@ larger real subset); then evaluates the given synthetic sets on ConvNet,
 VGG-11 and ResNet-18.  Everything is cached per training run under
 ``OUT/cache`` (rerun the same command to resume).
 
-Full run (CIFAR-10, the lead produces the DM / DM+FYI sets first)::
+Full run on CIFAR-10 (the DM / DM+FYI IPC-10 sets come from ``benchmarks/fidelity.py``;
+the README gives the exact commands)::
 
-    python benchmarks/nas.py --dataset cifar10 \\
-        --proxy random --proxy dm_ipc10.fyi.safetensors --proxy dm_fyi_ipc10.fyi.safetensors \\
-        --xarch dm_ipc10.fyi.safetensors --xarch dm_fyi_ipc10.fyi.safetensors
+    python benchmarks/nas.py --proxy random --proxy DM.safetensors --proxy DMFYI.safetensors \\
+        --xarch DM.safetensors --xarch DMFYI.safetensors
+
+The full preset is a CPU budget: 20 candidates of at most 200 M MACs per image
+from the DC space plus VGG-11 and ResNet-18, ground truth 100 real images per
+class x 15 epochs, proxies 60 epochs, 2,000 test images, cross-architecture
+matrix 100 epochs x 1 seed.
 
 ``--estimate`` times one short epoch of every candidate and prints the
 expected wall time of the chosen budget without training anything else.
@@ -34,9 +39,9 @@ from fyi_apps.errors import FyiError  # noqa: E402
 QUICK = dict(dataset="digits", ipc=5, sample=5, include="vgg11", proxy_epochs=20, truth="full",
              full_epochs=2, test_size=None, xarch_epochs=10, xarch_seeds=1, xarch_archs="convnet,vgg11,mlp",
              dm_iterations=30, workers=2)
-FULL = dict(dataset="cifar10", ipc=10, sample=20, include="vgg11,resnet18", proxy_epochs=200, truth="real:500",
-            full_epochs=20, test_size=2000, xarch_epochs=300, xarch_seeds=2, xarch_archs="convnet,vgg11,resnet18",
-            dm_iterations=None, workers=2)
+FULL = dict(dataset="cifar10", ipc=10, sample=20, include="vgg11,resnet18", max_mmacs=200.0, proxy_epochs=60,
+            truth="real:100", full_epochs=15, test_size=2000, xarch_epochs=100, xarch_seeds=1,
+            xarch_archs="convnet,vgg11,resnet18", dm_iterations=None, workers=2)
 
 
 def parse_args(argv=None):

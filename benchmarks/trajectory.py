@@ -35,7 +35,7 @@ import torch
 
 QUICK = dict(experts=1, epochs=3, train_per_class=30, arch="convnet:width=16", zca=False, iterations="2,2",
              syn_steps="4,3", eval_epochs=3, seeds=1, threads=1)
-FULL = dict(experts=5, epochs=10, train_per_class=1000, arch="convnet", zca=True, iterations="100,30",
+FULL = dict(experts=4, epochs=8, train_per_class=500, arch="convnet", zca=True, iterations="200,20",
             syn_steps="20,10", eval_epochs=300, seeds=2, threads=0)
 
 
