@@ -144,3 +144,32 @@ def test_micro_batches_are_off_for_batchnorm_and_negative_is_refused():
     assert micro_batch_size(EvalConfig(micro_batch=0), inorm, cpu) is None
     with pytest.raises(FyiError, match="micro_batch"):
         micro_batch_size(EvalConfig(micro_batch=-1), inorm, cpu)
+
+
+def test_training_flushes_denormals_and_restores_the_mode():
+    """Denormal activations (sigmoid nets without normalisation) are flushed while training, not after."""
+    from fyi_apps.evaluate import train_network
+    from fyi_apps.runtime import denormals_flushed, flush_denormals, make_generator
+
+    assert not denormals_flushed()
+    with flush_denormals():
+        assert denormals_flushed()
+        assert torch.tensor([1e-39]).mul(1.0).item() == 0.0
+    assert not denormals_flushed() and torch.tensor([1e-39]).mul(1.0).item() > 0.0
+
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(4, 2)
+
+        def forward(self, x):
+            seen.append(denormals_flushed())
+            return self.fc(x.flatten(1))
+
+    x, y = torch.randn(8, 1, 2, 2), torch.tensor([0, 1] * 4)
+    train_network(Probe(), x, y, EvalConfig(epochs=1, dsa=False), lr=0.1, generator=make_generator(0),
+                  device=torch.device("cpu"))
+    assert seen and all(seen)
+    assert not denormals_flushed()
