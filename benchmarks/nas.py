@@ -13,10 +13,10 @@ the README gives the exact commands)::
     python benchmarks/nas.py --proxy random --proxy DM.safetensors --proxy DMFYI.safetensors \\
         --xarch DM.safetensors --xarch DMFYI.safetensors
 
-The full preset is a CPU budget: 20 candidates of at most 200 M MACs per image
+The full preset is a CPU budget: 20 candidates of at most 100 M MACs per image
 from the DC space plus VGG-11 and ResNet-18, ground truth 100 real images per
-class x 15 epochs, proxies 60 epochs, 2,000 test images, cross-architecture
-matrix 100 epochs x 1 seed.
+class x 15 epochs, proxies 40 epochs, 2,000 test images, cross-architecture
+matrix 100 epochs x 1 seed (about 40 minutes of 2 cores here).
 
 ``--estimate`` times one short epoch of every candidate and prints the
 expected wall time of the chosen budget without training anything else.
@@ -39,7 +39,7 @@ from fyi_apps.errors import FyiError  # noqa: E402
 QUICK = dict(dataset="digits", ipc=5, sample=5, include="vgg11", proxy_epochs=20, truth="full",
              full_epochs=2, test_size=None, xarch_epochs=10, xarch_seeds=1, xarch_archs="convnet,vgg11,mlp",
              dm_iterations=30, workers=2)
-FULL = dict(dataset="cifar10", ipc=10, sample=20, include="vgg11,resnet18", max_mmacs=200.0, proxy_epochs=60,
+FULL = dict(dataset="cifar10", ipc=10, sample=20, include="vgg11,resnet18", max_mmacs=100.0, proxy_epochs=40,
             truth="real:100", full_epochs=15, test_size=2000, xarch_epochs=100, xarch_seeds=1,
             xarch_archs="convnet,vgg11,resnet18", dm_iterations=None, workers=2)
 

@@ -158,22 +158,17 @@ def main(argv=None) -> int:
     seeds = list(range(args.seed, args.seed + args.seeds))
     ecfg = EvalConfig(epochs=args.eval_epochs)
 
-    previous = {}
-    if json_path.exists():
-        import json
-
-        try:
-            prev = json.loads(json_path.read_text())
-            if prev.get("args") == _args_record(args):
-                previous = prev.get("results", {})
-        except (OSError, ValueError):
-            previous = {}
+    previous = _previous_results(json_path, args)
     results: dict = dict(previous)
     record = {"benchmark": "trajectory", "command": " ".join([sys.executable, *sys.argv]),
               "args": _args_record(args), "seeds": seeds, "versions": package_versions(),
               "device": str(device), "threads": torch.get_num_threads(), "results": results}
 
     def save():
+        # other processes may share this file (e.g. --methods mtt,mtt+fyi and --methods ftd,ftd+fyi on two
+        # cores): keep the results they wrote since we started, ours win for the keys we hold
+        for k, v in _previous_results(json_path, args).items():
+            results.setdefault(k, v)
         record["time"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         write_json(json_path, record)
 
@@ -298,9 +293,23 @@ def _std(xs):
 
 
 def _args_record(args) -> dict:
-    keep = ("quick", "dataset", "experts", "epochs", "train_per_class", "expert_bf16", "arch", "zca", "ipcs", "methods",
+    """The settings that define a result; --methods and --ipcs only choose which results to make."""
+    keep = ("quick", "dataset", "experts", "epochs", "train_per_class", "expert_bf16", "arch", "zca",
             "iterations", "syn_steps", "no_checkpoint_unroll", "eval_epochs", "seeds", "seed")
     return {k: getattr(args, k) for k in keep}
+
+
+def _previous_results(json_path: Path, args) -> dict:
+    """Results already in ``json_path`` from a run with the same settings (resume, or another process)."""
+    import json
+
+    if not json_path.exists():
+        return {}
+    try:
+        prev = json.loads(json_path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return dict(prev.get("results", {})) if prev.get("args") == _args_record(args) else {}
 
 
 if __name__ == "__main__":
