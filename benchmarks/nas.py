@@ -16,7 +16,7 @@ the README gives the exact commands)::
 The full preset is a CPU budget: 20 candidates of at most 100 M MACs per image
 from the DC space plus VGG-11 and ResNet-18, ground truth 100 real images per
 class x 15 epochs, proxies 40 epochs, 2,000 test images, cross-architecture
-matrix 100 epochs x 1 seed (about 40 minutes of 2 cores here).
+matrix 100 epochs x 1 seed (about 1.8 core-hours here).
 
 ``--estimate`` times one short epoch of every candidate and prints the
 expected wall time of the chosen budget without training anything else.
