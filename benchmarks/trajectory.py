@@ -35,7 +35,7 @@ import torch
 
 QUICK = dict(experts=1, epochs=3, train_per_class=30, arch="convnet:width=16", zca=False, iterations="2,2",
              syn_steps="4,3", eval_epochs=3, seeds=1, threads=1)
-FULL = dict(experts=4, epochs=8, train_per_class=500, arch="convnet", zca=True, iterations="200,20",
+FULL = dict(experts=4, epochs=8, train_per_class=500, arch="convnet", zca=True, iterations="100,20",
             syn_steps="20,10", eval_epochs=300, seeds=2, threads=0)
 
 
@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--syn-steps", help=f"unrolled steps per IPC (0: published; full {FULL['syn_steps']})")
     p.add_argument("--no-checkpoint-unroll", action="store_true",
                    help="keep every unrolled step's activations (faster, memory grows with syn_steps)")
+    p.add_argument("--ema-horizon", type=float, default=0.0,
+                   help="FTD: set ema_decay = 1 - 1/(F * iterations), an EMA horizon of the fraction F of the run "
+                        "(0: FTD's 0.9995, a horizon of 2,000 iterations, for runs of thousands)")
     p.add_argument("--eval-epochs", type=int, help=f"evaluation epochs (full {FULL['eval_epochs']}; paper 1000)")
     p.add_argument("--seeds", type=int, help=f"evaluation seeds (full {FULL['seeds']})")
     p.add_argument("--seed", type=int, default=0)
@@ -222,6 +225,8 @@ def main(argv=None) -> int:
             ee = min(ee, b.epochs)
             opts["expert_epochs"] = ee
             opts["max_start_epoch"] = max(1, min(int(base.options["max_start_epoch"]), b.epochs - ee + 1))
+            if method == "ftd" and args.ema_horizon:
+                opts["ema_decay"] = 1.0 - 1.0 / max(1.0, args.ema_horizon * n_it)
             cfg = DistillConfig(method=method, dataset=ds.info.name, ipc=ipc, fyi=fyi, iterations=n_it, arch=args.arch,
                                 seed=args.seed, checkpoint_every=max(1, min(10, n_it)), options=opts)
             target = out / "sets" / f"{key}.safetensors"
@@ -242,7 +247,7 @@ def main(argv=None) -> int:
                 "set": m, "ipc": ipc, "iterations": n_it, "syn_steps": d.cfg.options["syn_steps"],
                 "expert_epochs": ee, "max_start_epoch": opts["max_start_epoch"], "lr_img": d.cfg.lr_img,
                 "lr_lr": d.cfg.options["lr_lr"], "lr_teacher": d.cfg.options["lr_teacher"],
-                "checkpoint_unroll": opts["checkpoint_unroll"],
+                "checkpoint_unroll": opts["checkpoint_unroll"], "ema_decay": d.cfg.options.get("ema_decay"),
                 "seconds_per_iteration": sum(sec) / len(sec), "peak_mb_per_iteration": peak,
                 "first_loss": log[0]["loss"], "final_loss": synset.extra.get("final_loss"), "learned_lr": synset.lr,
                 "accs": ev.accs, "mean": ev.mean, "std": ev.std, "eval_lr": ev.lr, "file": str(target),
@@ -296,7 +301,10 @@ def _args_record(args) -> dict:
     """The settings that define a result; --methods and --ipcs only choose which results to make."""
     keep = ("quick", "dataset", "experts", "epochs", "train_per_class", "expert_bf16", "arch", "zca",
             "iterations", "syn_steps", "no_checkpoint_unroll", "eval_epochs", "seeds", "seed")
-    return {k: getattr(args, k) for k in keep}
+    record = {k: getattr(args, k) for k in keep}
+    if args.ema_horizon:  # only when set, so results made before the option existed still match
+        record["ema_horizon"] = args.ema_horizon
+    return record
 
 
 def _previous_results(json_path: Path, args) -> dict:
