@@ -13,7 +13,7 @@ from pathlib import Path
 
 BUDGETS = {
     # iterations of DM, evaluation epochs, evaluation seeds
-    "quick": {"iterations": 300, "batch_real": 128, "epochs": 300, "seeds": 3, "ipc": 10},
+    "quick": {"iterations": 200, "batch_real": 64, "epochs": 200, "seeds": 3, "ipc": 10},
     "tiny": {"iterations": 10, "batch_real": 32, "epochs": 10, "seeds": 1, "ipc": 2},
 }
 
