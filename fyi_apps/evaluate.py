@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import FyiError
-from .runtime import cache_slice, derive_seed, flushing_denormals, make_generator, resolve_device
+from .runtime import cache_slice, derive_seed, flush_denormals, make_generator, resolve_device
 
 
 @dataclass
@@ -160,7 +160,7 @@ def backward_in_slices(net: torch.nn.Module, x: torch.Tensor, loss_fn, size: int
     return total
 
 
-@flushing_denormals
+@flush_denormals()
 def train_network(
     net: torch.nn.Module,
     images: torch.Tensor,
@@ -227,7 +227,7 @@ def train_network(
 
 
 @torch.no_grad()
-@flushing_denormals
+@flush_denormals()
 def test_accuracy(
     net: torch.nn.Module,
     images: torch.Tensor,

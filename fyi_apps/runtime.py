@@ -5,7 +5,6 @@ Nothing here knows about datasets or methods.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import platform
@@ -46,6 +45,8 @@ def cache_slice(device: torch.device) -> int | None:
 def flush_denormals() -> Iterator[None]:
     """Treat denormal floats as zero on the CPU while the block runs, then restore the previous mode.
 
+    Also a decorator: ``@flush_denormals()``.
+
     Networks without normalisation (sigmoid ConvNets of the DC search space, say)
     drift into denormal activations and gradients, which x86 CPUs handle
     up to 70x more slowly; flushing them changes nothing a network can notice.
@@ -61,17 +62,6 @@ def flush_denormals() -> Iterator[None]:
 def denormals_flushed() -> bool:
     """Whether the CPU currently flushes denormal floats to zero."""
     return float(torch.tensor([1e-39], dtype=torch.float32).mul(1.0).item()) == 0.0
-
-
-def flushing_denormals(fn):
-    """Decorator: run ``fn`` inside :func:`flush_denormals`."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        with flush_denormals():
-            return fn(*args, **kwargs)
-
-    return wrapper
 
 
 def make_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..errors import FyiError
-from ..runtime import flushing_denormals, make_generator, resolve_device, save_torch, write_json
+from ..runtime import flush_denormals, make_generator, resolve_device, save_torch, write_json
 from .fyi import FYIView, get_view, maybe_expand
 
 METHODS: dict[str, type["Method"]] = {}
@@ -332,7 +332,7 @@ class Distiller:
         self.start_iteration = state["iteration"]
 
     # ---------------------------------------------------------------- run
-    @flushing_denormals
+    @flush_denormals()
     def run(
         self,
         output: str | Path | None = None,

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from ..errors import FyiError
 from ..evaluate import backward_in_slices, ce_shares
 from ..networks import batch_slice
-from ..runtime import (atomic_path, cache_dir, derive_seed, flushing_denormals, make_generator, package_versions,
+from ..runtime import (atomic_path, cache_dir, derive_seed, flush_denormals, make_generator, package_versions,
                        resolve_device, save_torch, write_json)
 
 BUFFER_FORMAT = 1
@@ -471,7 +471,7 @@ def _save_expert(path: Path, traj: torch.Tensor, meta: dict) -> None:
     _save_safetensors(path, {"trajectory": traj.contiguous()}, {k: json.dumps(v) for k, v in meta.items()})
 
 
-@flushing_denormals
+@flush_denormals()
 def train_buffers(
     cfg: BufferConfig,
     dataset,
