@@ -393,3 +393,8 @@ def evaluate_full(
         dataset.train.images, dataset.train.labels, dataset, arch=arch, cfg=cfg, seeds=seeds,
         device=device, progress=progress,
     )
+
+
+from ._facade import make_callable  # noqa: E402
+
+make_callable(__name__, "evaluate_synset")  # fyi_apps.evaluate(...) is evaluate_synset(...)

@@ -67,3 +67,7 @@ __all__ = [
     "DistillConfig", "Distiller", "FYIView", "METHODS", "Method", "distill", "get_view",
     "list_methods", "register_method", "resolve_config",
 ]
+
+from .._facade import make_callable  # noqa: E402
+
+make_callable(__name__, "distill")  # fyi_apps.distill(...) is distill(...)
