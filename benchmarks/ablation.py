@@ -122,7 +122,8 @@ def main(argv=None) -> int:
     if args.quick:
         args.dataset, args.dm_iterations, args.dsa_iterations, args.eval_epochs = "digits", "10", 3, 10
         args.seeds, args.score_every, args.batch_real = 2, 5, 32
-        args.work, args.json = args.work + "-quick", str(Path(args.json).with_suffix("")) + "-quick.json"
+        args.work = args.work + "-quick"
+        args.json = str(Path(args.work) / "ablation-quick.json")
 
     import torch
 

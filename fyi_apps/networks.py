@@ -536,7 +536,7 @@ def _unknown_model(name: str) -> FyiError:
     hint = f" (did you mean {', '.join(_REGISTRY[c][0] for c in close)}?)" if close else ""
     return FyiError(
         f"unknown model {name!r}{hint}; known: {', '.join(list_models())}, "
-        "or timm:<name> for any timm model"
+        "timm:<name> for any timm model, or nb201:<cell string> for a NAS-Bench-201 network"
     )
 
 
@@ -570,6 +570,10 @@ def _build(name: str, channels: int, num_classes: int, image_size: int, kwargs: 
         if not timm_name:
             raise FyiError("empty timm model name; write timm:<name>, e.g. timm:resnet18")
         return _create_timm(timm_name, channels, num_classes, image_size, **kwargs), f"timm:{timm_name}", kwargs
+    if name.strip().lower().startswith("nb201:"):  # NAS-Bench-201 cells: fyi_apps/nb201.py
+        from . import nb201
+
+        return nb201.create(name, channels, num_classes, image_size, **kwargs), name.strip(), kwargs
     base, spec_opts = _parse_spec(name)
     entry = _REGISTRY.get(base.lower())
     if entry is None:

@@ -186,7 +186,7 @@ def rank_scatter(panels: Sequence[dict], png_path, title: str | None = None) -> 
     fig = new_figure(4.3 * cols, 4.0 * rows + (0.4 if title else 0))
     for i, panel in enumerate(panels):
         ax = fig.add_subplot(rows, cols, i + 1)
-        xs = [100 * v for v in panel["proxy"]]
+        xs = [panel.get("xscale", 100) * v for v in panel["proxy"]]
         ys = [100 * v for v in panel["truth"]]
         if len(xs) != len(ys):
             raise FyiError(f"panel {panel.get('label')!r} has {len(xs)} proxy but {len(ys)} truth accuracies")
@@ -207,7 +207,9 @@ def rank_scatter(panels: Sequence[dict], png_path, title: str | None = None) -> 
             return "n/a" if v is None else f"{v:.2f}"
 
         ax.set_title(f"{panel.get('label', '')}\nrho {f(st.get('spearman'))}, tau {f(st.get('kendall'))}", fontsize=9)
-        ax.set_xlabel("proxy test accuracy %")
+        ax.set_xlabel(panel.get("xlabel", "proxy test accuracy %"))
+        if panel.get("xlog"):
+            ax.set_xscale("log")
         ax.set_ylabel("ground-truth test accuracy %")
         ax.grid(alpha=0.3)
     fig.tight_layout()

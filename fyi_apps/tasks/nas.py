@@ -83,8 +83,16 @@ _CLASSIC = ["convnet", "vgg11", "resnet18", "alexnet"]
 # timm models that build and train at 32 px (see the shared reference facts)
 _TIMM = ["timm:resnet18", "timm:mobilenetv2_050", "timm:regnetx_002", "timm:efficientnet_b0"]
 
+def nb201_space() -> list[str]:
+    """The 15,625 NAS-Bench-201 cells as ``nb201:<cell string>`` candidates (:mod:`fyi_apps.nb201`)."""
+    from ..nb201 import PREFIX, all_cells
+
+    return [PREFIX + c for c in all_cells()]
+
+
 NAMED_SPACES: dict[str, Callable[[], list[str]]] = {
     "dc720": dc_space,
+    "nb201": nb201_space,
     "classic": lambda: list(_CLASSIC),
     "mixed": lambda: list(_CLASSIC) + list(_TIMM),
 }
@@ -180,6 +188,9 @@ def sample_candidates(
     num_classes: int = 10,
     image_size: int | None = 32,
     max_mmacs: float | None = None,
+    connected_only: bool = False,
+    stratify: dict[str, float] | None = None,
+    variant: str = "",
 ) -> list[str]:
     """``n`` candidates drawn without replacement from ``space`` (all of them when ``n`` is None or 0).
 
@@ -191,10 +202,31 @@ def sample_candidates(
     The draw depends only on ``seed``, the space and the cap; the result keeps
     the space's order, followed by ``include`` (e.g. ``vgg11``, ``resnet18``),
     which the cap does not apply to.
+
+    NAS-Bench-201 spaces (every candidate ``nb201:<cell>``): ``connected_only``
+    leaves out the cells whose output is disconnected from the input (they
+    score 10 %); ``stratify`` (a ground-truth accuracy per cell) draws one cell
+    from each of ``n`` equal-size bins of the accuracy-sorted pool instead of
+    uniformly; ``variant`` (e.g. ``";cells=1"``) is appended to every drawn
+    cell (the network's options).  NB201 networks run at any size from 4 px, so
+    the per-candidate size check is skipped for them.
     """
     from ..runtime import derive_seed, make_generator
 
     pool = space_candidates(space)
+    nb201_only = all(c.lower().startswith("nb201:") for c in pool)
+    if connected_only or stratify is not None or variant:
+        if not nb201_only:
+            raise FyiError("--connected-only, --stratified and --nb201-cells/--nb201-width apply to the nb201 space "
+                           "only; use --space nb201")
+    if connected_only:
+        from ..nb201 import is_connected, split_name
+
+        pool = [c for c in pool if is_connected(split_name(c)[0])]
+    if nb201_only and image_size is not None:
+        if image_size < 4:
+            raise FyiError(f"NAS-Bench-201 networks need images of at least 4 px, the dataset has {image_size}")
+        image_size = None  # every cell runs at this size
     if image_size is not None:
         pool = [c for c in pool if candidate_fits(c, channels=channels, num_classes=num_classes, image_size=image_size)]
         if not pool:
@@ -212,8 +244,18 @@ def sample_candidates(
             raise FyiError(f"--sample {n} but the space has {len(pool)} candidates that run at this image size; "
                            f"use 1..{len(pool)} (or 0 for all)")
         g = make_generator(derive_seed(seed, "nas-sample", space if isinstance(space, str) else ",".join(space)))
-        picked = sorted(torch.randperm(len(pool), generator=g)[:n].tolist())
+        if stratify is not None:
+            missing = [c for c in pool if c not in stratify]
+            if missing:
+                raise FyiError(f"no ground truth for {missing[0]!r} to stratify by; use --truth nb201")
+            order = sorted(range(len(pool)), key=lambda i: (stratify[pool[i]], i))
+            bins = [order[len(order) * b // n: len(order) * (b + 1) // n] for b in range(n)]
+            picked = sorted(b[int(torch.randint(len(b), (1,), generator=g))] for b in bins)
+        else:
+            picked = sorted(torch.randperm(len(pool), generator=g)[:n].tolist())
         pool = [pool[i] for i in picked]
+    if variant:
+        pool = [c + variant for c in pool]
     extra = [c for c in (_split_names(include) if isinstance(include, str) else include) if c not in pool]
     for c in extra:
         if image_size is not None and not candidate_fits(c, channels=channels, num_classes=num_classes, image_size=image_size):
@@ -244,10 +286,18 @@ class SetSpec:
     lr: float | None = None
     cutmix: float = 0.0
     source: str = ""
+    epochs: int | None = None  # training epochs on this set (None: the ranking's proxy epochs)
+    # kind "table" (a benchmark's accuracies) or "score" (params, FLOPs): one value per candidate, no training
+    values: tuple[tuple[str, float], ...] | None = None
+
+    @property
+    def trains(self) -> bool:
+        return self.kind not in ("table", "score")
 
     def describe(self) -> dict:
         d = dataclasses.asdict(self)
         d.pop("indices")
+        d.pop("values")
         return d
 
 
@@ -813,11 +863,16 @@ class NasConfig:
     max_mmacs: float | None = None  # leave out sampled candidates above this many million MACs per image
     candidates: list[str] | None = None  # an explicit list replaces space/sample
     proxy_epochs: int = 300
-    truth: str = "full"  # full, or real:N (a stated cheaper ground truth)
+    truth: str = "full"  # full, real:N (a stated cheaper ground truth), or nb201 (the benchmark's accuracies)
+    nb201: str | None = None  # path of the NAS-Bench-201 table (else $FYI_NB201, else the data roots)
+    nb201_cells: int | None = None  # cells per stage of nb201 candidates (the benchmark: 5; DC-Bench: 1)
+    nb201_width: int | None = None  # channels of the first stage (the benchmark: 16)
+    connected_only: bool = False  # nb201: leave out cells whose output is disconnected
+    stratified: bool = False  # nb201: sample across the ground-truth accuracy range
     full_epochs: int = 30
     seeds: int = 1
     seed: int = 0
-    topk: list[int] = field(default_factory=lambda: [5, 10, 20])
+    topk: list = field(default_factory=lambda: [5, 10, 20])  # counts, or "10%" of the candidates
     test_size: int | None = None  # None: the whole test split
     lr: float | None = None
     batch_size: int = 256
@@ -847,7 +902,9 @@ def _check_config(cfg: NasConfig) -> None:
 
 
 def _is_real_subset(text: str) -> bool:
-    return text.strip().lower().split(":")[0] in ("random", "herding") and not Path(text).exists()
+    """A proxy built from the real data (random, herding, early) or from the candidates (params, flops)."""
+    base = text.strip().lower().split(":")[0]
+    return base in ("random", "herding", "early", "params", "flops") and not Path(text).exists()
 
 
 def plan(cfg: NasConfig, dataset, *, device="auto", progress: bool = False,
@@ -855,26 +912,107 @@ def plan(cfg: NasConfig, dataset, *, device="auto", progress: bool = False,
     """Candidates, proxy training sets and the ground-truth set of a ranking (deterministic)."""
     info = dataset.info
     _check_config(cfg)
+    table = None
+    if cfg.truth.strip().lower() == "nb201" or cfg.stratified:
+        from ..nb201 import BenchmarkTable, column_for
+
+        column_for(info.name)  # refuse a dataset the table has no column for, before reading 3 MB
+        table = BenchmarkTable.read(cfg.nb201, cfg.data_root)
+    variant = "".join(f";{k}={v}" for k, v in (("cells", cfg.nb201_cells), ("width", cfg.nb201_width)) if v)
     if cfg.candidates:
         cands = sample_candidates(cfg.candidates, None, include=cfg.include, channels=info.channels,
                                   num_classes=info.num_classes, image_size=info.image_size)
     else:
+        stratify = None
+        if cfg.stratified:
+            if cfg.space.strip().lower() != "nb201":
+                raise FyiError("--stratified samples by the NAS-Bench-201 accuracies; use it with --space nb201")
+            stratify = table.truth(info.name, nb201_space())
         cands = sample_candidates(cfg.space, cfg.sample, seed=cfg.seed, include=cfg.include, channels=info.channels,
-                                  num_classes=info.num_classes, image_size=info.image_size, max_mmacs=cfg.max_mmacs)
+                                  num_classes=info.num_classes, image_size=info.image_size, max_mmacs=cfg.max_mmacs,
+                                  connected_only=cfg.connected_only, stratify=stratify, variant=variant)
     if len(cands) < 2:
         raise FyiError(f"a ranking needs at least 2 candidates, got {len(cands)}; raise --sample or add --include")
     resolved = {i: resolve_set(p, dataset) for i, p in enumerate(cfg.proxies) if not _is_real_subset(p)}
     ipc = cfg.ipc
     if ipc is None and resolved:
         ipc = resolved[min(resolved)].ipc or None  # "a real subset of the same size" as the first synthetic set
-    specs = [resolved[i] if i in resolved else
-             resolve_set(p, dataset, ipc=ipc, seed=cfg.seed, herding_epochs=cfg.herding_epochs, device=device,
-                         progress=progress, cache_dir=cache_dir)
-             for i, p in enumerate(cfg.proxies)]
-    truth = resolve_set(cfg.truth, dataset, seed=cfg.seed)
+    specs = []
+    for i, p in enumerate(cfg.proxies):
+        key = p.strip().lower()
+        if i in resolved:
+            specs.append(resolved[i])
+        elif key in FREE_PROXIES:
+            specs.append(free_proxy(key, cands, dataset))
+        elif key == "early":
+            specs.append(early_stopping_set(dataset, ipc, cfg.proxy_epochs, seed=cfg.seed))
+        else:
+            specs.append(resolve_set(p, dataset, ipc=ipc, seed=cfg.seed, herding_epochs=cfg.herding_epochs,
+                                     device=device, progress=progress, cache_dir=cache_dir))
+    if table is not None and cfg.truth.strip().lower() == "nb201":
+        accs = table.truth(info.name, cands)
+        truth = SetSpec(label="NAS-Bench-201 (200 epochs, full data)", kind="table", dataset=info.name,
+                        digest=_sha(str(table.path), sorted(accs.items())), num_images=len(dataset.train), epochs=200,
+                        source=str(table.path), values=tuple(sorted(accs.items())))
+    else:
+        truth = resolve_set(cfg.truth, dataset, seed=cfg.seed)
     if truth.kind == "synset":
-        raise FyiError("the ground truth must be real data: --truth full or real:N")
+        raise FyiError("the ground truth must be real data: --truth full, real:N or nb201")
     return cands, unique_labels(specs), truth
+
+
+#: proxies that need no training: the candidate's parameter count and its multiply-accumulates per image
+FREE_PROXIES = ("params", "flops")
+
+
+def candidate_params(name: str, *, channels: int = 3, num_classes: int = 10, image_size: int = 32) -> int:
+    """Number of parameters of ``name`` (built on the meta device: nothing allocated)."""
+    from ..networks import create_model
+
+    kw = dict(channels=channels, num_classes=num_classes, image_size=image_size, seed=0)
+    try:
+        with torch.device("meta"):
+            net = create_model(name, **kw)
+    except FyiError:
+        net = create_model(name, **kw)
+    return int(sum(p.numel() for p in net.parameters()))
+
+
+def free_proxy(kind: str, candidates: Sequence[str], dataset) -> SetSpec:
+    """``params`` or ``flops``: rank the candidates by their size or compute, with no training at all."""
+    info = dataset.info
+    kw = dict(channels=info.channels, num_classes=info.num_classes, image_size=info.image_size)
+    if kind == "params":
+        values = {c: float(candidate_params(c, **kw)) for c in candidates}
+        label = "parameter count"
+    else:
+        values = {c: candidate_mmacs(c, **kw) for c in candidates}
+        label = "FLOPs (M MACs)"
+    return SetSpec(label=label, kind="score", dataset=info.name, digest=_sha(kind, sorted(values.items())),
+                   num_images=0, source=kind, values=tuple(sorted(values.items())))
+
+
+def early_stopping_set(dataset, ipc: int | None, proxy_epochs: int, *, seed: int = 0) -> SetSpec:
+    """The DC paper's early-stopping baseline: the full training set for the compute of one proxy run.
+
+    A proxy run trains ``proxy_epochs`` epochs on ``ipc`` images per class; the
+    same number of SGD steps on the full training set see ``ipc * proxy_epochs``
+    fresh images per class once each, which is one epoch on a random subset of
+    that size (the first steps of a full-data run).
+    """
+    from ..baselines import check_ipc
+
+    if not ipc:
+        raise FyiError("the early-stopping proxy matches a proxy's compute: give --ipc N or a synthetic-set proxy")
+    n = int(ipc) * int(proxy_epochs)
+    smallest = min(dataset.train.class_counts())
+    if n > smallest:
+        raise FyiError(f"early stopping needs {ipc} x {proxy_epochs} = {n} images per class but the smallest class has "
+                       f"{smallest}; lower --proxy-epochs")
+    check_ipc(dataset, n)
+    spec = resolve_set(f"real:{n}", dataset, seed=seed)
+    return dataclasses.replace(spec, label=f"early stopping (full data, {n} images/class once)", epochs=1,
+                               source=f"first steps of full-data training: {n} images per class, 1 epoch, seed {seed}")
 
 
 def build_jobs(cfg: NasConfig, candidates, proxies, truth) -> list[Job]:
@@ -884,13 +1022,38 @@ def build_jobs(cfg: NasConfig, candidates, proxies, truth) -> list[Job]:
     for c in candidates:
         for s in seeds:
             for spec in proxies:
-                jobs.append(make_job(c, spec, pcfg, s, role="proxy", test_size=cfg.test_size, data_root=cfg.data_root))
-            jobs.append(make_job(c, truth, tcfg, s, role="truth", test_size=cfg.test_size, data_root=cfg.data_root))
+                if spec.trains:
+                    jcfg = pcfg if spec.epochs is None else cfg.eval_config(spec.epochs)
+                    jobs.append(make_job(c, spec, jcfg, s, role="proxy", test_size=cfg.test_size,
+                                         data_root=cfg.data_root))
+            if truth.trains:
+                jobs.append(make_job(c, truth, tcfg, s, role="truth", test_size=cfg.test_size, data_root=cfg.data_root))
     return jobs
+
+
+def topk_counts(topk: Sequence, n: int) -> list[int]:
+    """``[5, "10%", "20%"]`` -> counts for ``n`` candidates (a percentage rounds, at least 2)."""
+    out = []
+    for k in topk:
+        text = str(k).strip()
+        try:
+            out.append(max(2, round(n * float(text[:-1]) / 100)) if text.endswith("%") else int(text))
+        except ValueError:
+            raise FyiError(f"--topk takes counts or percentages (5,10%,20%), got {k!r}") from None
+    return sorted(set(out))
 
 
 def _mean(xs):
     return sum(xs) / len(xs)
+
+
+def _is_connected_candidate(name: str) -> bool:
+    """False only for NAS-Bench-201 cells whose output is cut off from the input."""
+    if not name.lower().startswith("nb201:"):
+        return True
+    from ..nb201 import is_connected, split_name
+
+    return is_connected(split_name(name)[0])
 
 
 def summarize(cfg: NasConfig, candidates, proxies, truth, jobs: Sequence[Job], records: dict[str, dict]) -> dict:
@@ -899,8 +1062,13 @@ def summarize(cfg: NasConfig, candidates, proxies, truth, jobs: Sequence[Job], r
     for j in jobs:
         by.setdefault((j.candidate, j.role, j.train.label), []).append(records[j.key])
 
+    specs = {s.label: s for s in [*proxies, truth]}
+
     def collect(spec_label: str, role: str):
         acc, sec, err = {}, {}, {}
+        if not specs[spec_label].trains:
+            values = dict(specs[spec_label].values)
+            return {c: values[c] for c in candidates}, {c: 0.0 for c in candidates}, {}
         for c in candidates:
             recs = by.get((c, role, spec_label), [])
             errors = [r["error"] for r in recs if r.get("error")]
@@ -916,18 +1084,27 @@ def summarize(cfg: NasConfig, candidates, proxies, truth, jobs: Sequence[Job], r
     for spec in proxies:
         p_acc, p_sec, p_err = collect(spec.label, "proxy")
         ok = [c for c in candidates if c in p_acc and c in t_acc]
-        stats_ = rank_stats([p_acc[c] for c in ok], [t_acc[c] for c in ok], names=ok, ks=cfg.topk)
+        ks = topk_counts(cfg.topk, len(ok))
+        stats_ = rank_stats([p_acc[c] for c in ok], [t_acc[c] for c in ok], names=ok, ks=ks)
+        entry = {}
+        connected = [c for c in ok if _is_connected_candidate(c)]
+        if len(connected) < len(ok):  # disconnected NB201 cells (10 %) make rho look better than it is
+            entry["stats_connected"] = rank_stats([p_acc[c] for c in connected], [t_acc[c] for c in connected],
+                                                  names=connected, ks=topk_counts(cfg.topk, len(connected)))
         ps, ts = sum(p_sec[c] for c in ok), sum(t_sec[c] for c in ok)
         out_proxies.append({
-            "label": spec.label, "set": spec.describe(), "epochs": cfg.proxy_epochs,
-            "accs": p_acc, "seconds": p_sec, "failed": p_err, "stats": stats_,
-            "cost": {"proxy_seconds": ps, "truth_seconds": ts, "saved": ts / ps if ps > 0 else None},
+            "label": spec.label, "kind": spec.kind, "set": spec.describe(),
+            "epochs": None if not spec.trains else (spec.epochs or cfg.proxy_epochs),
+            "accs": p_acc, "seconds": p_sec, "failed": p_err, "stats": stats_, **entry,
+            "cost": {"proxy_seconds": ps, "truth_seconds": ts if truth.trains else None,
+                     "saved": ts / ps if ps > 0 and truth.trains else None},
         })
     return {
         "dataset": proxies[0].dataset if proxies else truth.dataset,
         "candidates": list(candidates),
         "seeds": list(range(cfg.seed, cfg.seed + cfg.seeds)),
-        "truth": {"label": truth.label, "set": truth.describe(), "epochs": cfg.full_epochs,
+        "truth": {"label": truth.label, "kind": truth.kind, "set": truth.describe(),
+                  "epochs": truth.epochs or cfg.full_epochs,
                   "accs": t_acc, "seconds": t_sec, "failed": t_err},
         "proxies": out_proxies,
         "config": dataclasses.asdict(cfg),
@@ -985,21 +1162,27 @@ def _fmt(v, digits: int = 3) -> str:
 def summary_rows(report: dict) -> tuple[list[list], list[str]]:
     """One row per proxy: rho, tau, top-k figures, proxy's best, cost ratio."""
     ks = sorted({k for p in report["proxies"] for k in p["stats"]["top"]}, key=int)
+    connected = any("stats_connected" in p for p in report["proxies"])
     headers = ["proxy", "images", "epochs", "rho", "tau"]
+    if connected:
+        headers += ["rho / tau (connected cells)"]
     for k in ks:
         headers += [f"rho@{k}", f"tau@{k}", f"overlap@{k}"]
-    headers += ["best: truth acc % (rank)", "oracle %", "compute saved"]
+    headers += ["best: truth acc % (rank)", "oracle %", "proxy compute (s)", "compute saved"]
     rows = []
     for p in report["proxies"]:
         s = p["stats"]
-        row = [p["label"], p["set"]["num_images"], p["epochs"], _fmt(s["spearman"]), _fmt(s["kendall"])]
+        row = [p["label"], p["set"]["num_images"] or "-", p["epochs"] or "-", _fmt(s["spearman"]), _fmt(s["kendall"])]
+        if connected:
+            sc = p.get("stats_connected") or s
+            row += [f"{_fmt(sc['spearman'])} / {_fmt(sc['kendall'])}"]
         for k in ks:
             t = s["top"].get(k)
             row += [_fmt(t and t["spearman"]), _fmt(t and t["kendall"]), _fmt(t and t["overlap"], 2)]
         b = s["best"]
         saved = p["cost"]["saved"]
         row += [f"{100 * b['truth_acc']:.2f} ({b['truth_rank']}/{s['n']})", f"{100 * b['oracle_acc']:.2f}",
-                "-" if saved is None else f"{saved:.1f}x"]
+                f"{p['cost']['proxy_seconds']:.0f}", "-" if saved is None else f"{saved:.1f}x"]
         rows.append(row)
     return rows, headers
 
@@ -1010,12 +1193,13 @@ def candidate_rows(report: dict) -> tuple[list[list], list[str]]:
     ranks = report["proxies"][0]["stats"]["truth_rank"] if report["proxies"] else {}
     macs = report.get("mmacs") or {}
     headers = ["candidate", "M MACs", f"truth ({report['truth']['label']}) %", "rank"]
-    headers += [p["label"] + " %" for p in report["proxies"]]
+    headers += [p["label"] + ("" if p.get("kind") == "score" else " %") for p in report["proxies"]]
     order = sorted(report["candidates"], key=lambda c: -t.get(c, -1))
     rows = []
     for c in order:
         row = [c, _fmt(macs.get(c), 1), _fmt(100 * t[c], 2) if c in t else "failed", ranks.get(c, "-")]
-        row += [_fmt(100 * p["accs"][c], 2) if c in p["accs"] else "failed" for p in report["proxies"]]
+        row += [("failed" if c not in p["accs"] else f"{p['accs'][c]:.4g}" if p.get("kind") == "score"
+                 else _fmt(100 * p["accs"][c], 2)) for p in report["proxies"]]
         rows.append(row)
     return rows, headers
 
@@ -1036,7 +1220,8 @@ def write_report(report: dict, out_dir: str | os.PathLike, *, name: str = "nas",
         panels.append({"label": p["label"], "proxy": [p["accs"][c] for c in ok],
                        "truth": [report["truth"]["accs"][c] for c in ok],
                        "ranks": [p["stats"]["truth_rank"][c] for c in ok], "stats": p["stats"],
-                       "best": p["stats"]["best"]["candidate"], "names": ok})
+                       "best": p["stats"]["best"]["candidate"], "names": ok,
+                       **({"xscale": 1.0, "xlabel": p["label"], "xlog": True} if p.get("kind") == "score" else {})})
     png = rank_scatter(panels, out / f"{name}.png",
                        title=f"{report['dataset']}: proxy vs ground truth ({report['truth']['label']}, "
                              f"{report['truth']['epochs']} epochs); numbers = ground-truth rank")
@@ -1075,8 +1260,9 @@ def add_common_training_arguments(sp) -> None:
 
 def add_nas_arguments(sp) -> None:
     sp.add_argument("--dataset", required=True)
-    sp.add_argument("--proxy", action="append", default=None, metavar="SYNSET|random|herding",
-                    help="a proxy training set; repeat for several (default: random)")
+    sp.add_argument("--proxy", action="append", default=None, metavar="SYNSET|random|herding|early|params|flops",
+                    help="a proxy: a synthetic set, a random or herding real subset, early (full data for one proxy "
+                         "run's compute), or params / flops (no training); repeat for several (default: random)")
     sp.add_argument("--ipc", type=int, default=None,
                     help="images per class of random/herding proxies (default: the first synthetic proxy's IPC)")
     sp.add_argument("--space", default="dc720",
@@ -1087,19 +1273,31 @@ def add_nas_arguments(sp) -> None:
                     help="sample only candidates of at most this many million MACs per image (a compute cap)")
     sp.add_argument("--proxy-epochs", type=int, default=300)
     sp.add_argument("--truth", default="full",
-                    help="ground-truth training set: full, or real:N (N random images per class, a cheaper stated budget)")
+                    help="ground truth: full (train on the whole training set), real:N (N random images per class, "
+                         "a cheaper stated budget) or nb201 (NAS-Bench-201's 200-epoch accuracies; --space nb201)")
+    sp.add_argument("--nb201", default=None, metavar="CSV",
+                    help="the NAS-Bench-201 accuracy table (default $FYI_NB201, else nas-bench-201-accuracies.csv "
+                         "in the data roots)")
+    sp.add_argument("--nb201-cells", type=int, default=None,
+                    help="cells per stage of nb201 candidates (the benchmark's 5; 1 is DC-Bench's cheaper network)")
+    sp.add_argument("--nb201-width", type=int, default=None, help="channels of nb201 candidates' first stage (16)")
+    sp.add_argument("--connected-only", action="store_true",
+                    help="nb201: leave out cells whose output is disconnected from the input (they score 10 %%)")
+    sp.add_argument("--stratified", action="store_true",
+                    help="nb201: draw --sample cells evenly across the NAS-Bench-201 accuracy range")
     sp.add_argument("--full-epochs", type=int, default=30, help="ground-truth training epochs")
     sp.add_argument("--seeds", type=int, default=1, help="training seeds per candidate and set")
-    sp.add_argument("--topk", default="5,10,20", help="top-k sizes (by ground truth) for the rank statistics")
+    sp.add_argument("--topk", default="5,10,20",
+                    help="top-k sizes (by ground truth) for the rank statistics; counts or percentages (10%%,20%%)")
     sp.add_argument("--herding-epochs", type=int, default=1)
     add_common_training_arguments(sp)
 
 
-def _ints(text: str, what: str) -> list[int]:
-    try:
-        return [int(t) for t in str(text).split(",") if t.strip()]
-    except ValueError:
-        raise FyiError(f"{what} must be comma-separated integers, got {text!r}") from None
+def _topk_list(text: str) -> list:
+    """``"5,10%,20%"`` -> ``[5, "10%", "20%"]`` (checked now; percentages resolve per ranking)."""
+    items = [t.strip() for t in str(text).split(",") if t.strip()]
+    topk_counts(items, 100)  # refuses anything that is neither a count nor a percentage
+    return [t if t.endswith("%") else int(t) for t in items]
 
 
 def run_nas_command(args) -> None:
@@ -1113,7 +1311,10 @@ def run_nas_command(args) -> None:
         sample=args.sample or None, include=_split_names(args.include), max_mmacs=args.max_mmacs,
         proxy_epochs=args.proxy_epochs,
         truth=args.truth, full_epochs=args.full_epochs, seeds=args.seeds, seed=args.seed,
-        topk=_ints(args.topk, "--topk"), test_size=args.test_size, lr=args.lr, batch_size=args.batch_size,
+        topk=_topk_list(args.topk),
+        test_size=args.test_size,
+        nb201=args.nb201, nb201_cells=args.nb201_cells, nb201_width=args.nb201_width,
+        connected_only=args.connected_only, stratified=args.stratified, lr=args.lr, batch_size=args.batch_size,
         dsa=not args.no_dsa, dsa_mode=args.dsa_mode, bf16=args.bf16, channels_last=args.channels_last,
         herding_epochs=args.herding_epochs, workers=args.workers, threads=args.threads, data_root=args.data_root,
     )
