@@ -39,6 +39,13 @@ from fyi_apps.errors import FyiError  # noqa: E402
 QUICK = dict(dataset="digits", ipc=5, sample=5, include="vgg11", proxy_epochs=20, truth="full",
              full_epochs=2, test_size=None, xarch_epochs=10, xarch_seeds=1, xarch_archs="convnet,vgg11,mlp",
              dm_iterations=30, workers=2)
+# NAS-Bench-201 against the benchmark's own 200-epoch full-data accuracies (fyi-apps issue 12): 100 cells
+# drawn with seed 0 from the 15,625, DC-Bench's cheaper network (one cell per stage, C=16), proxies at IPC 10
+NB201 = dict(dataset="cifar10", ipc=10, space="nb201", sample=100, include="", proxy_epochs=20, truth="nb201",
+             full_epochs=200, test_size=1000, nb201_cells=1, xarch_epochs=100, xarch_seeds=1,
+             xarch_archs="convnet", dm_iterations=None, workers=2, topk="10%,20%")
+NB201_QUICK = dict(NB201, dataset="cifar10", ipc=1, sample=8, proxy_epochs=2, test_size=100, nb201_width=8, workers=1,
+                   topk="50%")
 FULL = dict(dataset="cifar10", ipc=10, sample=20, include="vgg11,resnet18", max_mmacs=100.0, proxy_epochs=40,
             truth="real:100", full_epochs=15, test_size=2000, xarch_epochs=100, xarch_seeds=1,
             xarch_archs="convnet,vgg11,resnet18", dm_iterations=None, workers=2)
@@ -55,7 +62,15 @@ def parse_args(argv=None):
     p.add_argument("--proxy", action="append", default=None, metavar="SYNSET|random|herding",
                    help="proxy training set (repeat); default: random (+ the DM sets in --quick)")
     p.add_argument("--ipc", type=int, default=None, help="images per class of random/herding proxies")
-    p.add_argument("--space", default="dc720")
+    p.add_argument("--preset", default="dc", choices=["dc", "nb201"],
+                   help="dc: DC-space ConvNets vs a real-data ground truth; nb201: NAS-Bench-201 cells vs the "
+                        "benchmark's 200-epoch accuracies")
+    p.add_argument("--space", default=None)
+    p.add_argument("--nb201", default=None, metavar="CSV", help="NAS-Bench-201 accuracy table (default: data roots)")
+    p.add_argument("--nb201-cells", type=int, default=None)
+    p.add_argument("--nb201-width", type=int, default=None)
+    p.add_argument("--connected-only", action="store_true")
+    p.add_argument("--stratified", action="store_true")
     p.add_argument("--sample", type=int, default=None, help="candidates drawn from the space")
     p.add_argument("--include", default=None, help="always-included candidates (default vgg11,resnet18)")
     p.add_argument("--max-mmacs", type=float, default=None,
@@ -64,7 +79,7 @@ def parse_args(argv=None):
     p.add_argument("--truth", default=None, help="ground truth: full or real:N (N images per class)")
     p.add_argument("--full-epochs", type=int, default=None, help="ground-truth epochs")
     p.add_argument("--seeds", type=int, default=1)
-    p.add_argument("--topk", default="5,10,20")
+    p.add_argument("--topk", default=None, help="top-k by ground truth: counts or percentages (default 5,10,20)")
     p.add_argument("--test-size", type=int, default=-1, help="test images (class-balanced subset; 0 = all)")
     p.add_argument("--no-dsa", action="store_true")
     p.add_argument("--bf16", action="store_true")
@@ -82,7 +97,12 @@ def parse_args(argv=None):
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    preset = QUICK if args.quick else FULL
+    if args.preset == "nb201":
+        preset = NB201_QUICK if args.quick else NB201
+    else:
+        preset = dict(QUICK if args.quick else FULL, space="dc720", topk="5,10,20")
+    preset.setdefault("nb201_cells", None)
+    preset.setdefault("nb201_width", None)
     for k, v in preset.items():
         if k == "test_size":
             if args.test_size == -1:
@@ -93,7 +113,8 @@ def parse_args(argv=None):
             setattr(args, k, v)
     args.dm_iterations = preset["dm_iterations"]
     if args.out is None:
-        args.out = str(ROOT / "benchmarks" / "results" / f"nas-{args.dataset}{'-quick' if args.quick else ''}")
+        tag = "-nb201" if args.preset == "nb201" else ""
+        args.out = str(ROOT / "benchmarks" / "results" / f"nas{tag}-{args.dataset}{'-quick' if args.quick else ''}")
     return args
 
 
@@ -132,8 +153,8 @@ def estimate(args, cfg, ds) -> dict:
     n = min(256, len(ds.train))
     x, y = ds.train.images[:n], ds.train.labels[:n]
     n_test = cfg.test_size or len(ds.test)
-    proxy_imgs = sum(p.num_images for p in proxies) * cfg.proxy_epochs
-    truth_imgs = truth.num_images * cfg.full_epochs
+    proxy_imgs = sum(p.num_images * (p.epochs or cfg.proxy_epochs) for p in proxies if p.trains)
+    truth_imgs = truth.num_images * cfg.full_epochs if truth.trains else 0
     ecfg = EvalConfig(epochs=1, dsa=cfg.dsa, bf16=cfg.bf16, batch_size=cfg.batch_size)
     rows, total, per = [], 0.0, {}
     for c in cands:
@@ -146,7 +167,7 @@ def estimate(args, cfg, ds) -> dict:
         t0 = time.perf_counter()
         test_accuracy(net, ds.test.images[:n], ds.test.labels[:n], device=device, mean=info.mean, std=info.std)
         s_test = (time.perf_counter() - t0) / n
-        runs = len(proxies) + 1
+        runs = sum(p.trains for p in proxies) + truth.trains
         sec = args.seeds * (s_train * (proxy_imgs + truth_imgs) + s_test * n_test * runs)
         per[c] = {"train_ms_per_image": 1e3 * s_train, "test_ms_per_image": 1e3 * s_test, "seconds": sec}
         total += sec
@@ -196,7 +217,7 @@ def run(args) -> int:
     ds = load_dataset(args.dataset, root=args.data_root)
     proxies = list(args.proxy or ["random"])
     xsets = list(args.xarch or [])
-    if args.quick and not args.proxy:
+    if args.quick and not args.proxy and args.preset == "dc":
         dm_paths = quick_sets(args, ds, out)
         proxies += dm_paths
         xsets = xsets or dm_paths
@@ -205,9 +226,10 @@ def run(args) -> int:
         dataset=args.dataset, proxies=proxies, ipc=args.ipc, space=args.space, sample=args.sample or None,
         include=nas._split_names(args.include), max_mmacs=args.max_mmacs, proxy_epochs=args.proxy_epochs,
         truth=args.truth,
-        full_epochs=args.full_epochs, seeds=args.seeds, seed=args.seed, topk=nas._ints(args.topk, "--topk"),
+        full_epochs=args.full_epochs, seeds=args.seeds, seed=args.seed, topk=nas._topk_list(args.topk),
         test_size=args.test_size, dsa=not args.no_dsa, bf16=args.bf16, workers=args.workers, threads=args.threads,
-        data_root=args.data_root,
+        data_root=args.data_root, nb201=args.nb201, nb201_cells=args.nb201_cells, nb201_width=args.nb201_width,
+        connected_only=args.connected_only, stratified=args.stratified,
     )
     command = " ".join(["python", "benchmarks/nas.py", *args.argv])
     if args.estimate:
@@ -239,10 +261,14 @@ def run(args) -> int:
     summary = {
         "command": command, "seed": args.seed, "versions": package_versions(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "wall_seconds": time.perf_counter() - t0,
-        "budget": {k: getattr(args, k) for k in ("dataset", "ipc", "sample", "include", "max_mmacs", "proxy_epochs", "truth",
+        "budget": {k: getattr(args, k) for k in ("preset", "space", "nb201_cells", "nb201_width", "connected_only",
+                                                 "stratified", "dataset", "ipc", "sample", "include", "max_mmacs",
+                                                 "proxy_epochs", "truth",
                                                  "full_epochs", "seeds", "test_size", "xarch_epochs", "xarch_seeds",
                                                  "xarch_archs", "workers", "bf16", "no_dsa")},
         "ranking": [{"proxy": p["label"], "spearman": p["stats"]["spearman"], "kendall": p["stats"]["kendall"],
+                     "connected": {m: p["stats_connected"][m] for m in ("n", "spearman", "kendall")}
+                     if "stats_connected" in p else None, "proxy_seconds": p["cost"]["proxy_seconds"],
                      "top": {k: {m: v[m] for m in ("spearman", "kendall", "overlap")} for k, v in p["stats"]["top"].items()},
                      "best": p["stats"]["best"], "compute_saved": p["cost"]["saved"]} for p in report["proxies"]],
         "xarch": None if xrep is None else [{"set": r["label"], **{a: r["cells"][a].get("mean") for a in xrep["archs"]}}

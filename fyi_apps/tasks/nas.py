@@ -933,6 +933,15 @@ def plan(cfg: NasConfig, dataset, *, device="auto", progress: bool = False,
                                   connected_only=cfg.connected_only, stratify=stratify, variant=variant)
     if len(cands) < 2:
         raise FyiError(f"a ranking needs at least 2 candidates, got {len(cands)}; raise --sample or add --include")
+    if table is not None and cfg.truth.strip().lower() == "nb201":
+        accs = table.truth(info.name, cands)
+        truth = SetSpec(label="NAS-Bench-201 (200 epochs, full data)", kind="table", dataset=info.name,
+                        digest=_sha(str(table.path), sorted(accs.items())), num_images=len(dataset.train), epochs=200,
+                        source=str(table.path), values=tuple(sorted(accs.items())))
+    else:
+        truth = resolve_set(cfg.truth, dataset, seed=cfg.seed)
+    if truth.kind == "synset":
+        raise FyiError("the ground truth must be real data: --truth full, real:N or nb201")
     resolved = {i: resolve_set(p, dataset) for i, p in enumerate(cfg.proxies) if not _is_real_subset(p)}
     ipc = cfg.ipc
     if ipc is None and resolved:
@@ -949,15 +958,6 @@ def plan(cfg: NasConfig, dataset, *, device="auto", progress: bool = False,
         else:
             specs.append(resolve_set(p, dataset, ipc=ipc, seed=cfg.seed, herding_epochs=cfg.herding_epochs,
                                      device=device, progress=progress, cache_dir=cache_dir))
-    if table is not None and cfg.truth.strip().lower() == "nb201":
-        accs = table.truth(info.name, cands)
-        truth = SetSpec(label="NAS-Bench-201 (200 epochs, full data)", kind="table", dataset=info.name,
-                        digest=_sha(str(table.path), sorted(accs.items())), num_images=len(dataset.train), epochs=200,
-                        source=str(table.path), values=tuple(sorted(accs.items())))
-    else:
-        truth = resolve_set(cfg.truth, dataset, seed=cfg.seed)
-    if truth.kind == "synset":
-        raise FyiError("the ground truth must be real data: --truth full, real:N or nb201")
     return cands, unique_labels(specs), truth
 
 
