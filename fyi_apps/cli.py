@@ -1,6 +1,8 @@
 """The ``fyi`` command line.  One function per command; each prints a table and writes JSON.
 
-Every user mistake ends with one line ``fyi: error: ...`` and exit code 2.
+Every user mistake ends with one line ``fyi: error: ...`` and exit code 2: argument
+types and ranges are checked by :mod:`fyi_apps.validate` as they are parsed,
+output targets before any compute starts.
 """
 from __future__ import annotations
 
@@ -9,16 +11,28 @@ import sys
 import time
 from pathlib import Path
 
+from . import validate as V
 from .errors import FyiError
 
 GLOBAL_DEFAULTS = {"device": "auto", "seed": 0, "data_root": None, "out": "fyi-runs", "quiet": False}
+
+
+class UsageError(FyiError):
+    """A command-line argument argparse refused (unknown flag, missing or ill-typed value)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``argparse`` parser whose errors are one ``fyi: error:`` line (exit 2), not usage + message."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
 def _global_options() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("global options")
     g.add_argument("--device", default=argparse.SUPPRESS, help="auto (default), cpu or cuda")
-    g.add_argument("--seed", type=int, default=argparse.SUPPRESS, help="base random seed (default 0)")
+    g.add_argument("--seed", type=V.non_negative_int, default=argparse.SUPPRESS, help="base random seed (default 0)")
     g.add_argument("--data-root", default=argparse.SUPPRESS,
                    help="folder holding the dataset files (default: $FYI_DATA, ./data, ../shared/data)")
     g.add_argument("--out", default=argparse.SUPPRESS, help="folder for results (default ./fyi-runs)")
@@ -30,13 +44,6 @@ def _csv(text: str) -> list[str]:
     return [t.strip() for t in str(text).split(",") if t.strip()]
 
 
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(t) for t in _csv(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
-
-
 def _progress(args) -> bool:
     return not args.quiet
 
@@ -46,13 +53,19 @@ def _say(args, *lines: str) -> None:
         print(line, flush=True)
 
 
+def _result_path(args, name: str, path: str | None = None) -> Path:
+    """Where a command's JSON goes (``--json`` or OUT/<name>.json), checked writable before any compute."""
+    target = Path(path) if path else Path(args.out) / f"{V.safe_name(name)}.json"
+    return V.output_file(target, "results file")
+
+
 def _write_result(args, name: str, payload: dict, path: str | None = None) -> Path:
     from .runtime import package_versions, write_json
 
     payload = {**payload, "command": " ".join(["fyi", *sys.argv[1:]]), "seed": args.seed,
                "versions": package_versions(), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    target = Path(path) if path else Path(args.out) / f"{name}.json"
-    write_json(target, payload)
+    target = _result_path(args, name, path)
+    write_json(target, payload, what="results file")
     print(f"results written to {target}")
     return target
 
@@ -64,10 +77,7 @@ def _load(args, name: str, extend_flip: bool = False):
 
 
 def _existing(path: str, what: str = "file") -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise FyiError(f"{what} {path} does not exist; check the path")
-    return p
+    return V.existing_file(path, what)
 
 
 # --------------------------------------------------------------------------- data
@@ -86,8 +96,10 @@ def cmd_data(args) -> None:
         print(table(rows, ["dataset", "channels", "size", "classes"]))
         print("\n`fyi data NAME` checks that a dataset is readable; see the README for where files go.")
         return
+    V.output_dir(args.out, "--out folder")
     ds = _load(args, args.name, extend_flip=args.extend_flip)
     info = ds.info
+    _result_path(args, f"data-{info.name}")
     tr, te = ds.train.class_counts(), ds.test.class_counts()
     print(f"{info.name}: {ds.source}")
     print(f"train {tuple(ds.train.images.shape)} {ds.train.images.dtype}, test {tuple(ds.test.images.shape)}")
@@ -108,13 +120,17 @@ def cmd_baseline(args) -> None:
     from .baselines import herding_subset, random_subset
     from .synset import save_synset
 
+    if args.output:
+        V.output_file(args.output, "synthetic-set file")
     ds = _load(args, args.dataset, extend_flip=args.extend_flip)
+    out = args.output or str(Path(args.out) / f"{args.kind}_{V.safe_name(ds.info.name)}_ipc{args.ipc}_seed{args.seed}"
+                                              ".safetensors")
+    V.output_file(out, "synthetic-set file")
     if args.kind == "random":
         s = random_subset(ds, args.ipc, seed=args.seed)
     else:
         s = herding_subset(ds, args.ipc, seed=args.seed, arch=args.arch, feature_epochs=args.herding_epochs,
                            device=args.device, progress=_progress(args))
-    out = args.output or str(Path(args.out) / f"{args.kind}_{ds.info.name}_ipc{args.ipc}_seed{args.seed}.safetensors")
     digest = save_synset(out, s)
     print(f"{args.kind} subset of {ds.info.name}: {len(s.labels)} images ({args.ipc} per class) -> {out}")
     print(f"sha256 {digest}")
@@ -146,8 +162,14 @@ def cmd_eval(args) -> None:
     from .synset import load_synset
 
     archs = _csv(args.arch)
+    if not archs:
+        raise FyiError(f"--arch needs at least one architecture, got {args.arch!r}; e.g. --arch convnet")
     cfg = _eval_config(args)
     seeds = _seed_list(args)
+    _result_path(args, "eval", args.json)
+    for target in args.synsets:  # every file checked before the first training run
+        if target.lower() not in ("random", "herding", "full"):
+            _existing(target, "synthetic-set file")
     rows, results = [], {}
     for target in args.synsets:
         kind = target.lower()
@@ -200,6 +222,7 @@ def cmd_show(args) -> None:
 
     s = load_synset(_existing(args.synset, "synthetic-set file"))
     out = args.output or str(Path(args.synset).with_suffix("").with_suffix("")) + ".png"
+    V.output_file(out, "PNG file")
     export_grid(s, out, max_per_class=args.max_per_class)
     counts = s.images_per_class if hasattr(s, "images_per_class") else None
     print(f"{s.method}{' + FYI (' + s.fyi + ')' if s.fyi else ''} on {s.dataset}: {len(s.labels)} images, "
@@ -211,15 +234,28 @@ def cmd_export(args) -> None:
     from .synset import export_imagefolder, load_synset
 
     s = load_synset(_existing(args.synset, "synthetic-set file"))
-    out = export_imagefolder(s, args.folder)
+    V.output_dir(args.folder, "export folder")
+    try:
+        out = export_imagefolder(s, args.folder)
+    except OSError as e:
+        from .runtime import write_failure
+
+        raise write_failure(args.folder, e, "export folder") from None
     print(f"{len(s.labels)} PNG images written to {out}/<class>/")
 
 
 def cmd_import(args) -> None:
     from .synset import import_synset, save_synset
 
-    s = import_synset(_existing(args.path, "path"), format=args.format, dataset=args.dataset)
-    out = args.output or str(Path(args.out) / f"imported_{s.method}_{s.dataset}_ipc{s.ipc}.safetensors")
+    src = Path(args.path)
+    if not src.exists():
+        raise FyiError(f"path {src} does not exist; check the path to the file or folder to import")
+    if args.output:
+        V.output_file(args.output, "synthetic-set file")
+    s = import_synset(src, format=args.format, dataset=args.dataset, trust=args.trust)
+    out = args.output or str(Path(args.out) / f"imported_{V.safe_name(s.method)}_{V.safe_name(s.dataset)}_ipc{s.ipc}"
+                                              ".safetensors")
+    V.output_file(out, "synthetic-set file")
     digest = save_synset(out, s)
     print(f"imported {len(s.labels)} images ({s.method}, {s.dataset}, ipc {s.ipc}) -> {out} (sha256 {digest[:12]})")
 
@@ -230,11 +266,15 @@ def cmd_score(args) -> None:
     from .score import unequalness, unequalness_curve
     from .synset import load_synset
 
+    distances = _csv(args.distance)
+    for d in distances:
+        V.choice(d, "--distance", ("dm", "dc"))
     if args.synset:
         s = load_synset(_existing(args.synset, "synthetic-set file"))
+        _result_path(args, f"score-{Path(args.synset).stem}", args.json)
         images, labels = s.decoded()
         rows, payload = [], {"synset": args.synset, "scores": {}}
-        for d in _csv(args.distance):
+        for d in distances:
             r = unequalness(images, labels, s.num_classes, distance=d, arch=args.arch, num_nets=args.nets,
                             seed=args.seed, view=args.view, device=args.device)
             rows.append([Path(args.synset).name, d, f"{r['score']:.6g}", f"{r['std_over_nets']:.3g}", args.nets])
@@ -245,9 +285,11 @@ def cmd_score(args) -> None:
     if not args.dataset:
         raise FyiError("`fyi score` needs a SYNSET file or --dataset NAME (for the real-subset curve)")
     ds = _load(args, args.dataset)
-    sizes = _ints(args.sizes)
+    sizes = args.sizes
+    png = V.output_file(Path(args.out) / f"score-{V.safe_name(ds.info.name)}.png", "PNG file")
+    _result_path(args, f"score-{ds.info.name}", args.json)
     payload, rows = {"dataset": ds.info.name, "curves": {}}, []
-    for d in _csv(args.distance):
+    for d in distances:
         curve = unequalness_curve(ds, sizes, distance=d, arch=args.arch, num_nets=args.nets,
                                   repeats=args.repeats, seed=args.seed, device=args.device)
         payload["curves"][d] = curve
@@ -255,7 +297,6 @@ def cmd_score(args) -> None:
     print(table(rows, ["distance", "images/class", "D(R, flip R)", "std"]))
     from .plots import score_curve
 
-    png = Path(args.out) / f"score-{ds.info.name}.png"
     score_curve(payload["curves"], png, title=f"Unequalness of real {ds.info.name} subsets")
     print(f"plot written to {png}")
     _write_result(args, f"score-{ds.info.name}", payload, path=args.json)
@@ -265,6 +306,7 @@ def cmd_score(args) -> None:
 def cmd_quickstart(args) -> None:
     from .quickstart import run_quickstart
 
+    V.output_dir(Path(args.out) / "quickstart", "--out folder")
     run_quickstart(out_dir=Path(args.out) / "quickstart", device=args.device, seed=args.seed,
                    progress=_progress(args), budget=args.budget)
 
@@ -276,6 +318,8 @@ def cmd_distill(args) -> None:
 
 
 def cmd_buffers(args) -> None:
+    import dataclasses
+
     from .distill.buffers import BufferConfig, default_buffer_dir, train_buffers
     from .report import table
 
@@ -289,7 +333,9 @@ def cmd_buffers(args) -> None:
     cfg.check()  # bad numbers: fail before loading data
     ds = _load(args, args.dataset, extend_flip=args.extend_flip)
     cfg.dataset = ds.info.name
-    out = Path(args.output) if args.output else default_buffer_dir(cfg, args.out)
+    out = Path(args.output) if args.output else default_buffer_dir(
+        dataclasses.replace(cfg, dataset=V.safe_name(cfg.dataset)), args.out)
+    V.output_dir(out, "expert folder")
     _check_archs([cfg.arch], ds.info)
     b = train_buffers(cfg, ds, out, device=args.device, progress=_progress(args),
                       command=" ".join(["fyi", *sys.argv[1:]]))
@@ -307,18 +353,25 @@ def cmd_buffers(args) -> None:
 
 
 def _per_method_int(text: str | None, flag: str):
-    """``500`` (every method) or ``dm=1000,dsa=50`` (per method)."""
+    """``500`` (every method) or ``dm=1000,dsa=50`` (per method); each a positive integer."""
     if text is None:
         return None
-    try:
-        if "=" not in text:
-            return int(text)
-        return {k.strip().lower(): int(v) for k, _, v in (item.partition("=") for item in _csv(text))}
-    except ValueError:
-        raise FyiError(f"{flag} takes N or METHOD=N,...; got {text!r}") from None
+    methods = ("dm", "dsa", "dc")
+    if "=" not in text:
+        return V.integer(text, flag, min=1, strings=True)
+    out = {}
+    for item in _csv(text):
+        k, eq, v = item.partition("=")
+        k = k.strip().lower()
+        if not eq or k not in methods:
+            raise FyiError(f"{flag} takes N or METHOD=N,... with METHOD one of {', '.join(methods)}; got {text!r}")
+        out[k] = V.integer(v, f"{flag} {k}", min=1, strings=True)
+    return out
 
 
 def cmd_cl(args) -> None:
+    per_method = {name: _per_method_int(getattr(args, name), "--" + name.replace("_", "-"))
+                  for name in ("iterations", "batch_real")}  # checked before the heavy imports
     from .distill.cli import parse_options
     from .tasks.continual import CLConfig, resolve_benchmark, results_table, run_experiment
 
@@ -331,18 +384,17 @@ def cmd_cl(args) -> None:
                    bf16=args.bf16)
     if options:
         cfg.distill_options = options
-    for name in ("iterations", "batch_real"):
-        value = _per_method_int(getattr(args, name), "--" + name.replace("_", "-"))
+    for name, value in per_method.items():
         if isinstance(value, int):
             setattr(cfg, name, {m: value for m in ("dm", "dsa", "dc")})
         elif value:
             setattr(cfg, name, {**getattr(cfg, name), **value})
     if not cfg.buffers:
         raise FyiError("--buffer needs at least one buffer (random, herding, dm, dm+fyi, dsa, dsa+fyi, ...)")
-    if args.seeds < 1:
-        raise FyiError(f"--seeds must be at least 1, got {args.seeds}")
     stem = args.output or str(Path(args.out) / "cl" / f"{key}-{n_exp}_{args.protocol}_ipc{args.ipc}")
+    V.output_file(stem + ".json", "results file")
     if not args.fresh:
+        V.output_dir(Path(args.out) / "cl", "--out folder")
         cfg.distill_cache = str(Path(args.out) / "cl" / "distill-cache")
     payload = run_experiment(cfg, out=stem, root=args.data_root, device=args.device, progress=_progress(args),
                              command=" ".join(["fyi", *sys.argv[1:]]),
@@ -357,19 +409,21 @@ def cmd_cl(args) -> None:
 def cmd_nas(args) -> None:
     from .tasks.nas import run_nas_command
 
+    V.output_dir(args.out, "--out folder")
     run_nas_command(args)
 
 
 def cmd_xarch(args) -> None:
     from .tasks.xarch import run_xarch_command
 
+    V.output_dir(args.out, "--out folder")
     run_xarch_command(args)
 
 
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     common = _global_options()
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="fyi", parents=[common],
         description="Dataset distillation with FYI (Flip Your Images) and its applications.",
     )
@@ -382,10 +436,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add_eval_options(sp):
         sp.add_argument("--arch", default="convnet", help="architecture(s), comma-separated (e.g. convnet,vgg11,resnet18,timm:resnet18)")
-        sp.add_argument("--epochs", type=int, default=1000, help="training epochs (paper: 1000)")
-        sp.add_argument("--seeds", type=int, default=3, help="number of evaluation seeds (seed, seed+1, ...)")
-        sp.add_argument("--lr", type=float, default=None, help="learning rate (default: the set's learned lr, else 0.01)")
-        sp.add_argument("--batch-size", type=int, default=256)
+        sp.add_argument("--epochs", type=V.positive_int, default=1000, help="training epochs (paper: 1000)")
+        sp.add_argument("--seeds", type=V.positive_int, default=3, help="number of evaluation seeds (seed, seed+1, ...)")
+        sp.add_argument("--lr", type=V.positive_float, default=None, help="learning rate (default: the set's learned lr, else 0.01)")
+        sp.add_argument("--batch-size", type=V.positive_int, default=256)
         sp.add_argument("--no-dsa", action="store_true", help="train without DSA augmentation")
         sp.add_argument("--dsa-mode", default="single", choices=["single", "fyi", "all"],
                         help="DSA op choice: single (original), fyi (official FYI code: flip + one op), all")
@@ -398,18 +452,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("baseline", cmd_baseline, "write a random or herding real subset as a synthetic-set file")
     sp.add_argument("--dataset", required=True)
-    sp.add_argument("--ipc", type=int, required=True, help="images per class")
+    sp.add_argument("--ipc", type=V.positive_int, required=True, help="images per class")
     sp.add_argument("--kind", default="random", choices=["random", "herding"])
     sp.add_argument("--arch", default="convnet", help="feature network for herding")
-    sp.add_argument("--herding-epochs", type=int, default=1, help="epochs of full-data training for herding features (0: random network)")
+    sp.add_argument("--herding-epochs", type=V.non_negative_int, default=1, help="epochs of full-data training for herding features (0: random network)")
     sp.add_argument("--extend-flip", action="store_true")
     sp.add_argument("-o", "--output", help="output file (default: OUT/<kind>_<dataset>_ipc<N>_seed<S>.safetensors)")
 
     sp = add("eval", cmd_eval, "evaluate synthetic sets (or random/herding/full real data) with the paper's protocol")
     sp.add_argument("synsets", nargs="+", metavar="SYNSET", help="synthetic-set file(s), or random, herding, full")
     sp.add_argument("--dataset", help="test dataset (default: the set's own)")
-    sp.add_argument("--ipc", type=int, help="images per class for random/herding")
-    sp.add_argument("--herding-epochs", type=int, default=1)
+    sp.add_argument("--ipc", type=V.positive_int, help="images per class for random/herding")
+    sp.add_argument("--herding-epochs", type=V.non_negative_int, default=1)
     sp.add_argument("--extend-flip", action="store_true", help="(random/herding/full) draw from the flip-extended training set")
     sp.add_argument("--json", help="where to write the JSON results (default OUT/eval.json)")
     add_eval_options(sp)
@@ -417,7 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("show", cmd_show, "save a PNG grid of a synthetic set (one row per class)")
     sp.add_argument("synset")
     sp.add_argument("-o", "--output", help="PNG path (default: next to the set)")
-    sp.add_argument("--max-per-class", type=int, default=10)
+    sp.add_argument("--max-per-class", type=V.positive_int, default=10)
 
     sp = add("export", cmd_export, "export a synthetic set as an ImageFolder of PNGs")
     sp.add_argument("synset")
@@ -427,16 +481,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("path")
     sp.add_argument("--format", default="auto", choices=["auto", "dc", "mtt", "imagefolder"])
     sp.add_argument("--dataset", help="dataset the images belong to (needed for ImageFolder; guessed for res_*.pt)")
+    sp.add_argument("--trust", action="store_true",
+                    help="allow full unpickling of res_*.pt / images_best.pt files that hold Python objects "
+                         "(can run arbitrary code: only for files whose origin you trust)")
     sp.add_argument("-o", "--output")
 
     sp = add("score", cmd_score, "unequalness score D(R, flip(R)) of a synthetic set, or of real subsets of growing size")
     sp.add_argument("synset", nargs="?")
     sp.add_argument("--dataset", help="real data for the curve over subset sizes (paper Fig. 3)")
-    sp.add_argument("--sizes", default="1,2,5,10,20,50,100", help="images per class for the curve")
+    sp.add_argument("--sizes", type=V.int_list_arg(1), default=[1, 2, 5, 10, 20, 50, 100],
+                    help="images per class for the curve (comma-separated, default 1,2,5,10,20,50,100)")
     sp.add_argument("--distance", default="dm", help="dm, dc or dm,dc")
     sp.add_argument("--arch", default="convnet")
-    sp.add_argument("--nets", type=int, default=5, help="randomly initialised networks to average over")
-    sp.add_argument("--repeats", type=int, default=1, help="random subsets per size")
+    sp.add_argument("--nets", type=V.positive_int, default=5, help="randomly initialised networks to average over")
+    sp.add_argument("--repeats", type=V.positive_int, default=1, help="random subsets per size")
     sp.add_argument("--view", default="flip", help="flip (paper) or vflip, rot15, scale")
     sp.add_argument("--json")
 
@@ -450,26 +508,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("buffers", cmd_buffers, "train expert trajectories for MTT/FTD (resumable: rerun the same command)")
     sp.add_argument("--dataset", required=True)
-    sp.add_argument("--experts", type=int, default=100, help="number of experts (reference: 100); more can be added later")
-    sp.add_argument("--epochs", type=int, default=50, help="epochs per expert (reference: 50)")
+    sp.add_argument("--experts", type=V.positive_int, default=100, help="number of experts (reference: 100); more can be added later")
+    sp.add_argument("--epochs", type=V.positive_int, default=50, help="epochs per expert (reference: 50)")
     sp.add_argument("--arch", default="convnet", help="architecture (must match `fyi distill --arch`)")
-    sp.add_argument("--lr-teacher", type=float, default=0.01, help="SGD learning rate of the experts")
-    sp.add_argument("--momentum", type=float, default=0.0)
-    sp.add_argument("--weight-decay", type=float, default=0.0)
-    sp.add_argument("--batch-size", type=int, default=256)
+    sp.add_argument("--lr-teacher", type=V.positive_float, default=0.01, help="SGD learning rate of the experts")
+    sp.add_argument("--momentum", type=V.non_negative_float, default=0.0)
+    sp.add_argument("--weight-decay", type=V.non_negative_float, default=0.0)
+    sp.add_argument("--batch-size", type=V.positive_int, default=256)
     sp.add_argument("--no-dsa", action="store_true", help="train the experts without DSA augmentation")
     sp.add_argument("--dsa-mode", default="single", choices=["single", "fyi", "all"])
     sp.add_argument("--zca", action="store_true", help="ZCA-whiten the inputs (published CIFAR settings)")
-    sp.add_argument("--zca-eps", type=float, default=0.1)
+    sp.add_argument("--zca-eps", type=V.positive_float, default=0.1)
     sp.add_argument("--flat", action="store_true", help="FTD's flat experts: train with GSAM")
-    sp.add_argument("--rho", type=float, default=0.01, help="GSAM perturbation radius (FTD: 0.01)")
-    sp.add_argument("--alpha", type=float, default=0.3, help="GSAM surrogate-gap weight (FTD: 0.3)")
+    sp.add_argument("--rho", type=V.non_negative_float, default=0.01, help="GSAM perturbation radius (FTD: 0.01)")
+    sp.add_argument("--alpha", type=V.non_negative_float, default=0.3, help="GSAM surrogate-gap weight (FTD: 0.3)")
     sp.add_argument("--no-adaptive", action="store_true", help="non-adaptive GSAM perturbation")
-    sp.add_argument("--train-per-class", type=int, help="train on this many random images per class (CPU budgets)")
+    sp.add_argument("--train-per-class", type=V.positive_int, help="train on this many random images per class (CPU budgets)")
     sp.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
                     help="storage precision of the trajectories")
     sp.add_argument("--bf16", action="store_true", help="bf16 autocast while training the experts")
-    sp.add_argument("--test-every", type=int, default=0, help="also record test accuracy every N epochs")
+    sp.add_argument("--test-every", type=V.non_negative_int, default=0, help="also record test accuracy every N epochs")
     sp.add_argument("--extend-flip", action="store_true")
     sp.add_argument("-o", "--output", help="folder (default OUT/buffers/<dataset>_<arch>[_zca][_flat]_seed<S>)")
 
@@ -481,28 +539,28 @@ def build_parser() -> argparse.ArgumentParser:
                     help="split-cifar10, split-fashion-mnist, split-digits, split-cifar100[-5|-10|-20]")
     sp.add_argument("--buffer", "--buffers", default="random,herding,dm,dm+fyi",
                     help="comma-separated: random, herding, dm, dm+fyi, dsa, dsa+fyi, dc, dc+fyi, file:PATH")
-    sp.add_argument("--ipc", type=int, default=10, help="memory images per class")
+    sp.add_argument("--ipc", type=V.positive_int, default=10, help="memory images per class")
     sp.add_argument("--protocol", default="gdumb", choices=["gdumb", "replay"],
                     help="gdumb: fresh network on the memory at each step (DM paper); replay: Avalanche strategy + ReplayPlugin")
-    sp.add_argument("--seeds", type=int, default=3, help="number of class orders (seed, seed+1, ...)")
-    sp.add_argument("--experiences", type=int, help="number of experiences (default: the benchmark's)")
+    sp.add_argument("--seeds", type=V.positive_int, default=3, help="number of class orders (seed, seed+1, ...)")
+    sp.add_argument("--experiences", type=V.positive_int, help="number of experiences (default: the benchmark's)")
     sp.add_argument("--arch", default="convnet", help="network trained on the memory (and used for distillation)")
     sp.add_argument("--iterations", help="online distillation iterations per experience: N, or per method "
                                          "(default dm=300,dsa=10,dc=10)")
     sp.add_argument("--batch-real", help="distillation: real images per class per iteration: N, or per method "
                                          "(default dm=64,dsa=64,dc=64)")
-    sp.add_argument("--lr-img", type=float, help="distillation: learning rate of the synthetic images")
+    sp.add_argument("--lr-img", type=V.positive_float, help="distillation: learning rate of the synthetic images")
     sp.add_argument("--distill-option", action="append", default=[], metavar="KEY=VALUE",
                     help="distillation method options, replacing the default outer_loop=5, inner_loop=10 "
                          "of DSA/DC (repeatable)")
-    sp.add_argument("--herding-epochs", type=int, default=1,
+    sp.add_argument("--herding-epochs", type=V.non_negative_int, default=1,
                     help="gdumb: epochs of the per-experience feature network for herding (replay uses the learner)")
-    sp.add_argument("--epochs", type=int, default=100, help="gdumb: training epochs on the memory at each step")
+    sp.add_argument("--epochs", type=V.positive_int, default=100, help="gdumb: training epochs on the memory at each step")
     sp.add_argument("--no-dsa", action="store_true", help="gdumb: train on the memory without DSA augmentation")
     sp.add_argument("--strategy", default="naive", choices=["naive", "ewc", "lwf"], help="replay: Avalanche strategy")
-    sp.add_argument("--train-epochs", type=int, default=3, help="replay: epochs per experience")
-    sp.add_argument("--lr", type=float, default=0.01, help="learning rate of the trained network")
-    sp.add_argument("--batch-size", type=int, default=128, help="replay: minibatch size (memory batch: the same)")
+    sp.add_argument("--train-epochs", type=V.positive_int, default=3, help="replay: epochs per experience")
+    sp.add_argument("--lr", type=V.positive_float, default=0.01, help="learning rate of the trained network")
+    sp.add_argument("--batch-size", type=V.positive_int, default=128, help="replay: minibatch size (memory batch: the same)")
     sp.add_argument("--bf16", action="store_true", help="bf16 autocast")
     sp.add_argument("--fresh", action="store_true",
                     help="recompute everything (default: reuse finished runs and distillations under OUT/cl/)")
@@ -518,7 +576,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except FyiError as e:
+        print(f"fyi: error: {e}", file=sys.stderr)
+        return 2
     for k, v in GLOBAL_DEFAULTS.items():
         if not hasattr(args, k):
             setattr(args, k, v)

@@ -43,6 +43,23 @@ class EvalConfig:
     # activations in cache (about 1.7x faster on the test machine), else off.
     micro_batch: int | None = None
 
+    def __post_init__(self) -> None:
+        """Refuse ill-typed or out-of-range settings with one line (see :mod:`fyi_apps.validate`)."""
+        from . import validate as v
+
+        self.epochs = v.integer(self.epochs, "epochs", min=1)
+        self.lr = None if self.lr is None else v.number(self.lr, "lr", min=0.0, min_open=True)
+        self.momentum = v.number(self.momentum, "momentum", min=0.0)
+        self.weight_decay = v.number(self.weight_decay, "weight_decay", min=0.0)
+        self.batch_size = v.integer(self.batch_size, "batch_size", min=1)
+        self.test_batch_size = v.integer(self.test_batch_size, "test_batch_size", min=1)
+        self.cutmix = v.probability(self.cutmix, "cutmix")
+        self.dsa_mode = v.choice(self.dsa_mode, "dsa_mode", ("single", "fyi", "all"))
+        for name in ("dsa", "bf16", "channels_last"):
+            setattr(self, name, v.boolean(getattr(self, name), name))
+        if self.micro_batch is not None:
+            self.micro_batch = v.integer(self.micro_batch, "micro_batch", min=0, fix="use 0 (off) or a slice size")
+
     def resolved_lr(self, learned: float | None = None) -> float:
         if self.lr is not None:
             return float(self.lr)

@@ -5,6 +5,7 @@ Nothing here knows about datasets or methods.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import platform
@@ -92,40 +93,110 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+_FIXES = {
+    errno.ENOSPC: "free some space or write to another folder",
+    errno.EDQUOT: "free some space or write to another folder",
+    errno.EROFS: "write to a folder on a writable disk (--out or -o)",
+    errno.EACCES: "write to a folder you may write to (--out or -o)",
+    errno.EPERM: "write to a folder you may write to (--out or -o)",
+    errno.ENOENT: "check that the folder exists",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; choose another path",
+    errno.EISDIR: "the path is a folder; give a file name",
+    errno.ENAMETOOLONG: "use a shorter file name",
+}
+
+
+def _errno_of(exc: BaseException) -> int | None:
+    """The errno behind an OSError, a safetensors error (``Os { code: 28, ... }``) or a torch writer error."""
+    if isinstance(exc, OSError) and exc.errno:
+        return exc.errno
+    import re
+
+    m = re.search(r"Os \{ code: (\d+)", str(exc))
+    return int(m.group(1)) if m else None
+
+
+def _is_write_error(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return True
+    if type(exc).__name__ == "SafetensorError":
+        return True
+    msg = str(exc)
+    return isinstance(exc, RuntimeError) and any(
+        k in msg for k in ("inline_container", "PytorchStreamWriter", "file write failed", "unexpected pos"))
+
+
+def write_failure(path: str | os.PathLike, exc: BaseException, what: str = "file") -> FyiError:
+    """One line for a failed write: the path, what failed (e.g. "no space left on device") and a fix."""
+    path = Path(path)
+    code = _errno_of(exc)
+    if code is None:  # torch's writer does not say why: look at the disk
+        import shutil
+
+        try:
+            folder = next(p for p in [path.parent, *path.parents] if p.exists())
+            if shutil.disk_usage(folder).free < 1 << 20:
+                code = errno.ENOSPC
+        except (OSError, StopIteration):
+            pass
+    if code is not None:
+        reason = os.strerror(code).lower()
+        fix = _FIXES.get(code, "check the path and the disk")
+    else:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0].strip()[:160]
+        reason, fix = f"{type(exc).__name__}: {first}", "check the path and the disk"
+    return FyiError(f"could not write {what} {path}: {reason}; {fix}")
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, what: str = "file") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
 
-    On any error the temporary file is removed and ``path`` is left untouched, so
-    a crash never leaves a half-written output.
+    On any error the temporary file is removed and ``path`` is left untouched
+    (a crash never leaves a half-written output, and an earlier checkpoint stays
+    as it was).  Failed writes (a full disk, a read-only folder, ...), from the
+    OS, safetensors or torch, become one :class:`FyiError` line naming
+    ``what``, the path and the reason.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise FyiError(f"cannot write {what} {path}: it is a folder; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise write_failure(path, e, what) from None
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs are ordinary files
     tmp_path = Path(tmp)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs are ordinary files
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~umask)  # writers that recreate the file (safetensors) reset the mode
         os.replace(tmp_path, path)
+    except Exception as e:  # noqa: BLE001 - only write failures are translated, the rest re-raised
+        if isinstance(e, FyiError) or not _is_write_error(e):
+            raise
+        raise write_failure(path, e, what) from None
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        try:
+            tmp_path.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> Path:
+def write_json(path: str | os.PathLike, obj: Any, what: str = "JSON file") -> Path:
     """Write ``obj`` as indented JSON, atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
+    with atomic_path(path, what) as tmp:
+        tmp.write_text(text)
     return Path(path)
 
 
-def save_torch(path: str | os.PathLike, obj: Any) -> Path:
+def save_torch(path: str | os.PathLike, obj: Any, what: str = "file") -> Path:
     """``torch.save`` atomically (checkpoints, caches)."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, what) as tmp:
         torch.save(obj, tmp)
     return Path(path)
 
@@ -148,5 +219,9 @@ def cache_dir() -> Path:
     """Where decoded datasets and other caches live (``$FYI_CACHE`` or ``~/.cache/fyi-apps``)."""
     root = os.environ.get("FYI_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "fyi-apps")
     p = Path(root)
-    p.mkdir(parents=True, exist_ok=True)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FyiError(f"cannot create the cache folder {p}: {os.strerror(e.errno).lower() if e.errno else e}; "
+                       "set FYI_CACHE to a writable folder") from None
     return p

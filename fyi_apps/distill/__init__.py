@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import METHODS, DistillConfig, Distiller, Method, register_method, resolve_config
+from ..errors import FyiError
+from .base import (METHODS, DistillConfig, Distiller, Method, MethodOptions, option, option_names, register_method,
+                   resolve_config)
 from .fyi import FYIView, get_view
 
 # importing the method modules registers them
@@ -46,26 +48,36 @@ def distill(
     ``fyi``: ``None``/``False`` (off), ``True``/``"flip"`` (the paper) or a Table-4
     view (``"vflip"``, ``"rot15"``, ``"scale"``).  ``overrides`` are
     :class:`DistillConfig` fields (``iterations``, ``lr_img``, ``init``, ``seed`` ...)
-    or method options (``outer_loop``, ``lr_net``, ``syn_steps`` ...).
+    or method options (``outer_loop``, ``lr_net``, ``syn_steps`` ...: each method's ``Options`` dataclass);
+    an unknown name or an ill-typed value is refused with :class:`~fyi_apps.errors.FyiError`.
     Returns the :class:`~fyi_apps.synset.SyntheticSet` (also written to ``output``).
     """
     import dataclasses
 
     from ..data import load_dataset
 
-    if isinstance(dataset, str):
-        dataset = load_dataset(dataset, extend_flip=bool(overrides.get("extend_flip", False)))
+    if not isinstance(dataset, str) and not hasattr(dataset, "info"):
+        raise FyiError(f"dataset must be a dataset name or a loaded fyi_apps.data.Dataset, got {type(dataset).__name__}")
     fields = {f.name for f in dataclasses.fields(DistillConfig)}
+    name = overrides.pop("dataset_name", None)
     options = dict(overrides.pop("options", {}) or {})
     options.update({k: overrides.pop(k) for k in list(overrides) if k not in fields})
-    name = overrides.pop("dataset_name", None) or dataset.info.name
-    cfg = DistillConfig(method=method, dataset=name, ipc=ipc, fyi=fyi, options=options, **overrides)
+
+    def config(dataset_name: str) -> DistillConfig:
+        return resolve_config(DistillConfig(method=method, dataset=dataset_name, ipc=ipc, fyi=fyi,
+                                            options=dict(options), **overrides))
+
+    cfg = config(name or (dataset if isinstance(dataset, str) else dataset.info.name))
+    if isinstance(dataset, str):  # every argument checked: now load
+        dataset = load_dataset(dataset, extend_flip=cfg.extend_flip)
+        if cfg.dataset != (name or dataset.info.name):
+            cfg = config(name or dataset.info.name)
     return Distiller(cfg, dataset, device=device).run(output, resume=resume, progress=progress)
 
 
 __all__ = [
-    "DistillConfig", "Distiller", "FYIView", "METHODS", "Method", "distill", "get_view",
-    "list_methods", "register_method", "resolve_config",
+    "DistillConfig", "Distiller", "FYIView", "METHODS", "Method", "MethodOptions", "distill", "get_view",
+    "list_methods", "option", "option_names", "register_method", "resolve_config",
 ]
 
 from .._facade import make_callable  # noqa: E402

@@ -20,10 +20,11 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
 
 import torch
 
+from .. import validate
 from ..errors import FyiError
 from ..runtime import flush_denormals, make_generator, resolve_device, save_torch, write_json
 from .fyi import FYIView, get_view, maybe_expand
@@ -62,6 +63,45 @@ class DistillConfig:
     bf16: bool = False
     channels_last: bool = False
     options: dict = field(default_factory=dict)  # method-specific knobs (outer_loop, lr_net, ...)
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if getattr(self, "_resolved", False):
+            raise FyiError(f"cannot set {name}: a resolved DistillConfig is frozen; "
+                           f"make a changed copy with dataclasses.replace(cfg, {name}=...)")
+        object.__setattr__(self, name, value)
+
+    def check(self) -> None:
+        """Refuse ill-typed or out-of-range fields (one FyiError line naming the field, the rule and the fix)."""
+        v = validate
+        self.method = v.text(self.method, "method").strip().lower()
+        self.dataset = v.text(self.dataset, "dataset").strip()
+        self.ipc = v.integer(self.ipc, "ipc", min=1)
+        if self.fyi is not None and not isinstance(self.fyi, (bool, str)):
+            raise FyiError(f"fyi must be None, True/False or a view name (flip, vflip, rot15, scale), got {self.fyi!r}")
+        for name, lo in (("iterations", 1), ("batch_real", 1)):
+            if getattr(self, name) is not None:
+                setattr(self, name, v.integer(getattr(self, name), name, min=lo))
+        if self.lr_img is not None:
+            self.lr_img = v.number(self.lr_img, "lr_img", min=0.0, min_open=True)
+        self.init = v.choice(self.init, "init (--init)", ("real", "noise"))
+        self.arch = v.text(self.arch, "arch")
+        if self.dsa is not None:
+            self.dsa = v.boolean(self.dsa, "dsa")
+        self.dsa_strategy = v.text(self.dsa_strategy, "dsa_strategy")
+        self.dsa_mode = v.choice(self.dsa_mode, "dsa_mode", ("single", "fyi", "all"))
+        self.seed = v.integer(self.seed, "seed", min=0)
+        for name in ("extend_flip", "bf16", "channels_last"):
+            setattr(self, name, v.boolean(getattr(self, name), name))
+        self.checkpoint_every = v.integer(self.checkpoint_every, "checkpoint_every", min=1)
+        self.eval_epochs = v.integer(self.eval_epochs, "eval_epochs", min=1)
+        for name in ("eval_every", "score_every"):
+            setattr(self, name, v.integer(getattr(self, name), name, min=0, fix="use 0 (off) or a positive number"))
+        if not isinstance(self.options, Mapping):
+            raise FyiError(f"options must be a dict of method options, got {self.options!r}")
+        self.options = dict(self.options)
 
     def identity(self) -> dict:
         """The fields that must agree for a checkpoint to be resumed."""
@@ -165,17 +205,79 @@ class Context:
         return self.aug(x, generator=self.generator, siamese=False)
 
 
+def option(default: Any, *, min: float | None = None, max: float | None = None, min_open: bool = False,
+           max_open: bool = False, choices: tuple[str, ...] | None = None, doc: str = "") -> Any:
+    """A field of a method's options dataclass with its rule (checked by :meth:`MethodOptions.build`)."""
+    meta = {"min": min, "max": max, "min_open": min_open, "max_open": max_open, "choices": choices, "doc": doc}
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class MethodOptions:
+    """The typed options of a method (a frozen dataclass; subclasses add :func:`option` fields).
+
+    :meth:`build` takes the merged defaults, presets and user values, refuses
+    unknown keys and ill-typed or out-of-range values with one line naming the
+    valid options, and returns the typed instance.
+    """
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def build(cls, method: str, values: Mapping[str, Any], *, also_valid: tuple[str, ...] = ()) -> "MethodOptions":
+        import difflib
+        import typing
+
+        names = cls.names()
+        listed = ", ".join(names) if names else "none"
+        for key in values:
+            if key not in names:
+                close = difflib.get_close_matches(str(key), names + list(also_valid), n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                owners = [m for m, c in sorted(METHODS.items()) if key in c.Options.names()]
+                if owners and not close:
+                    hint = f" (it is an option of {', '.join(owners)})"
+                raise FyiError(f"{method} has no option {key!r}{hint}; its options: {listed}")
+        hints = typing.get_type_hints(cls)
+        out = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in values:
+                continue
+            m = f.metadata
+            out[f.name] = validate.typed(
+                values[f.name], hints[f.name], f"{method} option {f.name}", min=m.get("min"), max=m.get("max"),
+                min_open=m.get("min_open", False), max_open=m.get("max_open", False), choices=m.get("choices"))
+        opts = cls(**out)
+        opts.check(method)
+        return opts
+
+    def check(self, method: str) -> None:
+        """Rules that involve several options (override in a subclass)."""
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+#: the DistillConfig fields a method's presets fill when they are left at None
+PRESET_FIELDS = ("iterations", "lr_img", "batch_real", "dsa")
+
+
 class Method:
-    """One distillation method.  Subclasses set ``name`` and ``defaults`` and implement ``step``."""
+    """One distillation method.  Subclasses set ``name``, ``defaults`` and ``Options`` and implement ``step``."""
 
     name: ClassVar[str] = ""
-    #: preset values for DistillConfig fields left at None, plus method options
+    #: values for the DistillConfig fields left at None (``PRESET_FIELDS``)
     defaults: ClassVar[dict[str, Any]] = {}
+    #: the method's typed options (a :class:`MethodOptions` dataclass)
+    Options: ClassVar[type[MethodOptions]] = MethodOptions
     #: momentum of the image optimiser (SGD) in the reference code
     momentum: ClassVar[float] = 0.5
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
+        self.opts = self.Options.build(ctx.cfg.method, ctx.cfg.options)
         self.opt = None
 
     # --- storage of the synthetic images (IDC overrides to multi-formation) ---
@@ -226,35 +328,50 @@ class Method:
 
 
 def resolve_config(cfg: DistillConfig) -> DistillConfig:
-    """Fill fields left at None (and method options) from the method's presets."""
+    """The run's config: fields left at None and the method's options filled from its presets, checked, frozen.
+
+    Done once: a resolved config is returned as it is.  Option values come from
+    the method's ``Options`` defaults, then :func:`.presets.preset` (dataset and
+    IPC), then ``cfg.options``; unknown or ill-typed ones are refused.
+    """
     from .presets import preset
 
+    if getattr(cfg, "_resolved", False):
+        return cfg
+    cfg.check()
     if cfg.method not in METHODS:
         raise FyiError(f"unknown method {cfg.method!r}; use one of {', '.join(sorted(METHODS))}")
-    p = {**METHODS[cfg.method].defaults, **preset(cfg.method, cfg.dataset, cfg.ipc)}
-    changes = {}
-    for f in ("iterations", "lr_img", "batch_real", "dsa"):
+    cls = METHODS[cfg.method]
+    p = {**cls.defaults, **preset(cfg.method, cfg.dataset, cfg.ipc)}
+    changes: dict[str, Any] = {}
+    for f in PRESET_FIELDS:
         if getattr(cfg, f) is None:
             if f not in p:
                 raise FyiError(f"method {cfg.method} has no default for {f}; pass it explicitly")
             changes[f] = p[f]
-    opts = {k: v for k, v in p.items() if k not in ("iterations", "lr_img", "batch_real", "dsa")}
-    opts.update(cfg.options)
-    changes["options"] = opts
+    values = {**{k: v for k, v in p.items() if k not in PRESET_FIELDS}, **cfg.options}
+    fields = tuple(f.name for f in dataclasses.fields(DistillConfig))
+    changes["options"] = cls.Options.build(cfg.method, values, also_valid=fields).as_dict()
     if cfg.fyi is not None:
         view = get_view(cfg.fyi)
         changes["fyi"] = view.name if view else None
-    if cfg.init not in ("real", "noise"):
-        raise FyiError(f"--init must be real or noise, got {cfg.init!r}")
-    if cfg.ipc < 1:
-        raise FyiError(f"--ipc must be at least 1, got {cfg.ipc}")
-    return dataclasses.replace(cfg, **changes)
+    out = dataclasses.replace(cfg, **changes)
+    object.__setattr__(out, "_resolved", True)
+    return out
+
+
+def option_names(method: str) -> list[str]:
+    """The options ``method`` accepts (e.g. to keep only those from a dict shared by several methods)."""
+    if method not in METHODS:
+        raise FyiError(f"unknown method {method!r}; use one of {', '.join(sorted(METHODS))}")
+    return METHODS[method].Options.names()
 
 
 def default_output(cfg: DistillConfig, out_dir: str | Path = "fyi-runs") -> Path:
     tag = cfg.method + (f"-fyi{'' if cfg.fyi == 'flip' else '-' + cfg.fyi}" if cfg.fyi else "")
     flip = "-flipext" if cfg.extend_flip else ""
-    return Path(out_dir) / "distill" / f"{tag}_{cfg.dataset}{flip}_ipc{cfg.ipc}_seed{cfg.seed}.safetensors"
+    name = validate.safe_name(cfg.dataset)
+    return Path(out_dir) / "distill" / f"{tag}_{name}{flip}_ipc{cfg.ipc}_seed{cfg.seed}.safetensors"
 
 
 def _stem(path: Path) -> Path:
@@ -282,6 +399,7 @@ class Distiller:
         self.method = METHODS[self.cfg.method](self.ctx)
         self.log: list[dict] = []
         self.start_iteration = 0
+        self._last_checkpoint: int | None = None  # iteration of the last checkpoint written or resumed
 
     # ---------------------------------------------------------------- init
     def _init_images(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -302,7 +420,17 @@ class Distiller:
         return _stem(output).with_name(_stem(output).name + ".ckpt.pt")
 
     def _save_checkpoint(self, path: Path, it: int) -> None:
-        save_torch(path, {
+        try:
+            self._write_checkpoint(path, it)
+        except FyiError as e:
+            kept = self._last_checkpoint
+            note = (f"; {path} still holds the checkpoint of iteration {kept}, resume with --resume" if kept
+                    else "")
+            raise FyiError(f"{e}{note}") from None
+        self._last_checkpoint = it
+
+    def _write_checkpoint(self, path: Path, it: int) -> None:
+        save_torch(path, what="checkpoint", obj={
             "iteration": it,
             "config": self.cfg.identity(),
             "images": self.method.images.detach().cpu(),
@@ -317,8 +445,8 @@ class Distiller:
             state = torch.load(path, map_location=self.device, weights_only=False)
         except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is the same user problem
             raise FyiError(f"checkpoint {path} is unreadable ({type(e).__name__}); delete it to start over") from None
-        if state.get("config") != self.cfg.identity():
-            theirs, ours = state.get("config", {}), self.cfg.identity()
+        theirs, ours = self._stored_identity(state.get("config") or {}), self.cfg.identity()
+        if theirs != ours:
             diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
             raise FyiError(
                 f"checkpoint {path} was made with different settings ({', '.join(diff)}); "
@@ -329,7 +457,15 @@ class Distiller:
         self.ctx.generator.set_state(state["generator"])
         self.method.load_state_dict(state["method"])
         self.log = state["log"]
-        self.start_iteration = state["iteration"]
+        self.start_iteration = self._last_checkpoint = state["iteration"]
+
+    def _stored_identity(self, theirs: dict) -> dict:
+        """A checkpoint's config with options added since it was written set to their defaults."""
+        opts = theirs.get("options")
+        if not isinstance(opts, dict):
+            return theirs
+        defaults = self.method.Options().as_dict()
+        return {**theirs, "options": {**{k: v for k, v in defaults.items() if k not in opts}, **opts}}
 
     # ---------------------------------------------------------------- run
     @flush_denormals()
@@ -350,7 +486,7 @@ class Distiller:
         from tqdm.auto import tqdm
 
         cfg = self.cfg
-        output = Path(output) if output else None
+        output = validate.output_file(output, "synthetic-set file") if output else None
         stored, labels = self._init_images()
         images = torch.nn.Parameter(stored)
         self.method.setup(images, labels)
@@ -369,10 +505,7 @@ class Distiller:
             metrics = self.method.step(it)
             loss = float(metrics["loss"])
             if not math.isfinite(loss) or not torch.isfinite(self.method.images).all():
-                raise FyiError(
-                    f"{cfg.method} loss became {loss} at iteration {it}; lower --lr-img (now {cfg.lr_img}) "
-                    f"or use --init real" + (f"; the last good state is in {ckpt}" if ckpt and ckpt.exists() else "")
-                )
+                raise self._diverged(it, loss, ckpt)
             row = {"iteration": it + 1, **{k: float(v) for k, v in metrics.items()}, "seconds": time.perf_counter() - t0}
             if cfg.score_every and ((it + 1) % cfg.score_every == 0 or it + 1 == cfg.iterations):
                 row["score"] = self._score()
@@ -398,6 +531,20 @@ class Distiller:
             if ckpt is not None and ckpt.exists():
                 ckpt.unlink()
         return synset
+
+    def _diverged(self, it: int, loss: float, ckpt: Path | None) -> FyiError:
+        """What went wrong when the loss or the images stopped being finite, and what to change."""
+        cfg = self.cfg
+        what = (f"the loss became {loss}" if not math.isfinite(loss)
+                else f"the synthetic images became NaN or infinite (the loss was still {loss:.4g})")
+        fixes = [f"lower --lr-img (now {cfg.lr_img:g})"]
+        if cfg.init == "noise":
+            fixes.append("use --init real")
+        if cfg.bf16:
+            fixes.append("drop --bf16")
+        kept = self._last_checkpoint
+        where = f"; {ckpt} holds iteration {kept}" if ckpt is not None and kept else ""
+        return FyiError(f"{cfg.method}: {what} at iteration {it} (counting from 0); {' or '.join(fixes)}{where}")
 
     def _score(self) -> float:
         from ..score import unequalness
@@ -452,7 +599,8 @@ class Distiller:
         from ..runtime import atomic_path
 
         stem = _stem(output)
-        write_json(stem.with_name(stem.name + ".log.json"), {"config": dataclasses.asdict(self.cfg), "log": self.log})
+        write_json(stem.with_name(stem.name + ".log.json"), {"config": dataclasses.asdict(self.cfg), "log": self.log},
+                   what="distillation log")
         keys: list[str] = []
         for row in self.log:
             keys += [k for k in row if k not in keys]
@@ -460,7 +608,7 @@ class Distiller:
         w = csv.DictWriter(buf, fieldnames=keys)
         w.writeheader()
         w.writerows(self.log)
-        with atomic_path(stem.with_name(stem.name + ".log.csv")) as tmp:
+        with atomic_path(stem.with_name(stem.name + ".log.csv"), "distillation log") as tmp:
             tmp.write_text(buf.getvalue())
         try:
             from ..plots import training_curves

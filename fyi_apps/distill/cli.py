@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
+from .. import validate as V
 from ..errors import FyiError
 
 
@@ -29,26 +30,28 @@ def parse_options(items, flag: str = "--option") -> dict:
 def add_distill_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--dataset", required=True, help="dataset name (see `fyi data`)")
     sp.add_argument("--method", required=True, help="dc, dsa, dm, idc, mtt or ftd")
-    sp.add_argument("--ipc", type=int, required=True, help="images per class")
+    sp.add_argument("--ipc", type=V.positive_int, required=True, help="images per class")
     sp.add_argument("--fyi", nargs="?", const="flip", default=None,
                     help="turn FYI on (horizontal flip, the paper); or a view for ablation: flip, vflip, rot15, scale")
-    sp.add_argument("--iterations", type=int, help="outer iterations (default: the method's preset)")
-    sp.add_argument("--lr-img", type=float, help="learning rate of the synthetic images")
-    sp.add_argument("--batch-real", type=int, help="real images per class per iteration")
+    sp.add_argument("--iterations", type=V.positive_int, help="outer iterations (default: the method's preset)")
+    sp.add_argument("--lr-img", type=V.positive_float, help="learning rate of the synthetic images")
+    sp.add_argument("--batch-real", type=V.positive_int, help="real images per class per iteration")
     sp.add_argument("--init", default="real", choices=["real", "noise"])
     sp.add_argument("--arch", default="convnet", help="network used for matching")
     sp.add_argument("--no-dsa", action="store_true", help="switch DSA off (DM/DSA/MTT use it by default)")
     sp.add_argument("--dsa-mode", default="single", choices=["single", "fyi", "all"])
     sp.add_argument("--extend-flip", action="store_true", help="distil from the flip-extended training set")
     sp.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                    help="method option, e.g. outer_loop=10, lr_net=0.01, fyi_inner=false (repeatable)")
+                    help="method option, e.g. outer_loop=10, lr_net=0.01, fyi_inner=false (repeatable; an unknown "
+                         "key is refused with the method's options listed)")
     sp.add_argument("--buffers", help="MTT/FTD: folder of expert trajectories (`fyi buffers`)")
     sp.add_argument("-o", "--output", help="synthetic-set file (default OUT/distill/<method>[-fyi]_<dataset>_ipc<N>_seed<S>.safetensors)")
     sp.add_argument("--resume", action="store_true", help="continue from the checkpoint next to the output file")
-    sp.add_argument("--checkpoint-every", type=int, default=100)
-    sp.add_argument("--score-every", type=int, default=0, help="log the unequalness score of S every N iterations")
-    sp.add_argument("--eval-every", type=int, default=0, help="evaluate S every N iterations (slow)")
-    sp.add_argument("--eval-epochs", type=int, default=300, help="epochs of the periodic evaluation")
+    sp.add_argument("--checkpoint-every", type=V.positive_int, default=100)
+    sp.add_argument("--score-every", type=V.non_negative_int, default=0,
+                    help="log the unequalness score of S every N iterations")
+    sp.add_argument("--eval-every", type=V.non_negative_int, default=0, help="evaluate S every N iterations (slow)")
+    sp.add_argument("--eval-epochs", type=V.positive_int, default=300, help="epochs of the periodic evaluation")
     sp.add_argument("--bf16", action="store_true", help="bf16 autocast for network passes")
     sp.add_argument("--channels-last", action="store_true")
     sp.add_argument("--no-grid", action="store_true", help="do not write the PNG grid of the result")
@@ -61,6 +64,9 @@ def run_distill_command(args) -> None:
 
     options = parse_options(args.option)
     if args.buffers:
+        if "buffers" in options and options["buffers"] != str(args.buffers):
+            raise FyiError("expert folder given twice (--buffers and --option buffers=...) with different values; "
+                           "give it once")
         options["buffers"] = str(args.buffers)
     cfg = DistillConfig(
         method=args.method.lower(), dataset=args.dataset.lower(), ipc=args.ipc, fyi=args.fyi,
@@ -72,9 +78,10 @@ def run_distill_command(args) -> None:
     )
     from .base import resolve_config
 
-    resolve_config(cfg)  # unknown method / bad option: fail before loading data
-    ds = load_dataset(args.dataset, root=args.data_root, extend_flip=args.extend_flip)
+    cfg = resolve_config(cfg)  # once: unknown method / bad option fail before loading data
     out = Path(args.output) if args.output else default_output(cfg, args.out)
+    V.output_file(out, "synthetic-set file")  # an unwritable target fails now, not after the last iteration
+    ds = load_dataset(args.dataset, root=args.data_root, extend_flip=args.extend_flip)
     d = Distiller(cfg, ds, device=args.device)
     synset = d.run(out, resume=args.resume, progress=not args.quiet)
     print(f"{cfg.method}{' + FYI (' + d.cfg.fyi + ')' if d.cfg.fyi else ''} on {ds.info.name}, ipc {cfg.ipc}: "

@@ -17,13 +17,18 @@ Defaults: 1,000 iterations, lr_img 0.1 (SGD momentum 0.5), batch_real 256,
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
 from ..evaluate import backward_in_slices, ce_shares
 from ..networks import batch_slice, has_batchnorm
-from .base import Method, register_method
+from .base import Method, MethodOptions, option, register_method
 from .matching import gradient_distance, real_gradient
+
+#: the distances :func:`.matching.gradient_distance` knows
+GRADIENT_METRICS = ("ours", "mse", "l1", "cos")
 
 
 def freeze_batchnorm_stats(ctx, net: torch.nn.Module, per_class: int = 16) -> None:
@@ -39,13 +44,23 @@ def freeze_batchnorm_stats(ctx, net: torch.nn.Module, per_class: int = 16) -> No
             m.eval()
 
 
+@dataclass(frozen=True)
+class DCOptions(MethodOptions):
+    """DC's and DSA's options; ``outer_loop``/``inner_loop`` are preset by IPC (``presets.dc_loops``)."""
+
+    outer_loop: int = option(1, min=1, doc="image updates per iteration, each on a freshly trained network")
+    inner_loop: int = option(1, min=1, doc="network epochs on the synthetic set between image updates")
+    lr_net: float = option(0.01, min=0.0, min_open=True, doc="SGD learning rate of the inner network")
+    batch_train: int = option(256, min=1, doc="minibatch of the inner network training")
+    metric: str = option("ours", choices=GRADIENT_METRICS, doc="gradient-matching distance")
+    fyi_inner: bool = option(True, doc="with FYI, also train the inner network on cat([S, flip(S)])")
+
+
 @register_method
 class DC(Method):
     name = "dc"
-    defaults = {
-        "iterations": 1000, "lr_img": 0.1, "batch_real": 256, "dsa": False,
-        "lr_net": 0.01, "batch_train": 256, "metric": "ours", "fyi_inner": True,
-    }
+    defaults = {"iterations": 1000, "lr_img": 0.1, "batch_real": 256, "dsa": False}
+    Options = DCOptions
 
     def match_loss(self, net: torch.nn.Module) -> torch.Tensor:
         """Sum over classes of the gradient-matching distance (graph kept for the image step)."""
@@ -63,19 +78,19 @@ class DC(Method):
             with ctx.autocast():
                 loss_syn = F.cross_entropy(net(ctx.prep(syn)).float(), y_syn)
             g_syn = torch.autograd.grad(loss_syn, params, create_graph=True)
-            total = total + gradient_distance(g_real, g_syn, cfg.options["metric"])
+            total = total + gradient_distance(g_real, g_syn, self.opts.metric)
         return total
 
     def train_net(self, net: torch.nn.Module, opt_net: torch.optim.Optimizer) -> None:
         """``inner_loop`` epochs of the network on the current synthetic set (FYI-expanded if on)."""
-        ctx, o = self.ctx, self.ctx.cfg.options
+        ctx, o = self.ctx, self.opts
         x = self.decode(self.images).detach()
         y = self.decoded_labels(self.labels)
-        if o.get("fyi_inner", True):
+        if o.fyi_inner:
             x, y = ctx.fyi(x, y)
-        n, bs = x.shape[0], int(o["batch_train"])
+        n, bs = x.shape[0], o.batch_train
         slices = batch_slice(net, ctx.device)  # same update, cache-sized pieces on a CPU
-        for _ in range(int(o["inner_loop"])):
+        for _ in range(o.inner_loop):
             order = torch.randperm(n, generator=ctx.generator).to(ctx.device)
             for s in range(0, n, bs):
                 idx = order[s : s + bs]
@@ -85,10 +100,9 @@ class DC(Method):
                 opt_net.step()
 
     def step(self, it: int) -> dict:
-        o = self.ctx.cfg.options
         net = self.ctx.new_net()
-        opt_net = torch.optim.SGD(net.parameters(), lr=float(o["lr_net"]))
-        outer = int(o["outer_loop"])
+        opt_net = torch.optim.SGD(net.parameters(), lr=self.opts.lr_net)
+        outer = self.opts.outer_loop
         total = 0.0
         for ol in range(outer):
             freeze_batchnorm_stats(self.ctx, net)

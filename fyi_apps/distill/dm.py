@@ -20,12 +20,14 @@ about 3x faster than NCHW batches of 256 with the same features (see
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from ..errors import FyiError
 from ..networks import has_batchnorm
 from ..runtime import cache_slice
-from .base import Method, register_method
+from .base import Method, MethodOptions, option, register_method
 from .matching import feature_mean_distance
 
 
@@ -46,16 +48,26 @@ def _cache_friendly(x: torch.Tensor, cpu: bool) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if cpu else x
 
 
+@dataclass(frozen=True)
+class DMOptions(MethodOptions):
+    real_chunk: int | str = option("auto", doc="images per no-grad forward of the real branch, or auto")
+
+
 @register_method
 class DM(Method):
     name = "dm"
     defaults = {"iterations": 20000, "lr_img": 1.0, "batch_real": 256, "dsa": True}
+    Options = DMOptions
+
+    def setup(self, images: torch.nn.Parameter, labels: torch.Tensor) -> None:
+        real_chunk(self.opts.real_chunk, self.ctx.device)  # a bad value fails before the first iteration
+        super().setup(images, labels)
 
     def loss(self, net: torch.nn.Module, real: torch.Tensor, real_labels: torch.Tensor,
              syn: torch.Tensor, syn_labels: torch.Tensor) -> torch.Tensor:
         """Sum over classes of ``||mean embed(real_c) - mean embed(syn_c)||^2`` (inputs already augmented)."""
         ctx = self.ctx
-        chunk = real_chunk(ctx.cfg.options.get("real_chunk", "auto"), real.device)
+        chunk = real_chunk(self.opts.real_chunk, real.device)
         if has_batchnorm(net):  # batch statistics depend on the batch: keep the reference's single forward
             chunk = real.shape[0]
         cpu = real.device.type == "cpu"

@@ -16,24 +16,28 @@ hyper-parameter table (``presets.TRAJECTORY_TABLE``).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from ..errors import FyiError
-from .base import register_method
-from .mtt import MTT
+from .base import option, register_method
+from .mtt import MTT, MTTOptions
+
+
+@dataclass(frozen=True)
+class FTDOptions(MTTOptions):
+    ema_decay: float = option(0.9995, min=0.0, max=1.0, max_open=True, doc="decay of the images' moving average")
 
 
 @register_method
 class FTD(MTT):
     name = "ftd"
-    defaults = {**MTT.defaults, "ema_decay": 0.9995}
+    Options = FTDOptions
     wants_flat = True
 
     def setup(self, images: torch.nn.Parameter, labels: torch.Tensor) -> None:
         super().setup(images, labels)
-        self.decay = float(self.ctx.cfg.options["ema_decay"])
-        if not 0.0 <= self.decay < 1.0:
-            raise FyiError(f"ema_decay must be in [0, 1), got {self.decay}")
+        self.decay = self.opts.ema_decay
         self.ema = images.detach().clone()
 
     def after_step(self) -> None:

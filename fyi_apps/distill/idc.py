@@ -44,85 +44,86 @@ feature matching (``--match feat``).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
 from ..errors import FyiError
 from ..synset import multiformation_decode, multiformation_encode
-from .base import Method, register_method
+from .base import Method, MethodOptions, option, register_method
+from .dc import GRADIENT_METRICS
 from .matching import gradient_distance, real_gradient
 from .presets import dataset_family
 
-_METRICS = ("mse", "l1", "ours", "cos")
+
+@dataclass(frozen=True)
+class IDCOptions(MethodOptions):
+    """IDC's options.
+
+    Sources: snu-mllab/Efficient-Dataset-Condensation, argument.py (argparse
+    defaults and the per-dataset block), misc/reproduce.py (set_arguments, used
+    by `condense.py --reproduce`), condense.py, train.py.  Per-dataset values
+    (metric, lr_img, n_data, mix_p, ...) are in presets.IDC_DATASETS.
+    """
+
+    factor: int = option(2, min=1, doc="-f: 2 for 32 px datasets (README), 1 = IDC-I")
+    inner_loop: int = option(100, min=1, doc="--inner_loop")
+    fix_iter: int = option(1, min=1, doc="--fix_iter -1 -> max(1, .): a new network every outer iteration")
+    early: int = option(0, min=0, doc="--early: epochs of real-data pretraining of each new network")
+    n_data: int = option(500, min=0, doc="--n_data: real images the network trains on per inner round (CIFAR 2000)")
+    net_epoch: int = option(1, min=0, doc="--net_epoch")
+    batch_net: int = option(64, min=1, doc="the real loader's batch (--batch_real) used by train_epoch")
+    lr_net: float = option(0.01, min=0.0, doc="--lr")
+    momentum_net: float = option(0.9, min=0.0, max=1.0, max_open=True, doc="--momentum")
+    weight_decay_net: float = option(5e-4, min=0.0, doc="--weight-decay")
+    metric: str = option("mse", choices=GRADIENT_METRICS,
+                         doc="--metric (argparse default l1; reproduce: mse CIFAR/SVHN, l1 MNIST/Fashion)")
+    match_bias: bool = option(False, doc="--bias")
+    match_fc: bool = option(False, doc="--fc")
+    batch_syn_max: int = option(128, doc="--batch_syn_max: decoded synthetic images per class per step (<= 0: all)")
+    mom_img: float = option(0.5, min=0.0, max=1.0, max_open=True, doc="--mom_img")
+    aug_type: str = option("color_crop_cutout", doc="--aug_type (DiffAug batch=True: one shared draw, all ops)")
+    aug_net: str = option("color_crop", doc="aug_type without cutout when --mixup_net cut (condense.py diffaug)")
+    cutmix_net: bool = option(True, doc="--mixup_net cut")
+    mix_p: float = option(0.5, min=0.0, max=1.0, doc="--mix_p (argument.py: 0.5 for CIFAR/SVHN/MNIST/Fashion)")
+    eval_cutmix: float = option(0.5, min=0.0, max=1.0, doc="--mixup cut with --mix_p at evaluation")
+    tune_lr_img: bool = option(True, doc="argument.py tune_lr_img")
+    clamp: bool = option(True, doc="condense.py clamps the images to [0, 1] every outer iteration")
+    pixel_lr: bool = option(True, doc="lr_img acts on [0, 1] pixels as in the reference")
 
 
 @register_method
 class IDC(Method):
     name = "idc"
-    # Sources: snu-mllab/Efficient-Dataset-Condensation, argument.py (argparse
-    # defaults and the per-dataset block), misc/reproduce.py (set_arguments,
-    # used by `condense.py --reproduce`), condense.py, train.py.  Per-dataset
-    # values (metric, lr_img, n_data, mix_p, ...) are in presets.IDC_DATASETS.
     defaults = {
         # n_iter = niter * 100 // inner_loop outer iterations (condense.py), niter = 2000 (reproduce.py)
         "iterations": 2000,
         "lr_img": 5e-3,            # --lr_img (before tune_lr_img); 5e-3 for CIFAR/SVHN with mse
         "batch_real": 64,          # --batch_real: real images per class per matching step
         "dsa": True,               # matching augmentation on (--aug_type color_crop_cutout)
-        "factor": 2,               # -f: 2 for 32 px datasets (README), 1 = IDC-I
-        "inner_loop": 100,         # --inner_loop
-        "fix_iter": 1,             # --fix_iter -1 -> max(1, .): a new network every outer iteration
-        "early": 0,                # --early: epochs of real-data pretraining of each new network
-        "n_data": 500,             # --n_data: real images the network trains on per inner round (CIFAR 2000)
-        "net_epoch": 1,            # --net_epoch
-        "batch_net": 64,           # the real loader's batch (--batch_real) used by train_epoch
-        "lr_net": 0.01,            # --lr
-        "momentum_net": 0.9,       # --momentum
-        "weight_decay_net": 5e-4,  # --weight-decay
-        "metric": "mse",           # --metric (argparse default l1; reproduce: mse CIFAR/SVHN, l1 MNIST/Fashion)
-        "match_bias": False,       # --bias
-        "match_fc": False,         # --fc
-        "batch_syn_max": 128,      # --batch_syn_max: decoded synthetic images per class per step
-        "mom_img": 0.5,            # --mom_img
-        "aug_type": "color_crop_cutout",  # --aug_type (DiffAug batch=True: one shared draw, all ops)
-        "aug_net": "color_crop",   # aug_type without cutout when --mixup_net cut (condense.py diffaug)
-        "cutmix_net": True,        # --mixup_net cut
-        "mix_p": 0.5,              # --mix_p (argument.py sets 0.5 for CIFAR/SVHN/MNIST/Fashion)
-        "eval_cutmix": 0.5,        # --mixup cut with --mix_p at evaluation (test.py / train.py)
-        "tune_lr_img": True,       # argument.py tune_lr_img
-        "clamp": True,             # condense.py clamps the images to [0, 1] every outer iteration
-        "pixel_lr": True,          # lr_img acts on [0, 1] pixels as in the reference
     }
+    Options = IDCOptions
 
     def __init__(self, ctx):
         super().__init__(ctx)
-        o = ctx.cfg.options
-        self.factor = _int_option(o, "factor", 1)
+        o = self.opts
+        self.factor = o.factor
         size = ctx.info.image_size
         if size % self.factor:
             raise FyiError(f"IDC factor {self.factor} does not divide the image size {size}; "
                            f"use --option factor=2 (or another divisor of {size})")
         self.encoding = {"type": "multiformation", "factor": self.factor}
-        self.inner_loop = _int_option(o, "inner_loop", 1)
-        self.fix_iter = _int_option(o, "fix_iter", 1)
-        self.n_data = _int_option(o, "n_data", 0)
-        self.net_epoch = _int_option(o, "net_epoch", 0)
-        self.batch_net = _int_option(o, "batch_net", 1)
-        self.early = _int_option(o, "early", 0)
-        self.batch_syn_max = _int_option(o, "batch_syn_max", -(2**62))  # <= 0: no limit
-        self.metric = str(o["metric"]).lower()
-        if self.metric not in _METRICS:
-            raise FyiError(f"unknown IDC metric {o['metric']!r}; use one of {', '.join(_METRICS)}")
-        for key in ("mix_p", "eval_cutmix"):
-            p = float(o[key])
-            if not 0.0 <= p <= 1.0:
-                raise FyiError(f"IDC option {key}={o[key]!r} is a probability; use a value in [0, 1]")
+        self.inner_loop, self.fix_iter, self.n_data = o.inner_loop, o.fix_iter, o.n_data
+        self.net_epoch, self.batch_net, self.early = o.net_epoch, o.batch_net, o.early
+        self.batch_syn_max = o.batch_syn_max  # <= 0: no limit
+        self.metric = o.metric
         from ..dsa import DSA
 
         # Matching: one draw shared by the real and synthetic batch, every op (DiffAug batch=True).
-        self.match_aug = DSA(str(o["aug_type"]), mode="all") if ctx.cfg.dsa else None
+        self.match_aug = DSA(o.aug_type, mode="all") if ctx.cfg.dsa else None
         # Network update on real data: per-image draws, every op (DiffAug batch=False).
-        self.net_aug = DSA(str(o["aug_net"]), mode="all")
+        self.net_aug = DSA(o.aug_net, mode="all")
         mean = torch.tensor(ctx.info.mean, device=ctx.device).view(1, -1, 1, 1)
         std = torch.tensor(ctx.info.std, device=ctx.device).view(1, -1, 1, 1)
         self._lo, self._hi = -mean / std, (1.0 - mean) / std  # [0, 1] pixels, normalised
@@ -159,7 +160,7 @@ class IDC(Method):
         """``--lr_img`` scaled as the reference's ``tune_lr_img``: ``* ipc / 10 * (size / base)**2``."""
         cfg = self.ctx.cfg
         lr = float(cfg.lr_img)
-        if _bool(cfg.options.get("tune_lr_img", True)):
+        if self.opts.tune_lr_img:
             fam = dataset_family(cfg.dataset)
             base = 28 if fam == "mnist" else 224 if fam.startswith("image") and fam != "imagefolder" else 32
             lr *= cfg.ipc / 10 * (self.ctx.info.image_size / base) ** 2
@@ -167,7 +168,7 @@ class IDC(Method):
 
     def setup(self, images: torch.nn.Parameter, labels: torch.Tensor) -> None:
         self.images, self.labels = images, labels
-        self.opt = torch.optim.SGD([images], lr=self.lr_img, momentum=float(self.ctx.cfg.options["mom_img"]))
+        self.opt = torch.optim.SGD([images], lr=self.lr_img, momentum=self.opts.mom_img)
         self._class_rows = [torch.nonzero(labels == c).flatten() for c in range(self.ctx.num_classes)]
 
     # ------------------------------------------------------------ networks
@@ -182,13 +183,11 @@ class IDC(Method):
         return net.train()
 
     def _net_optimiser(self, net: torch.nn.Module) -> torch.optim.Optimizer:
-        o = self.ctx.cfg.options
-        return torch.optim.SGD(net.parameters(), lr=float(o["lr_net"]), momentum=float(o["momentum_net"]),
-                               weight_decay=float(o["weight_decay_net"]))
+        o = self.opts
+        return torch.optim.SGD(net.parameters(), lr=o.lr_net, momentum=o.momentum_net, weight_decay=o.weight_decay_net)
 
     def _matched_params(self, net: torch.nn.Module) -> list[torch.nn.Parameter]:
-        o = self.ctx.cfg.options
-        bias, fc = _bool(o["match_bias"]), _bool(o["match_fc"])
+        bias, fc = self.opts.match_bias, self.opts.match_fc
         params = [p for p in net.parameters() if (p.dim() != 1 or bias) and (p.dim() != 2 or fc)]
         if not params:
             raise FyiError(f"IDC matches no parameter of {self.ctx.cfg.arch} (only convolution weights by default); "
@@ -199,9 +198,9 @@ class IDC(Method):
         """Train ``self.net`` on about ``n_images`` random real images (reference ``train_epoch``)."""
         from ..evaluate import cutmix_step
 
-        ctx, o = self.ctx, self.ctx.cfg.options
+        ctx = self.ctx
         net, opt = self.net, self.opt_net
-        cutmix, mix_p = _bool(o["cutmix_net"]), float(o["mix_p"])
+        cutmix, mix_p = self.opts.cutmix_net, self.opts.mix_p
         seen, loss = 0, torch.zeros(())
         while seen < n_images:
             x, y = ctx.real_batch(self.batch_net)
@@ -242,16 +241,16 @@ class IDC(Method):
             self.images.copy_(torch.maximum(torch.minimum(self.images, self._hi), self._lo))
 
     def step(self, it: int) -> dict:
-        ctx, o = self.ctx, self.ctx.cfg.options
+        ctx = self.ctx
         if self.net is None or it % self.fix_iter == 0:
             self.net = ctx.new_net()
             self.opt_net = self._net_optimiser(self.net)
             if self.early:
                 self.train_net_on_real(self.early * int(ctx.train_labels.shape[0]))
-        if _bool(o["clamp"]):
+        if self.opts.clamp:
             self._clamp()
         params = self._matched_params(self.net)
-        pixel_lr = _bool(o["pixel_lr"])
+        pixel_lr = self.opts.pixel_lr
         total, net_loss = 0.0, float("nan")
         for _ in range(self.inner_loop):
             for c in range(ctx.num_classes):
@@ -286,20 +285,5 @@ class IDC(Method):
             self.net = self.opt_net = None
 
     def synset_config(self) -> dict:
-        return {"eval_cutmix": float(self.ctx.cfg.options["eval_cutmix"]), "lr_img_effective": self.lr_img}
+        return {"eval_cutmix": self.opts.eval_cutmix, "lr_img_effective": self.lr_img}
 
-
-def _bool(v) -> bool:
-    if isinstance(v, str):
-        return v.strip().lower() in ("1", "true", "yes", "on")
-    return bool(v)
-
-
-def _int_option(o: dict, key: str, minimum: int) -> int:
-    try:
-        v = int(o[key])
-    except (TypeError, ValueError):
-        raise FyiError(f"IDC option {key}={o[key]!r} is not an integer; pass e.g. --option {key}={minimum}") from None
-    if v < minimum or v != float(o[key]):
-        raise FyiError(f"IDC option {key}={o[key]!r} must be an integer >= {minimum}")
-    return v

@@ -42,13 +42,15 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import FyiError
-from .base import Method, register_method
+from .base import Method, MethodOptions, option, register_method
 from .fyi import FYIView, maybe_expand
 
 # --------------------------------------------------------------------------- the unroll
@@ -129,14 +131,34 @@ def unroll(
 
 
 # --------------------------------------------------------------------------- the method
+@dataclass(frozen=True)
+class MTTOptions(MethodOptions):
+    """MTT's options (FTD adds ``ema_decay``); per-dataset/IPC values in ``presets.TRAJECTORY_TABLE``."""
+
+    buffers: str | None = option(None, doc="folder of expert trajectories (`fyi buffers -o FOLDER`)")
+    syn_steps: int = option(20, min=1, doc="student SGD steps on the synthetic set per iteration")
+    expert_epochs: int = option(3, min=1, doc="expert epochs the student's steps are matched to")
+    max_start_epoch: int = option(25, min=1, doc="start epochs are drawn from 0 .. max_start_epoch - 1")
+    lr_lr: float = option(1e-5, min=0.0, doc="learning rate of the learned student learning rate")
+    lr_teacher: float = option(0.01, min=0.0, min_open=True, doc="initial student learning rate")
+    lr_momentum: float = option(0.5, min=0.0, max=1.0, max_open=True, doc="momentum of the lr optimiser")
+    batch_syn: int | None = option(None, min=0, doc="synthetic images per student step (None or 0: all)")
+    checkpoint_unroll: bool = option(False, doc="recompute the unroll during backward (less memory)")
+    max_experts: int | None = option(None, min=0, doc="use only the first N experts (None or 0: all)")
+
+    def check(self, method: str) -> None:
+        if self.buffers is not None:
+            folder = Path(self.buffers)
+            if folder.is_file():
+                raise FyiError(f"{method} option buffers={self.buffers} is a file, not a folder of expert "
+                               "trajectories; pass the folder `fyi buffers -o FOLDER` made")
+
+
 @register_method
 class MTT(Method):
     name = "mtt"
-    defaults = {
-        "iterations": 5000, "lr_img": 1000.0, "batch_real": 256, "dsa": True,
-        "syn_steps": 20, "expert_epochs": 3, "max_start_epoch": 25, "lr_lr": 1e-5, "lr_teacher": 0.01,
-        "lr_momentum": 0.5, "batch_syn": None, "buffers": None, "checkpoint_unroll": False, "max_experts": None,
-    }
+    defaults = {"iterations": 5000, "lr_img": 1000.0, "batch_real": 256, "dsa": True}
+    Options = MTTOptions
     #: what the experts should have been trained with (FTD wants flat ones)
     wants_flat = False
 
@@ -144,8 +166,8 @@ class MTT(Method):
         super().__init__(ctx)
         from .buffers import ExpertBuffers
 
-        o = ctx.cfg.options
-        folder = o.get("buffers")
+        o = self.opts
+        folder = o.buffers
         if not folder:
             raise FyiError(
                 f"{self.name} needs expert trajectories; make them with `fyi buffers --dataset {ctx.cfg.dataset} "
@@ -162,16 +184,18 @@ class MTT(Method):
         if bool(b.config.get("extend_flip")) != bool(ctx.cfg.extend_flip):
             raise FyiError(f"the experts in {folder} were trained with extend_flip={b.config.get('extend_flip')} "
                            f"but the run has extend_flip={ctx.cfg.extend_flip}; make them agree")
-        self.syn_steps = int(o["syn_steps"])
-        self.expert_epochs = int(o["expert_epochs"])
-        self.max_start_epoch = int(o["max_start_epoch"])
-        if self.syn_steps < 1 or self.expert_epochs < 1 or self.max_start_epoch < 1:
-            raise FyiError("syn_steps, expert_epochs and max_start_epoch must all be at least 1")
+        self.syn_steps, self.expert_epochs, self.max_start_epoch = o.syn_steps, o.expert_epochs, o.max_start_epoch
+        if self.expert_epochs > b.epochs:
+            raise FyiError(
+                f"expert_epochs {self.expert_epochs} exceeds the {b.epochs} stored epochs of {folder}; pass "
+                f"--option expert_epochs={b.epochs} (or fewer) or train experts with --epochs {self.expert_epochs} "
+                "or more"
+            )
         if self.max_start_epoch - 1 + self.expert_epochs > b.epochs:
             raise FyiError(
                 f"max_start_epoch {self.max_start_epoch} + expert_epochs {self.expert_epochs} - 1 exceeds the "
                 f"{b.epochs} stored epochs of {folder}; pass --option max_start_epoch="
-                f"{max(b.epochs - self.expert_epochs + 1, 1)} or train longer experts"
+                f"{b.epochs - self.expert_epochs + 1} (or less) or train longer experts"
             )
         per_class = b.config.get("train_per_class")
         n_train = int(per_class) * ctx.info.num_classes if per_class else int(ctx.dataset.train.labels.numel())
@@ -184,8 +208,8 @@ class MTT(Method):
         if self.wants_flat and not b.flat:
             warnings.warn(f"{self.name} expects flat experts (`fyi buffers --flat`) but {folder} holds SGD experts",
                           stacklevel=2)
-        n_exp = o.get("max_experts")
-        self.num_experts = min(int(n_exp), b.num_experts) if n_exp else b.num_experts
+        n_exp = o.max_experts
+        self.num_experts = min(n_exp, b.num_experts) if n_exp else b.num_experts
         self.zca = b.zca
         if self.zca is not None and ctx.cfg.eval_every:
             raise FyiError("--eval-every is not available with ZCA experts (the periodic evaluation does not whiten "
@@ -197,7 +221,7 @@ class MTT(Method):
 
     def setup(self, images: torch.nn.Parameter, labels: torch.Tensor) -> None:
         super().setup(images, labels)
-        ctx, o = self.ctx, self.ctx.cfg.options
+        ctx, o = self.ctx, self.opts
         self.net = ctx.new_net()
         for p in self.net.parameters():
             p.requires_grad_(False)
@@ -206,12 +230,10 @@ class MTT(Method):
             raise FyiError(f"{self.buffers.folder} stores {self.buffers.num_params} parameters per expert but "
                            f"{ctx.cfg.arch} has {self.spec.total}; use buffers made for this architecture and dataset")
         n = images.shape[0]
-        self.batch_syn = int(o.get("batch_syn") or n)
-        if self.batch_syn < 1:
-            raise FyiError(f"batch_syn must be at least 1, got {self.batch_syn}")
+        self.batch_syn = o.batch_syn or n
         self.step_batch = FYIView.halve(self.batch_syn) if ctx.view is not None else self.batch_syn
-        self.syn_lr = torch.nn.Parameter(torch.tensor(float(o["lr_teacher"]), device=ctx.device))
-        self.opt_lr = torch.optim.SGD([self.syn_lr], lr=float(o["lr_lr"]), momentum=float(o["lr_momentum"]))
+        self.syn_lr = torch.nn.Parameter(torch.tensor(o.lr_teacher, device=ctx.device))
+        self.opt_lr = torch.optim.SGD([self.syn_lr], lr=o.lr_lr, momentum=o.lr_momentum)
 
     # --- one iteration ---
     def draw_plan(self) -> list[tuple[torch.Tensor, object]]:
@@ -245,7 +267,7 @@ class MTT(Method):
         w_end = unroll(
             self.net, self.spec, w_start.clone().requires_grad_(True), self.decode(self.images),
             self.decoded_labels(self.labels), self.syn_lr, plan, view=ctx.view, aug=ctx.aug,
-            checkpoint=bool(ctx.cfg.options.get("checkpoint_unroll")),
+            checkpoint=self.opts.checkpoint_unroll,
             autocast=ctx.autocast if ctx.cfg.bf16 else None, prep=ctx.prep if ctx.cfg.channels_last else None,
         )
         loss = param_matching_loss(w_end, w_start, w_target)
@@ -256,7 +278,7 @@ class MTT(Method):
         self.opt_lr.step()
         lr = float(self.syn_lr.detach())
         if not (lr > 0 and math.isfinite(lr)):
-            lr_lr = self.ctx.cfg.options["lr_lr"]
+            lr_lr = self.opts.lr_lr
             raise FyiError(f"the learned learning rate became {lr:.4g} at iteration {it}; lower --option lr_lr "
                            f"(now {lr_lr:g}) or --lr-img (now {self.ctx.cfg.lr_img:g})")
         self.after_step()
