@@ -352,58 +352,10 @@ def cmd_buffers(args) -> None:
           f"--buffers {out}")
 
 
-def _per_method_int(text: str | None, flag: str):
-    """``500`` (every method) or ``dm=1000,dsa=50`` (per method); each a positive integer."""
-    if text is None:
-        return None
-    methods = ("dm", "dsa", "dc")
-    if "=" not in text:
-        return V.integer(text, flag, min=1, strings=True)
-    out = {}
-    for item in _csv(text):
-        k, eq, v = item.partition("=")
-        k = k.strip().lower()
-        if not eq or k not in methods:
-            raise FyiError(f"{flag} takes N or METHOD=N,... with METHOD one of {', '.join(methods)}; got {text!r}")
-        out[k] = V.integer(v, f"{flag} {k}", min=1, strings=True)
-    return out
-
-
 def cmd_cl(args) -> None:
-    per_method = {name: _per_method_int(getattr(args, name), "--" + name.replace("_", "-"))
-                  for name in ("iterations", "batch_real")}  # checked before the heavy imports
-    from .distill.cli import parse_options
-    from .tasks.continual import CLConfig, resolve_benchmark, results_table, run_experiment
+    from .tasks.continual.cli import run_cl_command
 
-    key, _, n_exp = resolve_benchmark(args.benchmark, args.experiences)
-    options = parse_options(args.distill_option, "--distill-option")
-    cfg = CLConfig(benchmark=key, buffers=[b.strip() for b in args.buffer.split(",") if b.strip()], ipc=args.ipc,
-                   protocol=args.protocol, seeds=_seed_list(args), experiences=n_exp, arch=args.arch,
-                   lr_img=args.lr_img, herding_epochs=args.herding_epochs, epochs=args.epochs, dsa=not args.no_dsa,
-                   strategy=args.strategy, train_epochs=args.train_epochs, lr=args.lr, batch_size=args.batch_size,
-                   bf16=args.bf16)
-    if options:
-        cfg.distill_options = options
-    for name, value in per_method.items():
-        if isinstance(value, int):
-            setattr(cfg, name, {m: value for m in ("dm", "dsa", "dc")})
-        elif value:
-            setattr(cfg, name, {**getattr(cfg, name), **value})
-    if not cfg.buffers:
-        raise FyiError("--buffer needs at least one buffer (random, herding, dm, dm+fyi, dsa, dsa+fyi, ...)")
-    stem = args.output or str(Path(args.out) / "cl" / f"{key}-{n_exp}_{args.protocol}_ipc{args.ipc}")
-    V.output_file(stem + ".json", "results file")
-    if not args.fresh:
-        V.output_dir(Path(args.out) / "cl", "--out folder")
-        cfg.distill_cache = str(Path(args.out) / "cl" / "distill-cache")
-    payload = run_experiment(cfg, out=stem, root=args.data_root, device=args.device, progress=_progress(args),
-                             command=" ".join(["fyi", *sys.argv[1:]]),
-                             resume_dir=None if args.fresh else Path(args.out) / "cl" / "runs")
-    print(f"{key} ({payload['source']}), {n_exp} experiences, {args.protocol} protocol, IPC {args.ipc}, "
-          f"{len(cfg.seeds)} class order(s)")
-    print(results_table(payload["aggregate"]))
-    for kind, path in payload["files"].items():
-        print(f"{kind}: {path}")
+    run_cl_command(args)
 
 
 def cmd_nas(args) -> None:
@@ -534,37 +486,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .tasks.nas import add_nas_arguments
     from .tasks.xarch import add_xarch_arguments
 
+    from .tasks.continual.cli import add_cl_arguments
+
     sp = add("cl", cmd_cl, "continual learning: synthetic sets as Avalanche replay memories on Split benchmarks")
-    sp.add_argument("--benchmark", default="split-cifar10",
-                    help="split-cifar10, split-fashion-mnist, split-digits, split-cifar100[-5|-10|-20]")
-    sp.add_argument("--buffer", "--buffers", default="random,herding,dm,dm+fyi",
-                    help="comma-separated: random, herding, dm, dm+fyi, dsa, dsa+fyi, dc, dc+fyi, file:PATH")
-    sp.add_argument("--ipc", type=V.positive_int, default=10, help="memory images per class")
-    sp.add_argument("--protocol", default="gdumb", choices=["gdumb", "replay"],
-                    help="gdumb: fresh network on the memory at each step (DM paper); replay: Avalanche strategy + ReplayPlugin")
-    sp.add_argument("--seeds", type=V.positive_int, default=3, help="number of class orders (seed, seed+1, ...)")
-    sp.add_argument("--experiences", type=V.positive_int, help="number of experiences (default: the benchmark's)")
-    sp.add_argument("--arch", default="convnet", help="network trained on the memory (and used for distillation)")
-    sp.add_argument("--iterations", help="online distillation iterations per experience: N, or per method "
-                                         "(default dm=300,dsa=10,dc=10)")
-    sp.add_argument("--batch-real", help="distillation: real images per class per iteration: N, or per method "
-                                         "(default dm=64,dsa=64,dc=64)")
-    sp.add_argument("--lr-img", type=V.positive_float, help="distillation: learning rate of the synthetic images")
-    sp.add_argument("--distill-option", action="append", default=[], metavar="KEY=VALUE",
-                    help="distillation method options, replacing the default outer_loop=5, inner_loop=10 "
-                         "of DSA/DC (repeatable)")
-    sp.add_argument("--herding-epochs", type=V.non_negative_int, default=1,
-                    help="gdumb: epochs of the per-experience feature network for herding (replay uses the learner)")
-    sp.add_argument("--epochs", type=V.positive_int, default=100, help="gdumb: training epochs on the memory at each step")
-    sp.add_argument("--no-dsa", action="store_true", help="gdumb: train on the memory without DSA augmentation")
-    sp.add_argument("--strategy", default="naive", choices=["naive", "ewc", "lwf"], help="replay: Avalanche strategy")
-    sp.add_argument("--train-epochs", type=V.positive_int, default=3, help="replay: epochs per experience")
-    sp.add_argument("--lr", type=V.positive_float, default=0.01, help="learning rate of the trained network")
-    sp.add_argument("--batch-size", type=V.positive_int, default=128, help="replay: minibatch size (memory batch: the same)")
-    sp.add_argument("--bf16", action="store_true", help="bf16 autocast")
-    sp.add_argument("--fresh", action="store_true",
-                    help="recompute everything (default: reuse finished runs and distillations under OUT/cl/)")
-    sp.add_argument("-o", "--output", help="output stem (default OUT/cl/<benchmark>-<n>_<protocol>_ipc<N>)")
+    add_cl_arguments(sp)
 
     sp = add("nas", cmd_nas, "rank architectures on a proxy (synthetic set or real subset) against a ground truth; "
                              "resumable, --workers N or torchrun")

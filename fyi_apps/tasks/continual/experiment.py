@@ -1,0 +1,258 @@
+"""Continual-learning experiments: the config, one run, memories x class orders, aggregation and files.
+
+:func:`run_experiment` runs every memory of a :class:`CLConfig` on every class
+order with the config's protocol, caches each finished run (rerunning the same
+command is cheap), and writes JSON, CSV and the accuracy-vs-classes plot;
+``fyi cl`` and ``benchmarks/continual.py`` call it.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import dataclasses
+import io
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from ...errors import FyiError
+from ...runtime import resolve_device
+from .benchmarks import ORDER_RULES, make_benchmark, resolve_benchmark, split_sizes
+from .memory import make_memory, memory_label, parse_memory_spec
+from .online import OnlineDistillation
+from .protocols import summarise
+from .registry import PROTOCOLS
+
+
+@dataclass
+class CLConfig:
+    """Budgets and settings of a continual-learning experiment (every field is a CLI option)."""
+
+    benchmark: str = "split-cifar10"
+    buffers: list[str] = field(default_factory=lambda: ["random", "herding", "dm", "dm+fyi"])
+    ipc: int = 10
+    protocol: str = "gdumb"  # a registered protocol: gdumb | dm-paper | replay
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # one class order per seed
+    experiences: int | None = None
+    arch: str = "convnet"
+    # online distillation, per experience (defaults: a budget for a 2-core CPU, far below the papers'
+    # 20,000 DM / 1,000 DSA iterations with 256 real images per class and DSA loops (10, 50) at IPC 10)
+    iterations: dict = field(default_factory=lambda: {"dm": 300, "dsa": 10, "dc": 10})
+    batch_real: int | dict | None = field(default_factory=lambda: {"dm": 64, "dsa": 64, "dc": 64})
+    lr_img: float | None = None
+    distill_options: dict = field(default_factory=lambda: {"outer_loop": 5, "inner_loop": 10})  # DSA/DC loops
+    herding_epochs: int = 1
+    # protocol 1 (gdumb): fyi-apps evaluation protocol (fewer epochs than the paper's 1000)
+    epochs: int = 100
+    dsa: bool = True
+    # protocol 2 (replay)
+    strategy: str = "naive"
+    train_epochs: int = 3
+    lr: float = 0.01
+    batch_size: int = 128
+    bf16: bool = False
+    distill_cache: str | None = None  # folder reused across runs/protocols (None: no cache)
+    # fields added later: left out of a run's cache key while at their default, so older caches stay valid
+    order_rule: str = "fyi"  # class orders: fyi (seeded torch permutation) or numpy (the DM paper's)
+    batch_size_mem: int | None = None  # replay: memory images per minibatch (None: ReplayPlugin's / ER-ACE's rule)
+
+    @classmethod
+    def for_protocol(cls, protocol: str, **fields) -> "CLConfig":
+        """A config with ``protocol``'s presets (e.g. ``dm-paper``: CIFAR-100, IPC 20, 1,000 epochs), then ``fields``."""
+        preset = PROTOCOLS.get(protocol).defaults
+        return cls(**{**copy.deepcopy(preset), "protocol": PROTOCOLS.canonical(protocol), **fields})
+
+
+def _mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    if not vals:
+        return None, None
+    m = sum(vals) / len(vals)
+    return m, math.sqrt(sum((v - m) ** 2 for v in vals) / len(vals))
+
+
+def run_one(cfg: CLConfig, kind: str, seed: int, *, dataset=None, root=None, device="auto",
+            progress: bool = False) -> dict:
+    """One memory kind on one class order (``seed``): the record plus its summary."""
+    key, ds_name, n_exp = resolve_benchmark(cfg.benchmark, cfg.experiences)
+    device = resolve_device(device)
+    protocol = PROTOCOLS.get(cfg.protocol)()
+    bench = make_benchmark(dataset if dataset is not None else ds_name, n_exp, seed=seed, name=key, root=root,
+                           order_rule=cfg.order_rule)
+    info = bench.dataset.info
+    model = protocol.make_learner(cfg, info, seed)
+    buffer = make_memory(kind, ipc=cfg.ipc, num_classes=info.num_classes, info=info, seed=seed, device=device,
+                         model=model if protocol.uses_learner else None, iterations=cfg.iterations,
+                         lr_img=cfg.lr_img, batch_real=cfg.batch_real, distill_options=cfg.distill_options,
+                         herding_epochs=cfg.herding_epochs, arch=cfg.arch, bf16=cfg.bf16, progress=False,
+                         cache_dir=cfg.distill_cache)
+    t0 = time.perf_counter()
+    rec = protocol.run(cfg, bench, buffer, model=model, seed=seed, device=device, progress=progress)
+    label = memory_label(kind)
+    rec.update(buffer=label, seed=seed, seconds=time.perf_counter() - t0, benchmark=bench.describe(),
+               memory_policy=buffer.describe(), summary=summarise(rec, bench.experience_classes))
+    if label != kind:
+        rec["memory_spec"] = kind
+    if isinstance(buffer.source, OnlineDistillation):
+        rec["distillation"] = [{k: v for k, v in row.items() if k != "config"} for row in buffer.source.log]
+        if buffer.source.log:
+            rec["distill_config"] = buffer.source.log[0]["config"]
+    return rec
+
+
+def aggregate(runs: Sequence[dict]) -> dict:
+    """Per buffer: mean and std over class orders of final accuracy, forgetting and the curve."""
+    out: dict[str, dict] = {}
+    for kind in dict.fromkeys(r["buffer"] for r in runs):
+        rs = [r for r in runs if r["buffer"] == kind]
+        s = [r["summary"] for r in rs]
+        steps = min(len(x["stream_acc"]) for x in s)
+        curve = [_mean_std([x["stream_acc"][i] for x in s]) for i in range(steps)]
+        fa, fs = _mean_std([x["final_acc"] for x in s])
+        ga, gs = _mean_std([x["final_forgetting"] for x in s])
+        ia, is_ = _mean_std([x["avg_incremental_acc"] for x in s])
+        out[kind] = {"seeds": [r["seed"] for r in rs], "final_acc": fa, "final_acc_std": fs,
+                     "forgetting": ga, "forgetting_std": gs, "avg_incremental_acc": ia,
+                     "avg_incremental_acc_std": is_, "classes_seen": s[0]["classes_seen"][:steps],
+                     "curve_mean": [c[0] for c in curve], "curve_std": [c[1] for c in curve],
+                     "seconds": sum(r["seconds"] for r in rs)}
+    return out
+
+
+def results_table(agg: dict, markdown: bool = False) -> str:
+    from ...report import pct, table
+
+    rows = []
+    for kind, a in agg.items():
+        rows.append([kind, pct(a["final_acc"], a["final_acc_std"]) if a["final_acc"] is not None else "-",
+                     pct(a["forgetting"], a["forgetting_std"]) if a["forgetting"] is not None else "-",
+                     pct(a["avg_incremental_acc"], a["avg_incremental_acc_std"]) if a["avg_incremental_acc"] is not None else "-",
+                     len(a["seeds"]), f"{a['seconds'] / 60:.1f}"])
+    return table(rows, ["memory", "final acc %", "forgetting %", "avg incr. acc %", "orders", "minutes"],
+                 markdown=markdown)
+
+
+def write_outputs(payload: dict, stem: str | Path) -> dict[str, Path]:
+    """``<stem>.json``, ``<stem>.csv`` (one row per buffer, order, step) and ``<stem>.png`` (accuracy vs classes)."""
+    from ...plots import accuracy_vs_classes
+    from ...runtime import atomic_path, write_json
+
+    stem = Path(stem)
+    paths = {"json": stem.with_name(stem.name + ".json"), "csv": stem.with_name(stem.name + ".csv"),
+             "png": stem.with_name(stem.name + ".png")}
+    write_json(paths["json"], payload)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["buffer", "seed", "step", "classes_seen", "stream_acc", "stream_forgetting", "memory_size"])
+    for r in payload["runs"]:
+        s = r["summary"]
+        for i, a in enumerate(s["stream_acc"]):
+            w.writerow([r["buffer"], r["seed"], i, s["classes_seen"][i], a, s["stream_forgetting"][i],
+                        r["memory"][i]["size"]])
+    with atomic_path(paths["csv"]) as tmp:
+        tmp.write_text(buf.getvalue())
+    curves = {k: {"classes": a["classes_seen"], "mean": a["curve_mean"], "std": a["curve_std"]}
+              for k, a in payload["aggregate"].items()}
+    c = payload["config"]
+    accuracy_vs_classes(curves, paths["png"],
+                        title=f"{c['benchmark']}, {c['protocol']} protocol, IPC {c['ipc']} "
+                              f"(mean over {len(c['seeds'])} class orders)")
+    return paths
+
+
+_LATER_FIELDS = {"order_rule": "fyi", "batch_size_mem": None}
+
+
+def _file_digest(path: str | Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:20]
+
+
+def _run_key(cfg: CLConfig, kind: str, seed: int) -> str:
+    """What a finished run depends on (everything but the other memories and seeds; a memory file's bytes)."""
+    import hashlib
+    import json
+
+    d = dataclasses.asdict(cfg)
+    for k in ("buffers", "seeds", "distill_cache"):
+        d.pop(k)
+    for k, default in _LATER_FIELDS.items():
+        if d[k] == default:
+            d.pop(k)
+    d.update(buffer=kind, seed=int(seed))
+    spec = parse_memory_spec(kind)
+    if spec.is_file and Path(spec.path).is_file():
+        d["memory_file"] = _file_digest(spec.path)
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def run_experiment(cfg: CLConfig, *, out: str | Path | None = None, root=None, device="auto",
+                   progress: bool = True, command: str | None = None, resume_dir: str | Path | None = None) -> dict:
+    """Every memory of ``cfg`` on every class order; returns (and writes, if ``out``) the results.
+
+    ``resume_dir``: each finished (buffer, class order) run is kept there as
+    JSON and reused when the same command runs again (same settings), so an
+    interrupted experiment continues where it stopped.
+    """
+    import json
+
+    from tqdm.auto import tqdm
+
+    from ...baselines import check_ipc
+    from ...data import load_dataset
+    from ...runtime import package_versions, write_json
+
+    key, ds_name, n_exp = resolve_benchmark(cfg.benchmark, cfg.experiences)
+    protocol = PROTOCOLS.get(cfg.protocol)()
+    protocol.check(cfg)
+    if cfg.order_rule not in ORDER_RULES:
+        raise FyiError(f"unknown class-order rule {cfg.order_rule!r}; use one of {', '.join(ORDER_RULES)}")
+    if not cfg.seeds:
+        raise FyiError("--seeds must be at least 1")
+    labels = [memory_label(kind) for kind in cfg.buffers]
+    twice = sorted({x for x in labels if labels.count(x) > 1})
+    if twice:
+        raise FyiError(f"two memories are named {', '.join(twice)}; give each LABEL:PATH its own label")
+    device = resolve_device(device)
+    dataset = load_dataset(ds_name, root=root)
+    split_sizes(dataset.info.num_classes, n_exp, dataset.info.name)
+    check_ipc(dataset, cfg.ipc)
+    for kind in cfg.buffers:  # fail fast on a bad memory name or option
+        make_memory(kind, ipc=cfg.ipc, num_classes=dataset.info.num_classes, info=dataset.info,
+                    iterations=cfg.iterations, distill_options=cfg.distill_options, device=device)
+    runs = []
+    jobs = [(kind, s) for kind in cfg.buffers for s in cfg.seeds]
+    bar = tqdm(jobs, desc=f"cl {key}", disable=not progress, dynamic_ncols=True)
+    for kind, s in bar:
+        bar.set_postfix(buffer=kind, order=s)
+        rkey = _run_key(cfg, kind, s)
+        path = None
+        if resume_dir is not None:
+            safe = re.sub(r"[^A-Za-z0-9+.-]+", "_", memory_label(kind))[-60:]
+            path = Path(resume_dir) / f"{key}-{n_exp}_{cfg.protocol}_ipc{cfg.ipc}_{safe}_seed{s}_{rkey}.json"
+            if path.exists():
+                try:
+                    runs.append(json.loads(path.read_text()))
+                    continue
+                except (OSError, ValueError):
+                    pass  # unreadable: run again
+        rec = run_one(cfg, kind, s, dataset=dataset, device=device, progress=progress)
+        rec["run_key"] = rkey
+        if path is not None:
+            write_json(path, rec)
+        runs.append(rec)
+    payload = {"config": dataclasses.asdict(cfg), "benchmark": key, "dataset": dataset.info.name,
+               "source": dataset.source, "n_experiences": n_exp, "device": str(device),
+               "aggregate": aggregate(runs), "runs": runs, "command": command,
+               "versions": package_versions(), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if out is not None:
+        payload["files"] = {k: str(v) for k, v in write_outputs(payload, out).items()}
+    return payload

@@ -1,0 +1,174 @@
+"""Replay memories: what a memory kind is, how ``--memory`` specs name one, and :func:`make_memory`.
+
+A *memory kind* is a :class:`MemorySource` subclass registered with
+:func:`~.registry.register_memory`: it says where the memory images of newly
+seen classes come from.  :func:`make_memory` parses a spec and wraps the
+source in the Avalanche storage policy
+(:class:`~.policy.SyntheticReplayBuffer`).  Specs:
+
+* ``random``, ``herding``: real images (:mod:`.sources`);
+* ``dm``, ``dm+fyi``, ``dsa``, ``dsa+fyi``, ``dc``, ``dc+fyi`` (``+fyi:vflip`` etc. for
+  other views): online distillation of each experience's new classes
+  (:mod:`.online`);
+* ``file:PATH`` or a path to a synthetic-set file, and ``LABEL:PATH``
+  (e.g. ``dm:sets/dm_ipc10.safetensors``): images from a set distilled
+  offline; ``LABEL`` names the memory in tables.  A set distilled per class
+  (DM: each class's images depend only on that class's data) gives every
+  class its memory, so a whole-dataset set serves every class order.
+
+Adding a memory kind::
+
+    @register_memory("noise")
+    class NoiseMemory(MemorySource):
+        needs_data = False
+
+        @classmethod
+        def from_spec(cls, spec, opts):
+            return cls()
+
+        def select(self, classes, per_class, x, y, *, agent_state=None, experience=None):
+            ...  # per_class normalised images of each class, labelled with the class ids
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ...errors import FyiError
+from .registry import MEMORIES, register_memory  # noqa: F401  (register_memory is re-exported)
+
+#: memory kinds understood by :func:`make_memory` (besides ``file:PATH`` and ``LABEL:PATH``)
+BUFFER_KINDS = ("random", "herding", "dm", "dm+fyi", "dsa", "dsa+fyi", "dc", "dc+fyi")
+MEMORY_KINDS = BUFFER_KINDS
+#: file endings taken as synthetic-set files in ``LABEL:PATH``
+SYNSET_SUFFIXES = (".safetensors", ".pt", ".pth")
+
+
+@dataclass(frozen=True)
+class MemorySpec:
+    """A parsed ``--memory`` item: ``label`` names it in results, ``kind`` is the registered memory kind."""
+
+    text: str
+    label: str
+    kind: str
+    variant: str | None = None  # "fyi" / "fyi:vflip" for online distillation
+    path: str | None = None  # synthetic-set file
+
+    @property
+    def is_file(self) -> bool:
+        return self.path is not None
+
+
+def _looks_like_file(text: str) -> bool:
+    return text.lower().endswith(SYNSET_SUFFIXES) or Path(text).is_file()
+
+
+def parse_memory_spec(text: str) -> MemorySpec:
+    """``dm+fyi`` / ``file:PATH`` / ``dm:PATH.safetensors`` / ``PATH`` -> :class:`MemorySpec` (no file is read)."""
+    text = str(text).strip()
+    low = text.lower()
+    if low.startswith("file:"):
+        return MemorySpec(text, text, "file", path=text[5:])
+    head, sep, rest = text.partition(":")
+    if sep and head and _looks_like_file(rest):
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9+._-]*", head):
+            raise FyiError(f"memory label {head!r} in {text!r} must be letters, digits and + . _ -; e.g. dm:PATH")
+        return MemorySpec(text, head, "file", path=rest)
+    if _looks_like_file(text):
+        return MemorySpec(text, text, "file", path=text)
+    base, _, variant = low.partition("+")
+    return MemorySpec(text, text, base, variant or None)
+
+
+def memory_label(text: str) -> str:
+    """The name a memory spec has in tables and JSON (``dm`` for ``dm:PATH``)."""
+    return parse_memory_spec(text).label
+
+
+@dataclass
+class MemoryOptions:
+    """Everything a memory kind may use to build itself (the keyword arguments of :func:`make_memory`)."""
+
+    ipc: int
+    info: object = None
+    seed: int = 0
+    device: object = "auto"
+    model: torch.nn.Module | None = None
+    iterations: int | dict | None = None
+    lr_img: float | None = None
+    batch_real: int | dict | None = None
+    distill_options: dict | None = None
+    herding_epochs: int = 1
+    arch: str = "convnet"
+    bf16: bool = False
+    progress: bool = False
+    cache_dir: str | Path | None = None
+
+
+class MemorySource:
+    """Where the memory images of newly seen classes come from.
+
+    ``select(classes, per_class, x, y, agent_state=, experience=)`` returns
+    ``(images, labels)``: exactly ``per_class`` normalised float images for each
+    class of ``classes``, labelled with the original class ids.  ``x``/``y`` are
+    the experience's training images and labels (only classes of this
+    experience).  ``needs_data = False`` sources get ``x = None``.
+    ``from_spec(spec, opts)`` builds the source from a parsed ``--memory`` item.
+    """
+
+    name: str = "source"  # set by @register_memory
+    kind: str = "source"
+    needs_data: bool = True
+
+    @classmethod
+    def from_spec(cls, spec: MemorySpec, opts: MemoryOptions) -> "MemorySource":
+        raise NotImplementedError
+
+    def select(self, classes, per_class, x, y, *, agent_state=None, experience=None):
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        return {"kind": self.kind}
+
+
+def unknown_memory(text: str) -> FyiError:
+    return FyiError(f"unknown buffer (memory kind) {text!r}; use one of {', '.join(BUFFER_KINDS)}, file:PATH or "
+                    "LABEL:PATH for a synthetic-set file (e.g. dm:sets/dm_ipc10.safetensors)")
+
+
+def make_memory(kind: str, *, ipc: int, num_classes: int | None = None, max_size: int | None = None, **options):
+    """A replay memory (:class:`~.policy.SyntheticReplayBuffer`, an Avalanche storage policy) of the given kind.
+
+    ``kind``: a ``--memory`` spec (see the module docstring).  ``max_size``
+    defaults to ``ipc * num_classes``.  ``options`` are :class:`MemoryOptions`
+    fields: ``info`` (the dataset's :class:`~fyi_apps.data.DatasetInfo`, needed
+    by online distillation and used to check files), ``seed``, ``device``,
+    ``model`` (the learner, used by herding; without it herding trains its own
+    feature network for ``herding_epochs``), ``iterations`` / ``batch_real``
+    (int or per-method dict, ``{"dm": 500, "dsa": 50}``), ``lr_img``,
+    ``distill_options``, ``arch``, ``bf16``, ``progress``, ``cache_dir``
+    (distilled images are kept there and reused by identical distillations).
+    """
+    from .policy import SyntheticReplayBuffer
+
+    if max_size is None:
+        if num_classes is None:
+            raise FyiError("make_memory needs max_size or num_classes")
+        max_size = int(ipc) * int(num_classes)
+    unknown = set(options) - set(MemoryOptions.__dataclass_fields__)
+    if unknown:
+        raise FyiError(f"make_memory got unknown options {sorted(unknown)}; "
+                       f"use {', '.join(sorted(MemoryOptions.__dataclass_fields__))}")
+    spec = parse_memory_spec(kind)
+    if spec.kind not in MEMORIES:
+        raise unknown_memory(spec.text)
+    source = MEMORIES.get(spec.kind).from_spec(spec, MemoryOptions(ipc=int(ipc), **options))
+    source.label = spec.label
+    return SyntheticReplayBuffer(max_size, ipc, source)
+
+
+#: the name used before the "memory" vocabulary (same function)
+make_buffer = make_memory
