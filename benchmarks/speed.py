@@ -1,27 +1,26 @@
-"""Speed and memory of distillation iterations (and of evaluation retraining).
+"""Speed of distillation and evaluation on this machine, against ceilings measured in the same run.
 
-For each method (DC, DSA, DM, IDC), FYI off/on, IPC and precision (fp32, or bf16
-autocast + channels_last), a fresh worker process builds the method on CIFAR-10
-(JPEG copy) and times its iterations; peak memory is the worker's peak resident
-set size during the timed iterations above its size just before them (on CUDA:
-max allocated).
+    python -m benchmarks.speed --quick      # about 2 minutes: ceilings, DM, evaluation, real gradients, threads
+    python -m benchmarks.speed              # adds more rounds and the per-method table (DM/DSA/DC/IDC)
+    python -m benchmarks.speed --compile    # adds torch.compile against eager (compile time reported)
 
-DM is also compared with a straightforward per-class-loop DM written like the
-reference implementation (each class's real batch through the network
-separately, NCHW, fp32) on the *same* network, real images and augmentation,
-so the two losses must agree to 1e-5 relative; the table reports the ratio.
+Printed first: the CPU (``torch.backends.cpu.get_cpu_capability()``, model),
+torch threads, the load average, the fp32 matmul rate (2048^3) with one thread
+and with all cores, and the convolution-only time of DM's real branch: the three
+convolutions of ConvNet-3 on the same 10 x 256 real images in the same slices,
+with nothing else (no normalisation, ReLU, pooling, augmentation).
 
-DC/DSA/IDC iterations at the paper's loops take minutes on a CPU, so for them the
-script times one matching step (all classes, one image update) and one inner
-epoch, and reports the implied time of a full iteration:
-``outer * t_match + (outer - 1) * inner * t_inner``; for IDC, one round
-(match all classes, update the net on real data) times ``inner_loop``.
-Evaluation retraining is timed with the default CPU slices and with whole
-batches.  Each configuration's result is kept in ``JSON``'s ``.parts`` folder,
-so rerunning an interrupted command continues it.
+Every timed row then reports its achieved FLOP rate as a fraction of the matmul
+rate at its thread count (FLOPs counted by ``torch.utils.flop_counter``), the DM
+rows their ``conv_only_ratio`` (iteration time / convolution-only time), and
+every comparison is an interleaved A/B run in this process (A B A B ...; the
+figure is the median of the pairs' ratios), never figures from different runs.
+"Legacy layers" are the ConvNet layers before issue 15 (``nn.GroupNorm`` and
+``nn.AvgPool2d`` modules), swapped into the same networks.
 
-    python benchmarks/speed.py                       # full table (about 30-40 min on 2 cores)
-    python benchmarks/speed.py --quick               # a couple of minutes
+Each section's result goes to ``<json>.parts/`` (one file per section and
+setting, with the ceilings measured beside it), so an interrupted run resumes;
+``--fresh`` measures everything again.  Results: ``benchmarks/results/speed.json``.
 """
 from __future__ import annotations
 
@@ -29,6 +28,7 @@ import argparse
 import hashlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -36,290 +36,483 @@ from pathlib import Path
 
 import torch
 
-
-class PeakRSS:
-    """Peak resident set size while the block runs (a sampling thread; ru_maxrss cannot be reset)."""
-
-    def __init__(self, interval: float = 0.005):
-        self.interval, self.peak, self._stop = interval, 0.0, None
-
-    def __enter__(self):
-        import threading
-
-        self.peak = _current_rss_mb()
-        self._stop = threading.Event()
-
-        def sample():
-            while not self._stop.is_set():
-                self.peak = max(self.peak, _current_rss_mb())
-                self._stop.wait(self.interval)
-
-        self._thread = threading.Thread(target=sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _current_rss_mb())
+CL = torch.channels_last
 
 
-def _current_rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        pages = int(f.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+# --------------------------------------------------------------------------- machine and ceilings
+def machine() -> dict:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_model": model,
+            "cores": os.cpu_count(), "load_average": [round(v, 2) for v in os.getloadavg()],
+            "torch": torch.__version__}
 
 
-# --------------------------------------------------------------------------- reference-style DM
-def dm_loss_per_class_loop(net, real_per_class, syn_per_class) -> torch.Tensor:
-    """The reference's DM loss: a Python loop over classes, NCHW fp32, one class at a time."""
-    loss = torch.zeros(())
-    for real_c, syn_c in zip(real_per_class, syn_per_class):
-        out_real = net.embed(real_c).detach()
-        out_syn = net.embed(syn_c)
-        loss = loss + ((out_real.mean(0) - out_syn.mean(0)) ** 2).sum()
-    return loss
+def matmul_gflops(threads: int, n: int = 2048, reps: int = 3) -> float:
+    """Best-of-``reps`` fp32 ``n x n @ n x n`` rate at ``threads`` torch threads."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        a @ b
+        best = min(_seconds(lambda: a @ b) for _ in range(reps))
+    finally:
+        torch.set_num_threads(old)
+    return 2 * n**3 / best / 1e9
 
 
-def dm_compare(args, ds, device) -> dict:
-    """Same inputs through fyi-apps's DM and the per-class loop: time per iteration and loss agreement."""
-    from fyi_apps.distill import DistillConfig, Distiller
+def _seconds(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def count_flops(fn) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as fc:
+        fn()
+    return float(fc.get_total_flops())
+
+
+def interleave(fns: dict, rounds: int) -> dict[str, list[float]]:
+    """Run every function once per round, in turn (A B C A B C ...); seconds per call."""
+    for fn in fns.values():  # warm-up
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            times[k].append(_seconds(fn))
+    return times
+
+
+def paired(times: dict, a: str, b: str) -> float:
+    """Median over rounds of ``time[a] / time[b]``."""
+    return statistics.median(x / y for x, y in zip(times[a], times[b]))
+
+
+def summary(times: dict) -> dict:
+    return {k: {"median_s": statistics.median(v), "all_s": v} for k, v in times.items()}
+
+
+# --------------------------------------------------------------------------- the layers before issue 15
+def legacy_layers(net: torch.nn.Module) -> torch.nn.Module:
+    """Swap InstanceNorm / AvgPool2x2 back to ``nn.GroupNorm`` / ``nn.AvgPool2d`` (same weights), in place."""
+    from fyi_apps.networks import AvgPool2x2, InstanceNorm
+
+    for parent in list(net.modules()):
+        for name, m in list(parent.named_children()):
+            if isinstance(m, InstanceNorm):
+                g = torch.nn.GroupNorm(m.num_groups, m.num_channels, eps=m.eps).to(m.weight.device)
+                g.load_state_dict(m.state_dict())
+                g.weight.requires_grad_(m.weight.requires_grad)
+                g.bias.requires_grad_(m.bias.requires_grad)
+                setattr(parent, name, g)
+            elif isinstance(m, AvgPool2x2):
+                setattr(parent, name, torch.nn.AvgPool2d(2, 2))
+    return net
+
+
+def convnet(ds, seed=0):
     from fyi_apps.networks import create_model
 
-    cfg = DistillConfig(method="dm", dataset=args.dataset, ipc=args.dm_ipc, iterations=10**6,
-                        batch_real=args.batch_real, seed=0, channels_last=True)
-    d = Distiller(cfg, ds, device=device)
-    stored, labels = d._init_images()
-    images = torch.nn.Parameter(stored)
-    d.method.setup(images, labels)
-    ctx, k = d.ctx, ds.info.num_classes
-    t_ours, t_ref, rel = [], [], []
-    for rep in range(args.repeats + 1):
-        seed = 1000 + rep
-        net = create_model("convnet", channels=ds.info.channels, num_classes=k, image_size=ds.info.image_size,
-                           seed=seed).to(device)
-        for p in net.parameters():
-            p.requires_grad_(False)
-        real, real_labels = ctx.real_all(args.batch_real)
-        params = ctx.aug.sample(1, ds.info.image_size, device, ctx.generator, siamese=True)
-        real_aug = ctx.aug.apply(real, params)
-
-        # fyi-apps: all classes in one batched forward, channels_last
-        net_cl = create_model("convnet", channels=ds.info.channels, num_classes=k, image_size=ds.info.image_size,
-                              seed=seed).to(device).to(memory_format=torch.channels_last)
-        for p in net_cl.parameters():
-            p.requires_grad_(False)
-        t0 = time.perf_counter()
-        syn = ctx.aug.apply(images, params)
-        loss_ours = d.method.loss(net_cl, real_aug, real_labels, syn, labels)
-        images.grad = None
-        loss_ours.backward()
-        t1 = time.perf_counter()
-
-        # reference style: per class, NCHW fp32
-        real_pc = [real_aug[real_labels == c] for c in range(k)]
-        t2 = time.perf_counter()
-        syn_pc = [ctx.aug.apply(images[labels == c], params) for c in range(k)]
-        loss_ref = dm_loss_per_class_loop(net, real_pc, syn_pc)
-        images.grad = None
-        loss_ref.backward()
-        t3 = time.perf_counter()
-        if rep == 0:
-            continue  # warm-up
-        t_ours.append(t1 - t0)
-        t_ref.append(t3 - t2)
-        lo, lr_ = float(loss_ours.detach()), float(loss_ref.detach())
-        print(f"  losses: fyi-apps {lo!r}, per-class loop {lr_!r}", flush=True)
-        rel.append(abs(lo - lr_) / abs(lr_))
-    ours, ref = min(t_ours), min(t_ref)
-    return {"ipc": args.dm_ipc, "batch_real": args.batch_real, "seconds_ours": ours, "seconds_per_class_loop": ref,
-            "ratio": ours / ref, "max_rel_loss_diff": max(rel), "repeats": args.repeats,
-            "note": "forward+backward of the matching loss (the part the two implementations differ in)"}
+    return create_model("convnet", channels=ds.info.channels, num_classes=ds.info.num_classes,
+                        image_size=ds.info.image_size, seed=seed)
 
 
-# --------------------------------------------------------------------------- one configuration (worker)
-def run_worker(spec: dict) -> dict:
-    from fyi_apps.data import load_dataset
-    from fyi_apps.distill import DistillConfig, Distiller
-    from fyi_apps.runtime import resolve_device
-
-    device = resolve_device(spec["device"])
-    torch.set_num_threads(spec["threads"])
-    ds = load_dataset(spec["dataset"])
-    bf16 = spec["precision"] == "bf16"
-    cfg = DistillConfig(method=spec["method"], dataset=spec["dataset"], ipc=spec["ipc"], fyi=spec["fyi"],
-                        iterations=10**6, batch_real=spec["batch_real"], seed=0, bf16=bf16, channels_last=bf16)
-    d = Distiller(cfg, ds, device=device)
-    stored, labels = d._init_images()
-    d.method.setup(torch.nn.Parameter(stored), labels)
-    out = {**spec}
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    meter = PeakRSS()
-    if spec["method"] not in ("dc", "dsa", "idc"):
-        d.method.step(0)  # warm-up
-        base_rss = _current_rss_mb()
-        meter.__enter__()
-        ts = []
-        for it in range(spec["iterations"]):
-            t = time.perf_counter()
-            d.method.step(it + 1)
-            ts.append(time.perf_counter() - t)
-        meter.__exit__(None, None, None)
-        out["seconds_per_iteration"] = min(ts)
-        out["timed"] = "full iteration"
-    elif spec["method"] == "idc":
-        # One IDC iteration = inner_loop rounds of (match every class, train the net on real data)
-        # on a new net (its construction is negligible; early real training is off by default):
-        # time one round on a kept net and scale.
-        m = d.method
-        rounds = m.inner_loop
-        m.inner_loop = 1
-        m.net = d.ctx.new_net()
-        m.opt_net = m._net_optimiser(m.net)
-        m.fix_iter = 10**9
-        m.step(1)  # warm-up
-        base_rss = _current_rss_mb()
-        meter.__enter__()
-        ts = []
-        for it in range(spec["iterations"]):
-            t = time.perf_counter()
-            m.step(1)
-            ts.append(time.perf_counter() - t)
-        meter.__exit__(None, None, None)
-        out.update(seconds_round=min(ts), rounds=rounds, seconds_per_iteration=rounds * min(ts),
-                   timed="implied from one round (match all classes + net update) x inner_loop")
-    else:
-        m = d.method
-        o = d.cfg.options
-        net = d.ctx.new_net()
-        opt_net = torch.optim.SGD(net.parameters(), lr=float(o["lr_net"]))
-        t_match, t_inner = [], []
-        base_rss = _current_rss_mb()
-        meter.__enter__()
-        for rep in range(spec["iterations"] + 1):
-            t = time.perf_counter()
-            loss = m.match_loss(net) if hasattr(m, "match_loss") else None
-            m.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            m.opt.step()
-            t1 = time.perf_counter()
-            saved_inner = o.get("inner_loop")
-            o["inner_loop"] = 1
-            m.train_net(net, opt_net)
-            o["inner_loop"] = saved_inner
-            t2 = time.perf_counter()
-            if rep:
-                t_match.append(t1 - t)
-                t_inner.append(t2 - t1)
-        meter.__exit__(None, None, None)
-        outer, inner = int(o.get("outer_loop", 1)), int(o.get("inner_loop", 1))
-        tm, ti = min(t_match), min(t_inner)
-        out.update(seconds_match_step=tm, seconds_inner_epoch=ti, outer_loop=outer, inner_loop=inner,
-                   seconds_per_iteration=outer * tm + (outer - 1) * inner * ti, timed="implied from match step + inner epoch")
-    out["peak_mem_mb"] = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
-                          else max(meter.peak - base_rss, 0.0))
+def _conv_inputs(net, first: torch.Tensor, fmt) -> list[tuple[torch.nn.Conv2d, torch.Tensor]]:
+    """Each convolution of ``net`` with an input of the shape it sees (first: real images; then random maps)."""
+    g = torch.Generator().manual_seed(0)
+    out, x = [], first
+    for conv in (m for m in net.features if isinstance(m, torch.nn.Conv2d)):
+        out.append((conv, x))
+        with torch.no_grad():
+            y = conv(x)
+        x = torch.randn(y.shape[0], y.shape[1], y.shape[2] // 2, y.shape[3] // 2, generator=g).contiguous(memory_format=fmt)
     return out
 
 
-def run_eval_speed(args, ds, device) -> list[dict]:
-    """Evaluation retraining: seconds per epoch on an IPC-10 random subset, fp32 vs bf16+channels_last."""
+# --------------------------------------------------------------------------- sections
+def dm_section(args, ds, ceil1) -> dict:
+    """DM iteration (current vs legacy layers) and the real branch's convolution-only time, interleaved."""
+    from fyi_apps.distill import DistillConfig, Distiller
+    from fyi_apps.distill.dm import real_chunk
+
+    cfg = DistillConfig(method="dm", dataset=args.dataset, ipc=args.ipc, iterations=10**6,
+                        batch_real=args.batch_real, seed=0, fyi="flip" if args.fyi else None)
+    d = Distiller(cfg, ds, device="cpu")
+    stored, labels = d._init_images()
+    d.method.setup(torch.nn.Parameter(stored), labels)
+    ctx, step = d.ctx, d.method.step
+    new_net = ctx.new_net
+    real, _ = ctx.real_all(args.batch_real)
+    chunk = real_chunk("auto", real.device)
+    net = convnet(ds).eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    real = real.contiguous(memory_format=CL)
+    net = net.to(memory_format=CL)
+    later = _conv_inputs(net, real[:chunk], CL)[1:]
+    first_conv = next(m for m in net.features if isinstance(m, torch.nn.Conv2d))
+
+    @torch.no_grad()
+    def conv_only():
+        for s in range(0, real.shape[0], chunk):
+            first_conv(real[s : s + chunk])
+            for conv, x in later:
+                conv(x)
+
+    def legacy_step():
+        ctx.new_net = lambda *a, **k: legacy_layers(new_net(*a, **k))
+        try:
+            step(0)
+        finally:
+            ctx.new_net = new_net
+
+    with torch.no_grad():
+        real_flops = count_flops(conv_only)
+    it_flops = count_flops(lambda: step(0))
+    times = interleave({"current": lambda: step(0), "legacy": legacy_step, "conv_only": conv_only}, args.rounds)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {
+        "setting": f"DM, IPC {args.ipc}, {args.batch_real} real/class, FYI {'on' if args.fyi else 'off'}, CIFAR-10",
+        "times": summary(times), "conv_only_ratio": paired(times, "current", "conv_only"),
+        "legacy_conv_only_ratio": paired(times, "legacy", "conv_only"),
+        "speedup_vs_legacy": paired(times, "legacy", "current"),
+        "gflop_per_iteration": it_flops / 1e9, "conv_only_gflop": real_flops / 1e9,
+        "fraction_of_matmul": it_flops / med["current"] / 1e9 / ceil1,
+        "conv_only_fraction_of_matmul": real_flops / med["conv_only"] / 1e9 / ceil1, "real_chunk": chunk,
+    }
+
+
+def _eval_setup(ds, ipc):
     from fyi_apps.baselines import random_subset
-    from fyi_apps.evaluate import EvalConfig, train_network
+
+    return random_subset(ds, ipc, seed=0)
+
+
+def eval_section(args, ds, ceil1) -> dict:
+    """Evaluation retraining epochs (IPC 10): current vs legacy layers, and the same convolutions alone."""
+    from fyi_apps.evaluate import EvalConfig, micro_batch_size, train_network
+    from fyi_apps.runtime import make_generator
+
+    s = _eval_setup(ds, args.ipc)
+    cfg = EvalConfig(epochs=args.eval_epochs)
+    cpu = torch.device("cpu")
+    info = ds.info
+
+    def train(legacy: bool):
+        net = convnet(ds)
+        if legacy:
+            legacy_layers(net)
+        return train_network(net, s.images, s.labels, cfg, lr=0.01, generator=make_generator(0), device=cpu,
+                             mean=info.mean, std=info.std)["final_loss"]
+
+    net = convnet(ds)
+    micro = micro_batch_size(cfg, net, cpu) or cfg.batch_size
+    n = s.images.shape[0]
+    sizes = [min(micro, min(cfg.batch_size, n - b) - o) for b in range(0, n, cfg.batch_size)
+             for o in range(0, min(cfg.batch_size, n - b), micro)]
+    pairs = _conv_inputs(net, torch.randn(micro, info.channels, info.image_size, info.image_size),
+                         torch.contiguous_format)
+
+    def conv_only():  # forward and backward of the convolutions alone, same slices, per epoch
+        for _ in range(cfg.epochs):
+            for k in sizes:
+                for i, (conv, x) in enumerate(pairs):
+                    xi = x[:k].detach().requires_grad_(i > 0)
+                    conv(xi).sum().backward()
+
+    flops = count_flops(lambda: train(False))
+    conv_flops = count_flops(conv_only)
+    loss_new, loss_old = train(False), train(True)
+    times = interleave({"current": lambda: train(False), "legacy": lambda: train(True), "conv_only": conv_only},
+                       args.rounds)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {
+        "setting": f"ConvNet-3 retraining on {n} images (IPC {args.ipc}), {cfg.epochs} epochs per timing, "
+                   f"batch {cfg.batch_size}, slices of {micro}, DSA on",
+        "times": summary(times), "seconds_per_epoch": {k: v / cfg.epochs for k, v in med.items()},
+        "speedup_vs_legacy": paired(times, "legacy", "current"), "conv_only_ratio": paired(times, "current", "conv_only"),
+        "final_loss": {"current": loss_new, "legacy": loss_old},
+        "fraction_of_matmul": flops / med["current"] / 1e9 / ceil1,
+        "conv_only_fraction_of_matmul": conv_flops / med["conv_only"] / 1e9 / ceil1,
+    }
+
+
+def real_gradient_section(args, ds, ceil1) -> dict:
+    """DC/DSA's real-data gradients (one class, ``batch_real`` images, sliced): current vs legacy layers."""
+    from fyi_apps.distill.matching import real_gradient
+
+    idx = ds.train.sample_indices(0, args.batch_real, torch.Generator().manual_seed(0))
+    x = ds.normalize(ds.train.images[idx])
+    y = torch.zeros(x.shape[0], dtype=torch.long)
+    nets = {"current": convnet(ds), "legacy": legacy_layers(convnet(ds))}
+
+    def grad(key):
+        net = nets[key]
+        params = list(net.parameters())
+        return real_gradient(net, x, y, params, net)
+
+    g_new, g_old = grad("current"), grad("legacy")
+    rel = max(float((a - b).norm() / b.norm().clamp_min(1e-30)) for a, b in zip(g_new, g_old) if a.dim() > 1)
+    flops = count_flops(lambda: grad("current"))
+    times = interleave({"current": lambda: grad("current"), "legacy": lambda: grad("legacy")}, args.rounds)
+    return {"setting": f"gradient of the loss on {x.shape[0]} real images of one class (DC/DSA/IDC real side)",
+            "times": summary(times), "speedup_vs_legacy": paired(times, "legacy", "current"),
+            "max_rel_weight_grad_diff": rel,
+            "fraction_of_matmul": flops / statistics.median(times["current"]) / 1e9 / ceil1}
+
+
+def threads_section(args, ds, ceils) -> dict:
+    """The same work at 1 and 2 torch threads, interleaved: DM iteration, evaluation epochs, NAS-style ranking."""
+    from fyi_apps.distill import DistillConfig, Distiller
+    from fyi_apps.evaluate import EvalConfig, test_accuracy, train_network
     from fyi_apps.networks import create_model
     from fyi_apps.runtime import make_generator
 
-    s = random_subset(ds, 10, seed=0)
+    s = _eval_setup(ds, args.ipc)
+    info = ds.info
+    cfg = EvalConfig(epochs=args.eval_epochs)
+    d = Distiller(DistillConfig(method="dm", dataset=args.dataset, ipc=args.ipc, iterations=10**6,
+                                batch_real=args.batch_real, seed=0), ds, device="cpu")
+    stored, labels = d._init_images()
+    d.method.setup(torch.nn.Parameter(stored), labels)
+    candidates = ["convnet:depth=1,width=32", "convnet:depth=2,width=64", "convnet:depth=3,width=128"]
+    test_x, test_y = ds.test.images[:500], ds.test.labels[:500]
+
+    def nas():
+        for name in candidates:
+            net = create_model(name, channels=info.channels, num_classes=info.num_classes, image_size=info.image_size, seed=0)
+            train_network(net, s.images, s.labels, cfg, lr=0.01, generator=make_generator(0), device=torch.device("cpu"),
+                          mean=info.mean, std=info.std)
+            test_accuracy(net, test_x, test_y, device=torch.device("cpu"), mean=info.mean, std=info.std)
+
+    def evaluation():
+        train_network(convnet(ds), s.images, s.labels, cfg, lr=0.01, generator=make_generator(0),
+                      device=torch.device("cpu"), mean=info.mean, std=info.std)
+
+    out = {}
+    work = {"dm_iteration": lambda: d.method.step(0), "evaluation": evaluation, "nas_ranking_3_candidates": nas}
+    for name, fn in work.items():
+        def at(t, fn=fn):
+            return lambda: (torch.set_num_threads(t), fn())
+
+        times = interleave({"1_thread": at(1), "2_threads": at(2)}, args.rounds)
+        torch.set_num_threads(args.threads)
+        out[name] = {"times": summary(times), "speedup_2_vs_1": paired(times, "1_thread", "2_threads")}
+    out["matmul_speedup_2_vs_1"] = ceils["all_cores"] / ceils["one_thread"]
+    return out
+
+
+def compile_section(args, ds, ceil1) -> dict:
+    """torch.compile of ConvNet-3's embed (DM real branch, no grad) and of a training slice, against eager."""
+    import torch.nn.functional as F
+
+    from fyi_apps.distill.dm import real_chunk
+
+    chunk = real_chunk("auto", torch.device("cpu"))
+    net = convnet(ds).to(memory_format=CL)
+    x = torch.randn(args.batch_real * 10, 3, ds.info.image_size, ds.info.image_size).contiguous(memory_format=CL)
+    t0 = time.perf_counter()
+    embed_c = torch.compile(net.embed, dynamic=False)
+    with torch.no_grad():
+        embed_c(x[:chunk])
+    compile_s = time.perf_counter() - t0
+
+    def branch(f):
+        return lambda: [f(x[s : s + chunk]) for s in range(0, x.shape[0], chunk)]
+
+    with torch.no_grad():
+        times = interleave({"eager": branch(net.embed), "compiled": branch(embed_c)}, args.rounds)
+    tnet = convnet(ds)
+    xt, yt = torch.randn(chunk, 3, ds.info.image_size, ds.info.image_size), torch.zeros(chunk, dtype=torch.long)
+    t0 = time.perf_counter()
+    tnet_c = torch.compile(tnet, dynamic=False)
+    F.cross_entropy(tnet_c(xt), yt).backward()
+    compile_train_s = time.perf_counter() - t0
+    ttimes = interleave({"eager": lambda: F.cross_entropy(tnet(xt), yt).backward(),
+                         "compiled": lambda: F.cross_entropy(tnet_c(xt), yt).backward()}, args.rounds * 4)
+    return {"dm_real_branch": {"times": summary(times), "speedup": paired(times, "eager", "compiled"),
+                               "compile_seconds": compile_s},
+            "training_slice": {"times": summary(ttimes), "speedup": paired(ttimes, "eager", "compiled"),
+                               "compile_seconds": compile_train_s}}
+
+
+# --------------------------------------------------------------------------- per-method table (worker processes)
+def run_worker(spec: dict) -> dict:
+    from fyi_apps.data import load_dataset
+    from fyi_apps.distill import DistillConfig, Distiller
+
+    torch.set_num_threads(spec["threads"])
+    torch.set_flush_denormal(True)
+    ds = load_dataset(spec["dataset"])
+    cfg = DistillConfig(method=spec["method"], dataset=spec["dataset"], ipc=spec["ipc"], fyi=spec["fyi"],
+                        iterations=10**6, batch_real=spec["batch_real"], seed=0)
+    d = Distiller(cfg, ds, device="cpu")
+    stored, labels = d._init_images()
+    d.method.setup(torch.nn.Parameter(stored), labels)
+    m, o = d.method, d.cfg.options
+    out = dict(spec)
+    if spec["method"] in ("dm", "mtt", "ftd"):
+        fn, scale, timed = (lambda: m.step(1)), 1, "full iteration"
+    elif spec["method"] == "idc":  # one round (match every class + net update on real data) x inner_loop
+        rounds, m.inner_loop, m.fix_iter = m.inner_loop, 1, 10**9
+        m.net = d.ctx.new_net()
+        m.opt_net = m._net_optimiser(m.net)
+        fn, scale, timed = (lambda: m.step(1)), rounds, "one round x inner_loop"
+    else:  # DC/DSA: one matching step and one inner epoch, scaled to (outer, inner) loops
+        net = d.ctx.new_net()
+        opt_net = torch.optim.SGD(net.parameters(), lr=float(o["lr_net"]))
+        outer, inner = int(o.get("outer_loop", 1)), int(o.get("inner_loop", 1))
+
+        def match():
+            loss = m.match_loss(net)
+            m.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            m.opt.step()
+
+        def epoch():
+            saved, o["inner_loop"] = o.get("inner_loop"), 1
+            m.train_net(net, opt_net)
+            o["inner_loop"] = saved
+
+        tm = min(interleave({"m": match}, spec["iterations"])["m"])
+        te = min(interleave({"e": epoch}, spec["iterations"])["e"])
+        out.update(seconds_match_step=tm, seconds_inner_epoch=te, outer_loop=outer, inner_loop=inner,
+                   seconds_per_iteration=outer * tm + (outer - 1) * inner * te,
+                   flops_per_iteration=outer * count_flops(match) + (outer - 1) * inner * count_flops(epoch),
+                   timed="match step + inner epoch, scaled")
+        return out
+    t = min(interleave({"i": fn}, spec["iterations"])["i"])
+    out.update(seconds_per_iteration=scale * t, flops_per_iteration=scale * count_flops(fn), timed=timed)
+    return out
+
+
+def methods_section(args, ceils) -> list[dict]:
     rows = []
-    variants = [(prec, None) for prec in args.precisions] + [("fp32", 0)]  # micro_batch 0: whole batches
-    for prec, micro in variants:
-        bf16 = prec == "bf16"
-        cfg = EvalConfig(epochs=args.eval_epochs, bf16=bf16, channels_last=bf16, micro_batch=micro)
-        net = create_model("convnet", channels=ds.info.channels, num_classes=10, image_size=ds.info.image_size, seed=0)
-        t = time.perf_counter()
-        train_network(net, s.images, s.labels, cfg, lr=0.01, generator=make_generator(0), device=device)
-        sec = (time.perf_counter() - t) / args.eval_epochs
-        rows.append({"precision": prec, "batches": "whole (reference style)" if micro == 0 else "default (slices on CPU)",
-                     "seconds_per_epoch_ipc10": sec, "seconds_1000_epochs_ipc10": sec * 1000})
+    for method in args.methods.split(","):
+        for ipc in [int(i) for i in args.ipcs.split(",")]:
+            for fyi in (None, "flip"):
+                spec = {"method": method, "ipc": ipc, "fyi": fyi, "dataset": args.dataset, "iterations": 2,
+                        "batch_real": args.batch_real, "threads": args.threads}
+                r = subprocess.run([sys.executable, "-m", "benchmarks.speed", "--worker", json.dumps(spec)],
+                                   capture_output=True, text=True)
+                if r.returncode != 0:
+                    print(f"  {method} ipc {ipc} fyi={fyi}: failed\n{r.stderr[-1500:]}", flush=True)
+                    continue
+                res = json.loads(r.stdout.strip().splitlines()[-1])
+                ceil = ceils["one_thread"] if args.threads == 1 else ceils["all_cores"]
+                res["fraction_of_matmul"] = res["flops_per_iteration"] / res["seconds_per_iteration"] / 1e9 / ceil
+                rows.append(res)
+                print(f"  {method:<4} ipc {ipc:<3} {'fyi' if fyi else '   '}: {res['seconds_per_iteration']:.3f} s/it, "
+                      f"{100 * res['fraction_of_matmul']:.0f} % of matmul ({res['timed']})", flush=True)
     return rows
 
 
+# --------------------------------------------------------------------------- main
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="cifar10")
-    p.add_argument("--methods", default="dm,dc,dsa,idc")
-    p.add_argument("--ipcs", default="1,10,50")
-    p.add_argument("--precisions", default="fp32,bf16")
-    p.add_argument("--iterations", type=int, default=2, help="timed iterations per configuration (min is reported)")
+    p.add_argument("--ipc", type=int, default=10)
     p.add_argument("--batch-real", type=int, default=256)
-    p.add_argument("--dm-ipc", type=int, default=10)
-    p.add_argument("--repeats", type=int, default=3, help="repeats of the DM vs per-class-loop comparison")
-    p.add_argument("--eval-epochs", type=int, default=20)
-    p.add_argument("--threads", type=int, default=torch.get_num_threads())
-    p.add_argument("--device", default="auto")
-    p.add_argument("--quick", action="store_true", help="IPC 1 and 10, fp32, DM and DSA only")
+    p.add_argument("--fyi", action="store_true", help="DM section with FYI on")
+    p.add_argument("--rounds", type=int, default=None, help="A/B rounds (default 5; --quick 2)")
+    p.add_argument("--eval-epochs", type=int, default=None, help="epochs per evaluation timing (default 5; --quick 2)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads of the sections (threads section: 1 and 2)")
+    p.add_argument("--methods", default="dm,dsa,dc,idc")
+    p.add_argument("--ipcs", default="1,10")
+    p.add_argument("--quick", action="store_true", help="fewer rounds, no per-method table")
+    p.add_argument("--compile", action="store_true", help="also time torch.compile against eager")
+    p.add_argument("--fresh", action="store_true", help="ignore results of earlier runs in <json>.parts")
     p.add_argument("--json", default="benchmarks/results/speed.json")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         print(json.dumps(run_worker(json.loads(args.worker))))
         return 0
-    if args.quick:
-        args.methods, args.ipcs, args.precisions, args.iterations, args.repeats, args.eval_epochs = (
-            "dm,dsa", "1,10", "fp32", 1, 2, 5)
-    args.precisions = args.precisions.split(",")
+    args.rounds = args.rounds or (2 if args.quick else 5)
+    args.eval_epochs = args.eval_epochs or (2 if args.quick else 5)
 
     from fyi_apps.data import load_dataset
-    from fyi_apps.report import table
-    from fyi_apps.runtime import package_versions, resolve_device, write_json
+    from fyi_apps.runtime import package_versions, write_json
 
-    device = resolve_device(args.device)
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)  # what distillation and training run with
     ds = load_dataset(args.dataset)
-    print(f"dataset {ds.info.name}: {ds.source}; device {device}; {args.threads} threads")
+    mach = machine()
+    ceils = {"one_thread": matmul_gflops(1), "all_cores": matmul_gflops(os.cpu_count() or 1)}
+    print(f"CPU: {mach['cpu_model']}, capability {mach['cpu_capability']}, {mach['cores']} cores, "
+          f"load average {mach['load_average']}; torch {mach['torch']}, {args.threads} thread(s)")
+    print(f"fp32 matmul 2048^3: {ceils['one_thread']:.1f} GFLOP/s one thread, "
+          f"{ceils['all_cores']:.1f} GFLOP/s all {mach['cores']} cores", flush=True)
+    ceil = ceils["one_thread"] if args.threads == 1 else ceils["all_cores"]
 
-    dm = dm_compare(args, ds, device)
-    print(table([[f"{dm['seconds_ours']:.3f}", f"{dm['seconds_per_class_loop']:.3f}", f"{dm['ratio']:.2f}",
-                  f"{dm['max_rel_loss_diff']:.1e}"]],
-                ["fyi-apps DM s", "per-class loop s", "ratio", "max rel. loss diff"]))
-
-    rows = []
-    parts = Path(args.json).with_suffix(".parts")  # one file per measured configuration: reruns resume
-    for method in args.methods.split(","):
-        for ipc in [int(i) for i in args.ipcs.split(",")]:
-            for fyi in (None, "flip"):
-                for prec in args.precisions:
-                    spec = {"method": method, "ipc": ipc, "fyi": fyi, "precision": prec, "dataset": args.dataset,
-                            "iterations": args.iterations, "batch_real": args.batch_real, "device": args.device,
-                            "threads": args.threads}
-                    part = parts / (hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16] + ".json")
-                    if part.exists():  # measured by an earlier, interrupted run of the same command
-                        res = json.loads(part.read_text())
-                    else:
-                        r = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)],
-                                           capture_output=True, text=True)
-                        if r.returncode != 0:
-                            print(f"{method} ipc{ipc} fyi={fyi} {prec}: failed\n{r.stderr[-2000:]}")
-                            continue
-                        res = json.loads(r.stdout.strip().splitlines()[-1])
-                        write_json(part, res)
-                    rows.append(res)
-                    print(f"{method:<4} ipc {ipc:<3} {'fyi' if fyi else '   '} {prec}: "
-                          f"{res['seconds_per_iteration']:.3f} s/it, peak {res['peak_mem_mb']:.0f} MB", flush=True)
-    ev = run_eval_speed(args, ds, device)
-    print()
-    print(table([[r["method"], r["ipc"], "on" if r["fyi"] else "off", r["precision"], f"{r['seconds_per_iteration']:.3f}",
-                  f"{r['peak_mem_mb']:.0f}", r["timed"]] for r in rows],
-                ["method", "IPC", "FYI", "precision", "s / iteration", "peak MB", "timed"]))
-    print()
-    print(table([[r["precision"], r["batches"], f"{r['seconds_per_epoch_ipc10']:.3f}",
-                  f"{r['seconds_1000_epochs_ipc10']:.0f}"] for r in ev],
-                ["evaluation precision", "batches", "s / epoch (IPC 10)", "s / 1000 epochs"]))
+    parts = Path(args.json).with_suffix(".parts")
+    sections = {"dm": lambda: dm_section(args, ds, ceil), "evaluation": lambda: eval_section(args, ds, ceil),
+                "real_gradient": lambda: real_gradient_section(args, ds, ceil),
+                "threads": lambda: threads_section(args, ds, ceils)}
+    if args.compile:
+        sections["compile"] = lambda: compile_section(args, ds, ceil)
+    results = {}
+    for name, fn in sections.items():
+        key = {"section": name, "dataset": args.dataset, "ipc": args.ipc, "batch_real": args.batch_real, "fyi": args.fyi,
+               "rounds": args.rounds, "eval_epochs": args.eval_epochs, "threads": args.threads}
+        part = parts / f"{name}-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]}.json"
+        if part.exists() and not args.fresh:
+            res = json.loads(part.read_text())
+            print(f"[{name}] from an earlier run ({res['measured']['time']})")
+        else:
+            res = fn()
+            res["measured"] = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "matmul_gflops": ceils, **mach}
+            write_json(part, res)
+        results[name] = res
+        _print_section(name, res)
+    if not args.quick:
+        print("[methods] one worker process per configuration", flush=True)
+        results["methods"] = methods_section(args, ceils)
     out = Path(args.json)
-    write_json(out, {"command": " ".join([sys.executable.split('/')[-1], *sys.argv]), "dm_vs_per_class_loop": dm,
-                     "iterations": rows, "evaluation": ev, "versions": package_versions(),
-                     "threads": args.threads, "device": str(device)})
-    print(f"\nwritten {out}")
+    write_json(out, {"command": " ".join(["python -m benchmarks.speed", *(argv if argv is not None else sys.argv[1:])]),
+                     "machine": mach, "threads": args.threads, "matmul_gflops": ceils, **results,
+                     "versions": package_versions()})
+    print(f"written {out}")
     return 0
+
+
+def _print_section(name: str, r: dict) -> None:
+    med = {k: v["median_s"] for k, v in r.get("times", {}).items()}
+    if name == "dm":
+        print(f"[dm] {r['setting']}: iteration {med['current']:.3f} s (legacy layers {med['legacy']:.3f} s), "
+              f"real-branch convolutions alone {med['conv_only']:.3f} s")
+        print(f"     conv_only_ratio {r['conv_only_ratio']:.2f} (legacy {r['legacy_conv_only_ratio']:.2f}); "
+              f"speed-up vs legacy {r['speedup_vs_legacy']:.2f}x; {100 * r['fraction_of_matmul']:.0f} % of matmul "
+              f"(convolutions alone {100 * r['conv_only_fraction_of_matmul']:.0f} %)")
+    elif name == "evaluation":
+        e = r["seconds_per_epoch"]
+        print(f"[evaluation] {r['setting']}: {e['current']:.3f} s/epoch (legacy {e['legacy']:.3f}, convolutions alone "
+              f"{e['conv_only']:.3f}); speed-up vs legacy {r['speedup_vs_legacy']:.2f}x; conv_only_ratio "
+              f"{r['conv_only_ratio']:.2f}; {100 * r['fraction_of_matmul']:.0f} % of matmul")
+    elif name == "real_gradient":
+        print(f"[real_gradient] {r['setting']}: {med['current']:.3f} s (legacy {med['legacy']:.3f}); speed-up "
+              f"{r['speedup_vs_legacy']:.2f}x; {100 * r['fraction_of_matmul']:.0f} % of matmul")
+    elif name == "threads":
+        for k, v in r.items():
+            if isinstance(v, dict) and "times" in v:
+                m = {a: b["median_s"] for a, b in v["times"].items()}
+                print(f"[threads] {k}: 1 thread {m['1_thread']:.3f} s, 2 threads {m['2_threads']:.3f} s, "
+                      f"speed-up {v['speedup_2_vs_1']:.2f}x")
+        print(f"[threads] matmul 2 vs 1 thread: {r['matmul_speedup_2_vs_1']:.2f}x")
+    elif name == "compile":
+        for k, v in r.items():
+            if k == "measured":
+                continue
+            print(f"[compile] {k}: compiled is {v['speedup']:.2f}x eager; compile took {v['compile_seconds']:.1f} s")
 
 
 if __name__ == "__main__":
