@@ -116,12 +116,14 @@ class MemorySource:
     class of ``classes``, labelled with the original class ids.  ``x``/``y`` are
     the experience's training images and labels (only classes of this
     experience).  ``needs_data = False`` sources get ``x = None``.
-    ``from_spec(spec, opts)`` builds the source from a parsed ``--memory`` item.
+    ``from_spec(spec, opts)`` builds the source from a parsed ``--memory`` item;
+    ``takes_variant = True`` kinds also get ``kind+variant`` specs (``dm+fyi``).
     """
 
     name: str = "source"  # set by @register_memory
     kind: str = "source"
     needs_data: bool = True
+    takes_variant: bool = False  # whether ``kind+variant`` specs (dm+fyi) are meaningful
 
     @classmethod
     def from_spec(cls, spec: MemorySpec, opts: MemoryOptions) -> "MemorySource":
@@ -165,7 +167,10 @@ def make_memory(kind: str, *, ipc: int, num_classes: int | None = None, max_size
     spec = parse_memory_spec(kind)
     if spec.kind not in MEMORIES:
         raise unknown_memory(spec.text)
-    source = MEMORIES.get(spec.kind).from_spec(spec, MemoryOptions(ipc=int(ipc), **options))
+    cls = MEMORIES.get(spec.kind)
+    if spec.variant and not cls.takes_variant:
+        raise unknown_memory(spec.text)
+    source = cls.from_spec(spec, MemoryOptions(ipc=int(ipc), **options))
     source.label = spec.label
     return SyntheticReplayBuffer(max_size, ipc, source)
 

@@ -52,6 +52,7 @@ class OnlineDistillation(MemorySource):
     """
 
     kind = "distill"
+    takes_variant = True
 
     @classmethod
     def from_spec(cls, spec, opts):

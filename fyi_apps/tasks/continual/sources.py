@@ -19,13 +19,7 @@ from avalanche.training.storage_policy import HerdingSelectionStrategy
 from ...errors import FyiError
 from ...runtime import derive_seed, make_generator, resolve_device
 from .benchmarks import tensor_dataset
-from .memory import MemorySource, register_memory, unknown_memory
-
-
-def _plain(spec) -> None:
-    """Real-data kinds take no ``+variant``."""
-    if spec.variant:
-        raise unknown_memory(spec.text)
+from .memory import MemorySource, register_memory
 
 
 def _class_positions(y: torch.Tensor, c: int, per_class: int) -> torch.Tensor:
@@ -44,7 +38,6 @@ class RandomSelection(MemorySource):
 
     @classmethod
     def from_spec(cls, spec, opts):
-        _plain(spec)
         return cls(seed=opts.seed)
 
     def __init__(self, seed: int = 0):
@@ -117,7 +110,6 @@ class HerdingSelection(MemorySource):
 
     @classmethod
     def from_spec(cls, spec, opts):
-        _plain(spec)
         return cls(opts.model, arch=opts.arch, feature_epochs=opts.herding_epochs, seed=opts.seed,
                    device=opts.device, info=opts.info)
 
