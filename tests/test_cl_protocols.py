@@ -146,6 +146,9 @@ def test_distillation_options_are_split_by_method_and_typos_refused():
     assert set(cl.method_options("dm", opts)) <= set(option_names("dm"))
     with pytest.raises(FyiError, match="outer_lop"):
         cl.method_options("dm", {"outer_lop": 10})
+    with pytest.raises(FyiError, match="outer_lop"):  # refused before anything runs, whatever the memories
+        cl.run_experiment(cl.CLConfig(benchmark="split-digits", buffers=["random"], distill_options={"outer_lop": 1}),
+                          device="cpu", progress=False)
 
 
 # --------------------------------------------------------------------------- offline memories in experiments

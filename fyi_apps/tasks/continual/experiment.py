@@ -22,7 +22,7 @@ from ...errors import FyiError
 from ...runtime import resolve_device
 from .benchmarks import ORDER_RULES, make_benchmark, resolve_benchmark, split_sizes
 from .memory import make_memory, memory_label, parse_memory_spec
-from .online import OnlineDistillation
+from .online import OnlineDistillation, method_options
 from .protocols import summarise
 from .registry import PROTOCOLS
 
@@ -217,6 +217,7 @@ def run_experiment(cfg: CLConfig, *, out: str | Path | None = None, root=None, d
         raise FyiError(f"unknown class-order rule {cfg.order_rule!r}; use one of {', '.join(ORDER_RULES)}")
     if not cfg.seeds:
         raise FyiError("--seeds must be at least 1")
+    method_options("dm", cfg.distill_options)  # a typo in a distillation option fails now, whatever the memories
     labels = [memory_label(kind) for kind in cfg.buffers]
     twice = sorted({x for x in labels if labels.count(x) > 1})
     if twice:
@@ -237,7 +238,8 @@ def run_experiment(cfg: CLConfig, *, out: str | Path | None = None, root=None, d
         path = None
         if resume_dir is not None:
             safe = re.sub(r"[^A-Za-z0-9+.-]+", "_", memory_label(kind))[-60:]
-            path = Path(resume_dir) / f"{key}-{n_exp}_{cfg.protocol}_ipc{cfg.ipc}_{safe}_seed{s}_{rkey}.json"
+            tag = f"replay-{cfg.strategy}" if cfg.protocol == "replay" else cfg.protocol
+            path = Path(resume_dir) / f"{key}-{n_exp}_{tag}_ipc{cfg.ipc}_{safe}_seed{s}_{rkey}.json"
             if path.exists():
                 try:
                     runs.append(json.loads(path.read_text()))
