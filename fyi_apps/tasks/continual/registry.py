@@ -63,6 +63,9 @@ class Registry:
         key = str(name).strip().lower()
         return self._aliases.get(key, key) in self._items
 
+    def __iter__(self):
+        return iter(self.names())
+
     def names(self) -> list[str]:
         self._load()
         return list(self._items)
