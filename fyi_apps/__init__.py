@@ -45,7 +45,7 @@ _LAZY = {
     "unequalness": ("fyi_apps.score", "unequalness"),
     "random_subset": ("fyi_apps.baselines", "random_subset"),
     "herding_subset": ("fyi_apps.baselines", "herding_subset"),
-    "make_memory": ("fyi_apps.tasks.continual", "make_buffer"),
+    "make_memory": ("fyi_apps.tasks.continual", "make_memory"),
     "rank": ("fyi_apps.tasks.nas", "run_ranking"),
     "NasConfig": ("fyi_apps.tasks.nas", "NasConfig"),
 }
@@ -79,6 +79,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     from .networks import create_model, list_models, register_model  # noqa: F401
     from .score import unequalness  # noqa: F401
     from .synset import SyntheticSet, load_synset, save_synset  # noqa: F401
-    from .tasks.continual import make_buffer as make_memory  # noqa: F401
+    from .tasks.continual import make_memory  # noqa: F401
     from .tasks.nas import NasConfig  # noqa: F401
     from .tasks.nas import run_ranking as rank  # noqa: F401
