@@ -285,7 +285,9 @@ def cmd_score(args) -> None:
     if not args.dataset:
         raise FyiError("`fyi score` needs a SYNSET file or --dataset NAME (for the real-subset curve)")
     ds = _load(args, args.dataset)
-    sizes = args.sizes
+    from .score import check_subset_sizes
+
+    sizes = check_subset_sizes(ds, args.sizes)
     png = V.output_file(Path(args.out) / f"score-{V.safe_name(ds.info.name)}.png", "PNG file")
     _result_path(args, f"score-{ds.info.name}", args.json)
     payload, rows = {"dataset": ds.info.name, "curves": {}}, []

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from .distill.fyi import FYIView
 from .distill.matching import class_means, gradient_distance
+from . import validate
 from .errors import FyiError
 from .runtime import derive_seed, make_generator, resolve_device
 
@@ -53,10 +54,16 @@ def unequalness(
     Returns ``{"score", "std_over_nets", "per_class", "per_net", ...}``; classes
     with no image are left out of the average.
     """
-    if images.dim() != 4:
-        raise FyiError(f"unequalness needs images [N, C, H, W], got shape {tuple(images.shape)}")
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        raise FyiError(f"unequalness needs images [N, C, H, W], got {tuple(getattr(images, 'shape', ())) or images!r}")
     if distance not in ("dm", "dc"):
         raise FyiError(f"unknown distance {distance!r} for the unequalness score; use dm or dc")
+    num_nets = validate.integer(num_nets, "num_nets (--nets)", min=1)
+    num_classes = validate.integer(num_classes, "num_classes", min=1)
+    batch_size = validate.integer(batch_size, "batch_size", min=1)
+    if images.shape[0] == 0 or labels.numel() != images.shape[0]:
+        raise FyiError(f"unequalness needs one label per image, got {images.shape[0]} images and "
+                       f"{labels.numel()} labels; pass a non-empty set")
     device = resolve_device(device)
     images, labels = images.float().to(device), labels.long().to(device)
     present = torch.bincount(labels, minlength=num_classes) > 0
@@ -126,11 +133,10 @@ def unequalness_curve(
 ) -> list[dict]:
     """Score of random real subsets with ``n`` images per class, for each ``n`` (paper Fig. 3)."""
     info = dataset.info
-    smallest = min(dataset.train.class_counts())
+    sizes = check_subset_sizes(dataset, sizes)
+    repeats = validate.integer(repeats, "repeats (--repeats)", min=1)
     rows = []
     for n in sizes:
-        if n > smallest:
-            raise FyiError(f"subset size {n} per class exceeds the smallest class of {info.name} ({smallest} images)")
         scores = []
         for r in range(repeats):
             g = make_generator(derive_seed(seed, "score-subset", n, r))
@@ -144,3 +150,14 @@ def unequalness_curve(
         t = torch.tensor(scores)
         rows.append({"ipc": n, "score": float(t.mean()), "std": float(t.std(unbiased=False)), "repeats": repeats})
     return rows
+
+
+def check_subset_sizes(dataset, sizes: Sequence[int]) -> list[int]:
+    """``sizes`` as positive integers no larger than the smallest class of ``dataset`` (else one FyiError line)."""
+    sizes = validate.int_list(sizes, "sizes (--sizes)", min=1)
+    smallest = min(dataset.train.class_counts())
+    too_big = [n for n in sizes if n > smallest]
+    if too_big:
+        raise FyiError(f"subset size {too_big[0]} per class exceeds the smallest class of {dataset.info.name} "
+                       f"({smallest} images); use --sizes up to {smallest}")
+    return sizes

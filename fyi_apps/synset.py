@@ -367,11 +367,8 @@ def save_synset(path: str | os.PathLike, synset: SyntheticSet) -> str:
     path = Path(path)
     if path.is_dir():
         raise FyiError(f"{path} is a directory; give a file name such as {path / ('synset' + SUFFIX)}")
-    try:
-        with runtime.atomic_path(path) as tmp:
-            safetensors.torch.save_file(tensors, str(tmp), metadata=header)
-    except OSError as e:
-        raise FyiError(f"could not write {path}: {e.strerror or e}; check the folder exists, is writable and has space") from e
+    with runtime.atomic_path(path, "synthetic-set file") as tmp:  # write failures: one FyiError line
+        safetensors.torch.save_file(tensors, str(tmp), metadata=header)
     return digest
 
 
@@ -883,8 +880,11 @@ def export_imagefolder(synset: SyntheticSet, out_dir: str | os.PathLike, *, deco
     labels = labels.cpu().tolist()
     width = max(3, len(str(max(1, len(labels)))))
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    except OSError as e:
+        raise runtime.write_failure(out, e, "export folder") from None
     old = None
     try:
         names = [_folder_name(c) for c in synset.class_names]
@@ -903,10 +903,12 @@ def export_imagefolder(synset: SyntheticSet, out_dir: str | os.PathLike, *, deco
             old.rmdir()
             os.replace(out, old)
         os.replace(tmp, out)
-    except BaseException:
+    except BaseException as e:
         if old is not None and old.exists() and not out.exists():
             os.replace(old, out)
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):  # a full disk, a read-only folder ...: one line, nothing left behind
+            raise runtime.write_failure(out, e, "export folder") from None
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -285,30 +285,23 @@ def check_model_names(names: Iterable[str], flag: str, *, channels: int = 3, num
                       image_size: int = 32, must_fit: bool = True) -> list[str]:
     """Refuse unknown or unbuildable model names given by the user (``--include``, a ``--space`` list).
 
-    An unknown name is reported as unknown (with close matches); with
-    ``must_fit`` a known one that cannot be built at ``image_size`` is reported
-    with the model's own reason.  Without ``must_fit`` only the name and its
+    The model registry's own reason is reported: an unknown name (with close
+    matches), a bad option, or (with ``must_fit``) an image too small for it.  Without ``must_fit`` only the name and its
     options are checked (built at 224 px), so that space members too big for a
     small image may still be left out by the caller.  Nothing is allocated
     (the meta device).
     """
     import torch
 
-    from .networks import create_model, list_models
+    from .networks import create_model
 
-    known = {m.lower(): m for m in list_models()}
     names = [str(n).strip() for n in names if str(n).strip()]
+    size = image_size if must_fit else 224
     for n in names:
-        base = n.split(":", 1)[0].strip().lower()
-        if base != "timm" and base not in known:
-            close = difflib.get_close_matches(base, list(known), n=3)
-            hint = f" (did you mean {', '.join(known[c] for c in close)}?)" if close else ""
-            raise FyiError(f"{flag}: unknown model {n!r}{hint}; known: {', '.join(list_models())}, or timm:<name>")
-        size = image_size if must_fit else 224
         try:
             with torch.device("meta"):
                 create_model(n, channels=channels, num_classes=num_classes, image_size=size, seed=0)
-        except FyiError as e:
+        except FyiError as e:  # unknown name, bad option or (with must_fit) too small an image: the model says which
             try:  # a model may refuse the meta device only: confirm on the CPU
                 create_model(n, channels=channels, num_classes=num_classes, image_size=size, seed=0)
             except FyiError:

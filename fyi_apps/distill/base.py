@@ -1,7 +1,11 @@
 """The loop every distillation method shares.
 
 A method (one module each: ``dc.py``, ``dsa.py``, ``dm.py``, ``idc.py``,
-``mtt.py``, ``ftd.py``) only says what one iteration does.  Everything else is
+``mtt.py``, ``ftd.py``) only says what one iteration does and declares its
+options (a frozen :class:`MethodOptions` dataclass of :func:`option` fields,
+read as ``self.opts``).  :func:`resolve_config` resolves a config once (method
+defaults, then presets, then the user's values), refuses unknown or ill-typed
+options with one line naming the valid ones, and freezes the result.  Everything else is
 here, written once: initialising the synthetic images from real data or noise,
 the image optimiser, FYI (via :mod:`.fyi`), DSA, the random stream, bf16 and
 channels-last, NaN detection, periodic unequalness score and evaluation, the

@@ -2,8 +2,10 @@
 
 Sources: the DC/DSA/DM papers and their reference code, IDC (Kim et al. 2022),
 MTT (Cazenavette et al. 2022) and FTD (Du et al. 2023, Table "hyper-parameters").
-Methods register their generic defaults in their own module (``Method.defaults``);
-this file only holds what varies with dataset or IPC.
+Methods declare their options in their own module (an ``Options`` dataclass
+with typed, checked fields and their generic defaults; ``Method.defaults`` for
+the DistillConfig fields left at None); this file only holds what varies with
+dataset or IPC.  Every key a preset sets must be one of those.
 """
 from __future__ import annotations
 
