@@ -266,9 +266,12 @@ def cmd_score(args) -> None:
     from .score import unequalness, unequalness_curve
     from .synset import load_synset
 
+    from .distill.fyi import FYIView
+
     distances = _csv(args.distance)
     for d in distances:
         V.choice(d, "--distance", ("dm", "dc"))
+    FYIView(args.view)  # an unknown view fails before any network is built
     if args.synset:
         s = load_synset(_existing(args.synset, "synthetic-set file"))
         _result_path(args, f"score-{Path(args.synset).stem}", args.json)
@@ -502,6 +505,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    # Avalanche imports qpsolvers, which warns on stderr that it found no QP solver (only Avalanche's GEM
+    # would need one): not something a fyi user can act on, and it would break the one-line error rule.
+    warnings.filterwarnings("ignore", message="no QP solver found", category=UserWarning)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

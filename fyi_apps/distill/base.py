@@ -83,7 +83,8 @@ class DistillConfig:
         self.method = v.text(self.method, "method").strip().lower()
         self.dataset = v.text(self.dataset, "dataset").strip()
         self.ipc = v.integer(self.ipc, "ipc", min=1)
-        if self.fyi is not None and not isinstance(self.fyi, (bool, str)):
+        if (self.fyi is not None and not isinstance(self.fyi, (bool, str))) or (isinstance(self.fyi, str)
+                                                                               and not self.fyi.strip()):
             raise FyiError(f"fyi must be None, True/False or a view name (flip, vflip, rot15, scale), got {self.fyi!r}")
         for name, lo in (("iterations", 1), ("batch_real", 1)):
             if getattr(self, name) is not None:
@@ -397,6 +398,9 @@ class Distiller:
         self.dataset = dataset
         self.device = resolve_device(device)
         check_ipc(dataset, self.cfg.ipc)
+        info = dataset.info  # an unknown or unfit --arch fails here, not at the first iteration
+        validate.check_model_names([self.cfg.arch], "--arch", channels=info.channels, num_classes=info.num_classes,
+                                   image_size=info.image_size)
         self.ctx = Context(self.cfg, dataset, self.device)
         if self.cfg.dsa:
             self.ctx.aug = DSA(self.cfg.dsa_strategy, mode=self.cfg.dsa_mode)
