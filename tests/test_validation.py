@@ -125,8 +125,12 @@ def read_only(tmp_path):
 
 
 def _sub(argv, inputs):
-    """Fill in the placeholders SYNSET, FILE, DIR with the prepared inputs."""
-    return [str(inputs[a]) if a in inputs else a for a in argv]
+    """Fill in the placeholders SYNSET, FILE, DIR (also as FILE/...) with the prepared inputs."""
+    out = []
+    for a in argv:
+        head, sep, tail = a.partition("/")
+        out.append(str(inputs[head]) + sep + tail if head in inputs else a)
+    return out
 
 
 # --------------------------------------------------------------------------- every command, bad arguments
