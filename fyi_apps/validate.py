@@ -282,14 +282,15 @@ def safe_name(name: Any) -> str:
 
 # --------------------------------------------------------------------------- model names
 def check_model_names(names: Iterable[str], flag: str, *, channels: int = 3, num_classes: int = 10,
-                      image_size: int = 32, must_fit: bool = True) -> list[str]:
+                      image_size: int = 32, must_fit: bool = True, hint: str = "") -> list[str]:
     """Refuse unknown or unbuildable model names given by the user (``--include``, a ``--space`` list).
 
     The model registry's own reason is reported: an unknown name (with close
     matches), a bad option, or (with ``must_fit``) an image too small for it.  Without ``must_fit`` only the name and its
     options are checked (built at 224 px), so that space members too big for a
     small image may still be left out by the caller.  Nothing is allocated
-    (the meta device).
+    (the meta device).  ``hint`` is appended to the message (e.g. the named
+    spaces, when a single unknown name may have been meant as one).
     """
     import torch
 
@@ -305,7 +306,7 @@ def check_model_names(names: Iterable[str], flag: str, *, channels: int = 3, num
             try:  # a model may refuse the meta device only: confirm on the CPU
                 create_model(n, channels=channels, num_classes=num_classes, image_size=size, seed=0)
             except FyiError:
-                raise FyiError(f"{flag}: {n!r} cannot be used: {e}") from None
+                raise FyiError(f"{flag}: {n!r} cannot be used: {e}" + (f"; {hint}" if hint else "")) from None
     return names
 
 
