@@ -41,7 +41,8 @@ QUICK = dict(dataset="digits", ipc=5, sample=5, include="vgg11", proxy_epochs=20
              dm_iterations=30, workers=2)
 # NAS-Bench-201 against the benchmark's own 200-epoch full-data accuracies (fyi-apps issue 12): 100 cells
 # drawn with seed 0 from the 15,625, DC-Bench's cheaper network (one cell per stage, C=16), proxies at IPC 10
-NB201 = dict(dataset="cifar10", ipc=10, space="nb201", sample=100, include="", proxy_epochs=20, truth="nb201",
+NB201 = dict(dataset="cifar10", ipc=10, space="nb201", sample=100, include="", proxy_epochs=10, batch_size=25,
+             truth="nb201",
              full_epochs=200, test_size=1000, nb201_cells=1, xarch_epochs=100, xarch_seeds=1,
              xarch_archs="convnet", dm_iterations=None, workers=2, topk="10%,20%")
 NB201_QUICK = dict(NB201, dataset="cifar10", ipc=1, sample=8, proxy_epochs=2, test_size=100, nb201_width=8, workers=1,
@@ -79,6 +80,7 @@ def parse_args(argv=None):
     p.add_argument("--truth", default=None, help="ground truth: full or real:N (N images per class)")
     p.add_argument("--full-epochs", type=int, default=None, help="ground-truth epochs")
     p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=None, help="training batch size (default 256; nb201 preset 25)")
     p.add_argument("--topk", default=None, help="top-k by ground truth: counts or percentages (default 5,10,20)")
     p.add_argument("--test-size", type=int, default=-1, help="test images (class-balanced subset; 0 = all)")
     p.add_argument("--no-dsa", action="store_true")
@@ -101,6 +103,7 @@ def parse_args(argv=None):
         preset = NB201_QUICK if args.quick else NB201
     else:
         preset = dict(QUICK if args.quick else FULL, space="dc720", topk="5,10,20")
+    preset.setdefault("batch_size", 256)
     preset.setdefault("nb201_cells", None)
     preset.setdefault("nb201_width", None)
     for k, v in preset.items():
@@ -228,7 +231,7 @@ def run(args) -> int:
         truth=args.truth,
         full_epochs=args.full_epochs, seeds=args.seeds, seed=args.seed, topk=nas._topk_list(args.topk),
         test_size=args.test_size, dsa=not args.no_dsa, bf16=args.bf16, workers=args.workers, threads=args.threads,
-        data_root=args.data_root, nb201=args.nb201, nb201_cells=args.nb201_cells, nb201_width=args.nb201_width,
+        batch_size=args.batch_size, data_root=args.data_root, nb201=args.nb201, nb201_cells=args.nb201_cells, nb201_width=args.nb201_width,
         connected_only=args.connected_only, stratified=args.stratified,
     )
     command = " ".join(["python", "benchmarks/nas.py", *args.argv])
@@ -261,7 +264,7 @@ def run(args) -> int:
     summary = {
         "command": command, "seed": args.seed, "versions": package_versions(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "wall_seconds": time.perf_counter() - t0,
-        "budget": {k: getattr(args, k) for k in ("preset", "space", "nb201_cells", "nb201_width", "connected_only",
+        "budget": {k: getattr(args, k) for k in ("preset", "space", "batch_size", "nb201_cells", "nb201_width", "connected_only",
                                                  "stratified", "dataset", "ipc", "sample", "include", "max_mmacs",
                                                  "proxy_epochs", "truth",
                                                  "full_epochs", "seeds", "test_size", "xarch_epochs", "xarch_seeds",

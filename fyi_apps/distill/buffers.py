@@ -275,7 +275,10 @@ class BufferConfig:
 
 
 def default_buffer_dir(cfg: BufferConfig, out_dir: str | Path = "fyi-runs") -> Path:
-    tags = [cfg.dataset + ("-flipext" if cfg.extend_flip else ""), cfg.arch.replace(":", "_").replace(",", "_").replace("=", "")]
+    from ..validate import safe_name
+
+    tags = [safe_name(cfg.dataset) + ("-flipext" if cfg.extend_flip else ""),
+            cfg.arch.replace(":", "_").replace(",", "_").replace("=", "")]
     if cfg.zca:
         tags.append("zca")
     if cfg.flat:

@@ -213,7 +213,13 @@ def sample_candidates(
     """
     from ..runtime import derive_seed, make_generator
 
+    from .. import validate
+
     pool = space_candidates(space)
+    if not (isinstance(space, str) and space.strip().lower() in NAMED_SPACES):  # a typo must not be dropped silently
+        validate.check_model_names(pool, "--space", channels=channels, num_classes=num_classes,
+                                   image_size=image_size or 32, must_fit=False,
+                                   hint=f"named spaces: {', '.join(list_spaces())}")
     nb201_only = all(c.lower().startswith("nb201:") for c in pool)
     if connected_only or stratify is not None or variant:
         if not nb201_only:
@@ -257,9 +263,8 @@ def sample_candidates(
     if variant:
         pool = [c + variant for c in pool]
     extra = [c for c in (_split_names(include) if isinstance(include, str) else include) if c not in pool]
-    for c in extra:
-        if image_size is not None and not candidate_fits(c, channels=channels, num_classes=num_classes, image_size=image_size):
-            raise FyiError(f"candidate {c!r} cannot run at {image_size} px; drop it from --include")
+    validate.check_model_names(extra, "--include", channels=channels, num_classes=num_classes,
+                               image_size=image_size or 32, must_fit=image_size is not None)
     return pool + _unique(extra)
 
 
@@ -1243,53 +1248,57 @@ def write_report(report: dict, out_dir: str | os.PathLike, *, name: str = "nas",
 # --------------------------------------------------------------------------- #
 def add_common_training_arguments(sp) -> None:
     """Protocol and parallelism options shared by `fyi nas` and `fyi xarch`."""
-    sp.add_argument("--lr", type=float, default=None, help="learning rate (default: a set's learned lr, else 0.01)")
-    sp.add_argument("--batch-size", type=int, default=256)
+    from .. import validate as V
+
+    sp.add_argument("--lr", type=V.positive_float, default=None, help="learning rate (default: a set's learned lr, else 0.01)")
+    sp.add_argument("--batch-size", type=V.positive_int, default=256)
     sp.add_argument("--no-dsa", action="store_true", help="train without DSA augmentation")
     sp.add_argument("--dsa-mode", default="single", choices=["single", "fyi", "all"])
     sp.add_argument("--bf16", action="store_true", help="bf16 autocast (CPUs with AVX-512 BF16, or CUDA)")
     sp.add_argument("--channels-last", action="store_true")
-    sp.add_argument("--test-size", type=int, default=None,
+    sp.add_argument("--test-size", type=V.positive_int, default=None,
                     help="test on a fixed class-balanced subset of this many test images (default: all)")
-    sp.add_argument("--workers", type=int, default=1, help="parallel worker processes on this machine (spawned)")
-    sp.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: cores / workers)")
+    sp.add_argument("--workers", type=V.positive_int, default=1, help="parallel worker processes on this machine (spawned)")
+    sp.add_argument("--threads", type=V.positive_int, default=None, help="torch threads per worker (default: cores / workers)")
     sp.add_argument("--cache", default=None, help="folder of per-run records (default OUT/<name>-cache); "
                                                   "rerunning the command resumes from it")
     sp.add_argument("--name", default=None, help="base name of the outputs in OUT (default: the command name)")
 
 
 def add_nas_arguments(sp) -> None:
+    from .. import validate as V
+
     sp.add_argument("--dataset", required=True)
     sp.add_argument("--proxy", action="append", default=None, metavar="SYNSET|random|herding|early|params|flops",
                     help="a proxy: a synthetic set, a random or herding real subset, early (full data for one proxy "
                          "run's compute), or params / flops (no training); repeat for several (default: random)")
-    sp.add_argument("--ipc", type=int, default=None,
+    sp.add_argument("--ipc", type=V.positive_int, default=None,
                     help="images per class of random/herding proxies (default: the first synthetic proxy's IPC)")
     sp.add_argument("--space", default="dc720",
                     help=f"candidate space: {', '.join(list_spaces())}, or a comma-separated list of models")
-    sp.add_argument("--sample", type=int, default=24, help="candidates drawn from the space (0: all of them)")
+    sp.add_argument("--sample", type=V.non_negative_int, default=24, help="candidates drawn from the space (0: all of them)")
     sp.add_argument("--include", default="", help="candidates always added, e.g. vgg11,resnet18")
-    sp.add_argument("--max-mmacs", type=float, default=None,
+    sp.add_argument("--max-mmacs", type=V.positive_float, default=None,
                     help="sample only candidates of at most this many million MACs per image (a compute cap)")
-    sp.add_argument("--proxy-epochs", type=int, default=300)
+    sp.add_argument("--proxy-epochs", type=V.positive_int, default=300)
     sp.add_argument("--truth", default="full",
                     help="ground truth: full (train on the whole training set), real:N (N random images per class, "
                          "a cheaper stated budget) or nb201 (NAS-Bench-201's 200-epoch accuracies; --space nb201)")
     sp.add_argument("--nb201", default=None, metavar="CSV",
                     help="the NAS-Bench-201 accuracy table (default $FYI_NB201, else nas-bench-201-accuracies.csv "
                          "in the data roots)")
-    sp.add_argument("--nb201-cells", type=int, default=None,
+    sp.add_argument("--nb201-cells", type=V.positive_int, default=None,
                     help="cells per stage of nb201 candidates (the benchmark's 5; 1 is DC-Bench's cheaper network)")
-    sp.add_argument("--nb201-width", type=int, default=None, help="channels of nb201 candidates' first stage (16)")
+    sp.add_argument("--nb201-width", type=V.positive_int, default=None, help="channels of nb201 candidates' first stage (16)")
     sp.add_argument("--connected-only", action="store_true",
                     help="nb201: leave out cells whose output is disconnected from the input (they score 10 %%)")
     sp.add_argument("--stratified", action="store_true",
                     help="nb201: draw --sample cells evenly across the NAS-Bench-201 accuracy range")
-    sp.add_argument("--full-epochs", type=int, default=30, help="ground-truth training epochs")
-    sp.add_argument("--seeds", type=int, default=1, help="training seeds per candidate and set")
+    sp.add_argument("--full-epochs", type=V.positive_int, default=30, help="ground-truth training epochs")
+    sp.add_argument("--seeds", type=V.positive_int, default=1, help="training seeds per candidate and set")
     sp.add_argument("--topk", default="5,10,20",
                     help="top-k sizes (by ground truth) for the rank statistics; counts or percentages (10%%,20%%)")
-    sp.add_argument("--herding-epochs", type=int, default=1)
+    sp.add_argument("--herding-epochs", type=V.non_negative_int, default=1)
     add_common_training_arguments(sp)
 
 

@@ -168,13 +168,15 @@ def write_xarch(report: dict, out_dir: str | os.PathLike, *, name: str = "xarch"
 # command line (`fyi xarch`)
 # --------------------------------------------------------------------------- #
 def add_xarch_arguments(sp) -> None:
+    from .. import validate as V
+
     sp.add_argument("synsets", nargs="+", metavar="SYNSET", help="synthetic-set file(s); random/herding need --ipc")
     sp.add_argument("--archs", "--arch", dest="archs", default="convnet,vgg11,resnet18",
                     help="comma-separated architectures (e.g. convnet,vgg11,resnet18,alexnet,timm:resnet18)")
     sp.add_argument("--dataset", help="test dataset (default: the sets' own)")
-    sp.add_argument("--ipc", type=int, default=None, help="images per class for random/herding rows")
-    sp.add_argument("--epochs", type=int, default=1000, help="training epochs (paper: 1000)")
-    sp.add_argument("--seeds", type=int, default=3, help="evaluation seeds (seed, seed+1, ...)")
+    sp.add_argument("--ipc", type=V.positive_int, default=None, help="images per class for random/herding rows")
+    sp.add_argument("--epochs", type=V.positive_int, default=1000, help="training epochs (paper: 1000)")
+    sp.add_argument("--seeds", type=V.positive_int, default=3, help="evaluation seeds (seed, seed+1, ...)")
     nas.add_common_training_arguments(sp)
 
 
