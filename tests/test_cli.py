@@ -106,6 +106,8 @@ def test_corrupt_synset_is_refused(capsys, tmp_path):
 
 
 def test_quickstart_tiny(capsys, tmp_path):
+    from fyi_apps.quickstart import BUDGETS
+
     code, out, _ = run(capsys, "quickstart", "--budget", "tiny", "--out", str(tmp_path), "--quiet")
     assert code == 0
     report = (tmp_path / "quickstart" / "report.md").read_text()
@@ -114,6 +116,39 @@ def test_quickstart_tiny(capsys, tmp_path):
     assert (tmp_path / "quickstart" / "dm_fyi.png").exists()
     payload = json.loads((tmp_path / "quickstart" / "report.json").read_text())
     assert set(payload["results"]) == {"random", "dm", "dm+fyi", "dm on flip-extended data"}
+    seeds = BUDGETS["tiny"]["seeds"]
+    for r in payload["results"].values():
+        assert len(r["accs"]) == seeds and all(0.0 <= a <= 1.0 for a in r["accs"])
+        assert r["mean"] == pytest.approx(sum(r["accs"]) / seeds)
+    assert len(payload["results"]["random"]["eval"]) == seeds  # a different random subset per seed
+    # the report's reading is the sentence computed from these numbers
+    from fyi_apps.quickstart import reading
+
+    assert payload["reading"] == reading(payload["results"], BUDGETS["tiny"]["ipc"])
+    assert payload["reading"] in report and payload["reading"] in out
+
+
+def _row(mean, std):
+    return {"mean": mean, "std": std}
+
+
+def test_quickstart_reading_follows_the_numbers():
+    from fyi_apps.quickstart import reading
+
+    res = {"random": _row(0.67, 0.016), "dm": _row(0.86, 0.008), "dm+fyi": _row(0.875, 0.018),
+           "dm on flip-extended data": _row(0.74, 0.024)}
+    s = reading(res, 1)
+    assert s.startswith("At 1 image per class DM (+19.0 points) and DM+FYI (+20.5 points) are ahead of random")
+    assert "FYI does not separate from DM at this budget (+1.5 points, within one std)" in s
+    assert "flip-extended data instead of flipping S costs DM 12.0 points" in s
+    res["dm+fyi"] = _row(0.90, 0.005)
+    assert "FYI adds 4.0 points to DM (more than one std)" in reading(res, 1)
+    res["dm"] = _row(0.675, 0.01)
+    s = reading(res, 10)
+    assert s.startswith("At 10 images per class DM (+0.5 points) is level with random real images (within one std) "
+                        "and DM+FYI (+23.0 points) is ahead of them")
+    res["dm+fyi"] = _row(0.60, 0.01)
+    assert "FYI costs DM 7.5 points at this budget" in reading(res, 10)
 
 
 def test_console_script_help_is_fast_and_works():
