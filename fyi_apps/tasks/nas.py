@@ -154,6 +154,18 @@ def candidate_fits(name: str, *, channels: int = 3, num_classes: int = 10, image
     return True
 
 
+def _meta_model(name: str, channels: int, num_classes: int, image_size: int):
+    """``(model, device)``: built on the meta device (nothing allocated), or on the CPU if it refuses meta."""
+    from ..networks import create_model
+
+    kw = dict(channels=channels, num_classes=num_classes, image_size=image_size, seed=0)
+    try:
+        with torch.device("meta"):
+            return create_model(name, **kw), "meta"
+    except FyiError:
+        return create_model(name, **kw), "cpu"
+
+
 def candidate_mmacs(name: str, *, channels: int = 3, num_classes: int = 10, image_size: int = 32) -> float:
     """Multiply-accumulates (millions) of one image's forward pass through ``name``.
 
@@ -162,15 +174,7 @@ def candidate_mmacs(name: str, *, channels: int = 3, num_classes: int = 10, imag
     """
     from torch.utils.flop_counter import FlopCounterMode
 
-    from ..networks import create_model
-
-    kw = dict(channels=channels, num_classes=num_classes, image_size=image_size, seed=0)
-    try:
-        with torch.device("meta"):
-            net = create_model(name, **kw)
-        device = "meta"
-    except FyiError:  # a model that refuses the meta device
-        net, device = create_model(name, **kw), "cpu"
+    net, device = _meta_model(name, channels, num_classes, image_size)
     net.eval()
     x = torch.zeros(2, channels, image_size, image_size, device=device)  # 2: BatchNorm-free shapes need no care
     with FlopCounterMode(display=False) as counter, torch.no_grad():
@@ -972,14 +976,7 @@ FREE_PROXIES = ("params", "flops")
 
 def candidate_params(name: str, *, channels: int = 3, num_classes: int = 10, image_size: int = 32) -> int:
     """Number of parameters of ``name`` (built on the meta device: nothing allocated)."""
-    from ..networks import create_model
-
-    kw = dict(channels=channels, num_classes=num_classes, image_size=image_size, seed=0)
-    try:
-        with torch.device("meta"):
-            net = create_model(name, **kw)
-    except FyiError:
-        net = create_model(name, **kw)
+    net, _ = _meta_model(name, channels, num_classes, image_size)
     return int(sum(p.numel() for p in net.parameters()))
 
 
