@@ -208,3 +208,26 @@ def test_real_gradient_in_slices_equals_the_whole_batch_gradient(arch):
     for a, b in zip(whole, sliced):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
         assert not b.requires_grad
+
+
+def test_callbacks_run_every_iteration_and_log_their_entries(digits, tmp_path):
+    """Built-in score callback at its period and the last iteration; a user callback sees every row."""
+    import json
+
+    from fyi_apps.distill import Callback
+
+    seen = []
+
+    class Spy(Callback):
+        def on_iteration(self, distiller, iteration, row):
+            seen.append((iteration, "score" in row))
+            row["spy"] = float(iteration)
+
+    out = tmp_path / "dm.safetensors"
+    distill("dm", digits, ipc=1, iterations=5, output=out, progress=False, score_every=2, batch_real=8,
+            callbacks=[Spy()])
+    # the built-in score callback runs first, so the spy sees the score at iterations 2, 4 and 5 (the last)
+    assert seen == [(1, False), (2, True), (3, False), (4, True), (5, True)]
+    log = json.loads((tmp_path / "dm.log.json").read_text())["log"]
+    assert [r["spy"] for r in log] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert all(r["score"] > 0 for r in log if "score" in r) and sum("score" in r for r in log) == 3

@@ -41,6 +41,7 @@ def distill(
     resume: bool = False,
     device: str = "auto",
     progress: bool = True,
+    callbacks=(),
     **overrides,
 ):
     """Distil ``dataset`` (a name or a loaded :class:`fyi_apps.data.Dataset`) into ``ipc`` images per class.
@@ -50,6 +51,8 @@ def distill(
     :class:`DistillConfig` fields (``iterations``, ``lr_img``, ``init``, ``seed`` ...)
     or method options (``outer_loop``, ``lr_net``, ``syn_steps`` ...: each method's ``Options`` dataclass);
     an unknown name or an ill-typed value is refused with :class:`~fyi_apps.errors.FyiError`.
+    ``callbacks``: objects with ``on_iteration(distiller, iteration, row)``, run after every
+    iteration (:mod:`fyi_apps.distill.callbacks`).
     Returns the :class:`~fyi_apps.synset.SyntheticSet` (also written to ``output``).
     """
     import dataclasses
@@ -72,11 +75,14 @@ def distill(
         dataset = load_dataset(dataset, extend_flip=cfg.extend_flip)
         if cfg.dataset != (name or dataset.info.name):
             cfg = config(name or dataset.info.name)
-    return Distiller(cfg, dataset, device=device).run(output, resume=resume, progress=progress)
+    return Distiller(cfg, dataset, device=device).run(output, resume=resume, progress=progress,
+                                                      callbacks=callbacks)
 
+
+from .callbacks import Callback, EvalCallback, ScoreCallback  # noqa: E402
 
 __all__ = [
-    "DistillConfig", "Distiller", "FYIView", "METHODS", "Method", "MethodOptions", "distill", "get_view",
+    "Callback", "EvalCallback", "ScoreCallback", "DistillConfig", "Distiller", "FYIView", "METHODS", "Method", "MethodOptions", "distill", "get_view",
     "list_methods", "option", "option_names", "register_method", "resolve_config",
 ]
 

@@ -8,8 +8,8 @@ defaults, then presets, then the user's values), refuses unknown or ill-typed
 options with one line naming the valid ones, and freezes the result.  Everything else is
 here, written once: initialising the synthetic images from real data or noise,
 the image optimiser, FYI (via :mod:`.fyi`), DSA, the random stream, bf16 and
-channels-last, NaN detection, periodic unequalness score and evaluation, the
-metrics log (CSV, JSON, PNG curves), checkpoints every N iterations, ``resume``
+channels-last, NaN detection, the callbacks (periodic unequalness score and
+evaluation, :mod:`.callbacks`), the metrics log (CSV, JSON, PNG curves), checkpoints every N iterations, ``resume``
 and writing the synthetic-set file.
 
 Reproducibility: every random draw comes from one ``torch.Generator`` whose
@@ -23,7 +23,7 @@ import dataclasses
 import math
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
 import torch
 
@@ -34,6 +34,8 @@ from .config import (  # noqa: F401 - re-exported: the loop's public names stay 
     METHODS, PRESET_FIELDS, DistillConfig, MethodOptions, default_output, option, option_names, register_method,
     resolve_config,
 )
+from .callbacks import Callback
+from .callbacks import from_config as callbacks_from_config
 from .fyi import FYIView, get_view, maybe_expand
 
 
@@ -300,8 +302,12 @@ class Distiller:
         progress: bool = True,
         stop_after: int | None = None,
         write_report: bool = True,
+        callbacks: Sequence[Callback] = (),
     ):
         """Distil; write the synthetic set to ``output`` (if given) and return it.
+
+        ``callbacks`` run after every iteration, after the ones the config asks
+        for (``score_every``, ``eval_every``; see :mod:`.callbacks`).
 
         ``stop_after`` ends the run early after that many iterations *of this
         call* (leaving a checkpoint), which tests use to simulate a crash.
@@ -309,6 +315,7 @@ class Distiller:
         from tqdm.auto import tqdm
 
         cfg = self.cfg
+        callbacks = [*callbacks_from_config(cfg), *callbacks]
         output = validate.output_file(output, "synthetic-set file") if output else None
         stored, labels = self._init_images()
         images = torch.nn.Parameter(stored)
@@ -330,10 +337,8 @@ class Distiller:
             if not math.isfinite(loss) or not torch.isfinite(self.method.images).all():
                 raise self._diverged(it, loss, ckpt)
             row = {"iteration": it + 1, **{k: float(v) for k, v in metrics.items()}, "seconds": time.perf_counter() - t0}
-            if cfg.score_every and ((it + 1) % cfg.score_every == 0 or it + 1 == cfg.iterations):
-                row["score"] = self._score()
-            if cfg.eval_every and (it + 1) % cfg.eval_every == 0:
-                row["eval_acc"] = self._quick_eval()
+            for cb in callbacks:
+                cb.on_iteration(self, it + 1, row)
             self.log.append(row)
             if progress:
                 bar.set_postfix(loss=f"{loss:.4g}")
@@ -368,25 +373,6 @@ class Distiller:
         kept = self._last_checkpoint
         where = f"; {ckpt} holds iteration {kept}" if ckpt is not None and kept else ""
         return FyiError(f"{cfg.method}: {what} at iteration {it} (counting from 0); {' or '.join(fixes)}{where}")
-
-    def _score(self) -> float:
-        from ..score import unequalness
-
-        with torch.no_grad():
-            x = self.method.decode(self.method.images.detach())
-        y = self.method.decoded_labels(self.method.labels)
-        return unequalness(x, y, self.ctx.num_classes, distance="dm", arch=self.cfg.arch, num_nets=2,
-                           seed=0, device=self.device)["score"]
-
-    def _quick_eval(self) -> float:
-        from ..evaluate import EvalConfig, evaluate_images
-
-        with torch.no_grad():
-            x = self.method.decode(self.method.images.detach())
-        y = self.method.decoded_labels(self.method.labels)
-        res = evaluate_images(x.cpu(), y.cpu(), self.dataset, arch="convnet", cfg=EvalConfig(epochs=self.cfg.eval_epochs),
-                              seeds=[0], learned_lr=self.method.learned_lr(), device=self.device)
-        return res.mean
 
     def synthetic_set(self, seconds: float | None = None):
         from ..synset import SyntheticSet
