@@ -7,8 +7,8 @@ Every distilled set and every evaluation is kept under ``--work`` so an
 interrupted run continues where it stopped (distillations also resume from their
 checkpoints).
 
-    python benchmarks/fidelity.py                 # the README's table (hours on 2 cores; see --help)
-    python benchmarks/fidelity.py --quick         # minutes: digits, tiny budgets
+    python -m benchmarks.fidelity                 # the README's table (hours on 2 cores; see --help)
+    python -m benchmarks.fidelity --quick         # minutes: digits, tiny budgets
 """
 from __future__ import annotations
 

@@ -40,10 +40,7 @@ import sys
 import time
 from pathlib import Path
 
-try:  # the paper's Table 1 rows already in the fidelity benchmark (DC, DSA, DM)
-    from benchmarks.fidelity import PAPER as _MATCHING
-except ImportError:  # run as a file: benchmarks/ is on sys.path
-    from fidelity import PAPER as _MATCHING
+from benchmarks.fidelity import PAPER as _MATCHING  # the paper's Table 1 rows for DC, DSA, DM
 
 #: FYI paper, Table 1, CIFAR-10, ConvNet-3, test accuracy % at (IPC 1, IPC 10); None: not published
 PAPER: dict[str, tuple[float | None, float | None]] = {

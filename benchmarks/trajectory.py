@@ -19,8 +19,8 @@ buffers continue expert by expert, distillations from their checkpoints and
 finished results are kept in the JSON, so rerunning the same command after a
 crash continues where it stopped.
 
-    python benchmarks/trajectory.py --quick            # 1-2 minutes, checks the pipeline end to end
-    python benchmarks/trajectory.py                    # full CPU benchmark (see the README for its time)
+    python -m benchmarks.trajectory --quick            # 1-2 minutes, checks the pipeline end to end
+    python -m benchmarks.trajectory                    # full CPU benchmark (see the README for its time)
 """
 from __future__ import annotations
 

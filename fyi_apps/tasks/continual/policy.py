@@ -9,6 +9,7 @@ ER-ACE's ``storage_policy``).  Where the images come from is its ``source``
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -17,7 +18,9 @@ from avalanche.training.storage_policy import ExemplarsBuffer
 
 from ...errors import FyiError
 from .benchmarks import experience_tensors, tensor_dataset
-from .memory import MemorySource
+
+if TYPE_CHECKING:  # memory.make_memory builds this class: import the type only
+    from .memory import MemorySource
 
 
 class SyntheticReplayBuffer(ExemplarsBuffer):
