@@ -201,7 +201,7 @@ def train_network(
     """
     from tqdm.auto import tqdm
 
-    from .dsa import DSA
+    from .augment import DSA
 
     if images.dtype == torch.uint8 and (mean is None or std is None):
         raise ValueError("uint8 images need mean and std")

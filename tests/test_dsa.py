@@ -1,10 +1,10 @@
-"""Tests for fyi_apps.dsa (differentiable siamese augmentation)."""
+"""Tests for fyi_apps.augment (differentiable siamese augmentation)."""
 import pickle
 
 import pytest
 import torch
 
-from fyi_apps.dsa import DEFAULT_STRATEGY, OPS, AugParams, DSA, DSAConfig
+from fyi_apps.augment import DEFAULT_STRATEGY, OPS, AugParams, DSA, DSAConfig
 from fyi_apps.errors import FyiError
 
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fyi_apps import networks
+from fyi_apps.networks import registry
 from fyi_apps.errors import FyiError
 from fyi_apps.networks import ConvNet, create_model, describe_model, list_models, register_model
 
@@ -404,7 +404,7 @@ def test_bad_arguments(bad):
 # ---------------------------------------------------------------- registry and description
 
 def test_register_model_and_describe(monkeypatch):
-    monkeypatch.setattr(networks, "_REGISTRY", dict(networks._REGISTRY))
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
 
     class Tiny(nn.Module):
         def __init__(self, channels, num_classes, image_size, hidden=5):

@@ -68,7 +68,7 @@ def test_instance_norm_matches_group_norm(hw, layout):
 
 
 def test_reduction_path_is_taken_on_small_channels_last_maps(monkeypatch):
-    import fyi_apps.networks as networks
+    from fyi_apps.networks import layers
 
     calls = []
 
@@ -76,7 +76,7 @@ def test_reduction_path_is_taken_on_small_channels_last_maps(monkeypatch):
         calls.append(a[0].shape)
         return instance_norm_reduction(*a)
 
-    monkeypatch.setattr(networks, "instance_norm_reduction", spy)
+    monkeypatch.setattr(layers, "instance_norm_reduction", spy)
     norm = InstanceNorm(8)
     norm(torch.randn(2, 8, 16, 16).contiguous(memory_format=CL))
     assert calls == [torch.Size([2, 8, 16, 16])]

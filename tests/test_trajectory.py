@@ -10,7 +10,7 @@ from fyi_apps.distill.buffers import (BufferConfig, ExpertBuffers, fit_zca, gsam
                                       zca_for_dataset)
 from fyi_apps.distill.fyi import FYIView
 from fyi_apps.distill.mtt import FlatParams, param_matching_loss, unroll
-from fyi_apps.dsa import DSA
+from fyi_apps.augment import DSA
 from fyi_apps.errors import FyiError
 from fyi_apps.networks import create_model
 from fyi_apps.synset import load_synset

@@ -19,6 +19,7 @@ from fyi_apps import validate
 from fyi_apps.cli import build_parser, main
 from fyi_apps.distill import DistillConfig, Distiller, distill, resolve_config
 from fyi_apps.errors import FyiError
+from fyi_apps.networks import check_model_names
 
 ARCH = "convnet:width=8,depth=2"
 
@@ -449,12 +450,12 @@ def test_unpickling_hint_names_an_option_that_exists(capsys, tmp_path):
 
 def test_nas_names_unknown_models_as_unknown_and_unfit_ones_by_their_reason():
     with pytest.raises(FyiError, match=r"--include: 'vgg1' cannot be used: unknown model 'vgg1' \(did you mean vgg11"):
-        validate.check_model_names(["vgg11", "vgg1"], "--include", channels=1, image_size=8)
+        check_model_names(["vgg11", "vgg1"], "--include", channels=1, image_size=8)
     with pytest.raises(FyiError, match=r"cannot run at image size 8"):
-        validate.check_model_names(["convnet:depth=4"], "--include", channels=1, image_size=8)
+        check_model_names(["convnet:depth=4"], "--include", channels=1, image_size=8)
     with pytest.raises(FyiError, match=r"--space: 'convnt' .*unknown model"):  # a typo in a space list
-        validate.check_model_names(["convnet:depth=4", "convnt"], "--space", channels=1, image_size=8, must_fit=False)
-    assert validate.check_model_names(["convnet:depth=4"], "--space", channels=1, image_size=8, must_fit=False)
+        check_model_names(["convnet:depth=4", "convnt"], "--space", channels=1, image_size=8, must_fit=False)
+    assert check_model_names(["convnet:depth=4"], "--space", channels=1, image_size=8, must_fit=False)
 
 
 @pytest.mark.parametrize("check,value", [

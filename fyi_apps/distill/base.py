@@ -208,16 +208,17 @@ class Distiller:
     """Runs a method from a config: ``Distiller(cfg, dataset).run(output)``."""
 
     def __init__(self, cfg: DistillConfig, dataset, device: str | torch.device = "auto"):
+        from ..augment import DSA
         from ..baselines import check_ipc
-        from ..dsa import DSA
+        from ..networks import check_model_names
 
         self.cfg = resolve_config(cfg)
         self.dataset = dataset
         self.device = resolve_device(device)
         check_ipc(dataset, self.cfg.ipc)
         info = dataset.info  # an unknown or unfit --arch fails here, not at the first iteration
-        validate.check_model_names([self.cfg.arch], "--arch", channels=info.channels, num_classes=info.num_classes,
-                                   image_size=info.image_size)
+        check_model_names([self.cfg.arch], "--arch", channels=info.channels, num_classes=info.num_classes,
+                          image_size=info.image_size)
         self.ctx = Context(self.cfg, dataset, self.device)
         if self.cfg.dsa:
             self.ctx.aug = DSA(self.cfg.dsa_strategy, mode=self.cfg.dsa_mode)

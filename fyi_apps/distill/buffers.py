@@ -375,7 +375,7 @@ class _Trainer:
     """Trains expert ``i`` epoch by epoch, checkpointing after every epoch."""
 
     def __init__(self, cfg: BufferConfig, dataset, device: torch.device, zca: ZCA | None):
-        from ..dsa import DSA
+        from ..augment import DSA
 
         self.cfg, self.dataset, self.device, self.zca = cfg, dataset, device, zca
         info = dataset.info

@@ -118,7 +118,7 @@ class IDC(Method):
         self.net_epoch, self.batch_net, self.early = o.net_epoch, o.batch_net, o.early
         self.batch_syn_max = o.batch_syn_max  # <= 0: no limit
         self.metric = o.metric
-        from ..dsa import DSA
+        from ..augment import DSA
 
         # Matching: one draw shared by the real and synthetic batch, every op (DiffAug batch=True).
         self.match_aug = DSA(o.aug_type, mode="all") if ctx.cfg.dsa else None
