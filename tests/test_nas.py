@@ -13,7 +13,7 @@ from torch import nn
 from fyi_apps.errors import FyiError
 from fyi_apps.networks import ConvNet, create_model
 from fyi_apps.tasks import nas
-from fyi_apps.tasks.nas import NasConfig, rank_stats, run_ranking, sample_candidates
+from fyi_apps.tasks.nas import NasConfig, rank_stats, run_ranking, runner, sample_candidates
 
 # ------------------------------------------------------------------ the space
 
@@ -84,6 +84,24 @@ def test_named_spaces_and_lists():
         "vgg11", "convnet:depth=2,width=64", "timm:resnet18"]
     with pytest.raises(FyiError):
         nas.space_candidates(" , ")
+
+
+def test_a_registered_space_is_one_decorated_class(monkeypatch):
+    monkeypatch.setattr(nas.spaces, "NAMED_SPACES", dict(nas.NAMED_SPACES))  # leave the real registry alone
+
+    @nas.register_space("Tiny")
+    class Tiny(nas.Space):
+        def candidates(self):
+            return ["convnet:depth=1,width=8", "mlp:width=16", "mlp:width=8"]
+
+    assert Tiny.name == "tiny" and "tiny" in nas.list_spaces() and "tiny" not in nas.NAMED_SPACES
+    assert nas.space_candidates(" TINY ") == Tiny().candidates() == nas.spaces.NAMED_SPACES["tiny"]()
+    assert set(sample_candidates("tiny", 2, seed=0, channels=1, image_size=8)) < set(Tiny().candidates())
+    with pytest.raises(FyiError, match="already registered"):
+        nas.register_space("tiny")(type("Other", (nas.Space,), {}))
+    with pytest.raises(FyiError, match="bad space name"):
+        nas.register_space("a,b")
+    assert nas.space_candidates("dc720") == nas.NAMED_SPACES["dc720"]() == nas.dc_space()
 
 
 def test_sampler_is_deterministic_and_respects_the_image_size():
@@ -193,14 +211,14 @@ def test_execute_gives_each_rank_its_candidates_and_merges(digits, tmp_path, mon
     def fake_run_jobs(js, cache, **kw):
         return {j.key: {"key": j.key, "candidate": j.candidate} for j in js}
 
-    monkeypatch.setattr(nas, "run_jobs", fake_run_jobs)
+    monkeypatch.setattr(runner, "run_jobs", fake_run_jobs)
     for rank in (0, 1):
         def gather(out, obj, rank=rank):  # what the other rank would contribute, computed the same way
             trained[rank] = obj
             other = fake_run_jobs([j for j in jobs if cands.index(j.candidate) % 2 != rank], None)
             out[:] = [obj, other] if rank == 0 else [other, obj]
 
-        monkeypatch.setattr(nas, "_rank_world", lambda rank=rank: (rank, 2))
+        monkeypatch.setattr(runner, "rank_world", lambda rank=rank: (rank, 2))
         monkeypatch.setattr(dist, "all_gather_object", gather)
         merged = nas.execute(jobs, nas.RecordCache(tmp_path / f"c{rank}"), progress=False)
         assert set(merged) == {j.key for j in jobs}
@@ -240,7 +258,7 @@ def test_resume_trains_only_the_remaining_jobs(digits, tmp_path, monkeypatch):
         calls.append(job.key)
         return real_train(job, *a, **k)
 
-    monkeypatch.setattr(nas, "train_job", interrupted)
+    monkeypatch.setattr(runner, "train_job", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_ranking(cfg, cache_dir=cache, dataset=digits, device="cpu", progress=False)
     finished = {p.stem for p in cache.glob("*.json")}
@@ -252,7 +270,7 @@ def test_resume_trains_only_the_remaining_jobs(digits, tmp_path, monkeypatch):
         again.append(job.key)
         return real_train(job, *a, **k)
 
-    monkeypatch.setattr(nas, "train_job", counting)
+    monkeypatch.setattr(runner, "train_job", counting)
     report = run_ranking(cfg, cache_dir=cache, dataset=digits, device="cpu", progress=False)
     assert len(again) == 3 and not set(again) & finished  # 3 candidates x (proxy + truth) = 6 jobs in all
     assert len(list(cache.glob("*.json"))) == 6
@@ -269,7 +287,7 @@ def test_resume_trains_only_the_remaining_jobs(digits, tmp_path, monkeypatch):
     assert again == [victim.stem]
 
     # the interrupted-and-resumed ranking equals an uninterrupted one
-    monkeypatch.setattr(nas, "train_job", real_train)
+    monkeypatch.setattr(runner, "train_job", real_train)
     fresh = run_ranking(cfg, cache_dir=tmp_path / "fresh", dataset=digits, device="cpu", progress=False)
     assert _accs(fresh) == _accs(report)
     t, (p,) = _accs(report)

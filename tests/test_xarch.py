@@ -10,7 +10,8 @@ from fyi_apps.baselines import random_subset
 from fyi_apps.errors import FyiError
 from fyi_apps.evaluate import EvalConfig, evaluate_synset
 from fyi_apps.synset import save_synset
-from fyi_apps.tasks import nas, xarch
+from fyi_apps.tasks import xarch
+from fyi_apps.tasks.nas import runner
 
 ARCHS = ["convnet:depth=1,width=8", "mlp:width=16"]
 CFG = EvalConfig(epochs=3, dsa=False, batch_size=64)
@@ -65,7 +66,7 @@ def test_matrix_structure_and_values(digits, two_sets, tmp_path, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("trained again")
 
-    monkeypatch.setattr(nas, "train_job", boom)
+    monkeypatch.setattr(runner, "train_job", boom)
     again = xarch.run_xarch(two_sets + ["random"], archs=ARCHS, cfg=CFG, seeds=[0, 1], ipc=2, cache_dir=cache,
                             device="cpu", progress=False, loaded=digits)
     assert [r["cells"] for r in again["rows"]] == [r["cells"] for r in rep["rows"]]

@@ -8,10 +8,11 @@ columns = architectures, cells = mean +- std test accuracy: the shape of the
 FYI paper's Table 3 (ConvNet / VGG-11 / ResNet-18 for DC, DSA, DM and MTT with
 and without FYI).
 
-Runs go through the same job machinery as the NAS ranking
-(:mod:`fyi_apps.tasks.nas`): each (set, architecture, seed) is one cached JSON
-record (an interrupted matrix resumes), ``workers`` spawns local processes and
-``torchrun`` shards the architectures over ranks.
+Runs go through the same job machinery as the NAS ranking (the runner
+:mod:`fyi_apps.tasks.nas.runner` and the training-set specs of
+:mod:`fyi_apps.tasks.nas.sets`): each (set, architecture, seed) is one cached
+JSON record (an interrupted matrix resumes), ``workers`` spawns local
+processes and ``torchrun`` shards the architectures over ranks.
 """
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ from typing import Sequence
 import torch
 
 from ..errors import FyiError
-from . import nas
+from .nas import (RecordCache, add_common_training_arguments, candidate_fits, distributed_session, execute, make_job,
+                  rank_world, remember_dataset, resolve_set, split_names, unique_labels, unique_names,
+                  write_json_report, write_markdown)
 
 ARCH_TITLES = {"convnet": "ConvNet", "vgg11": "VGG-11", "vgg11bn": "VGG-11 (BN)", "resnet18": "ResNet-18",
                "resnet18bn": "ResNet-18 (BN)", "alexnet": "AlexNet", "mlp": "MLP"}
@@ -81,7 +84,7 @@ def run_xarch(
 
     if not sets:
         raise FyiError("no training set given; pass one or more synthetic-set files (or random/herding with --ipc)")
-    archs = nas._unique(a.strip() for a in archs if a.strip())
+    archs = unique_names(a.strip() for a in archs if a.strip())
     if not archs:
         raise FyiError("no architecture given; use --archs convnet,vgg11,resnet18")
     seeds = [int(s) for s in seeds]
@@ -95,17 +98,17 @@ def run_xarch(
         loaded = load_dataset(name, root=data_root)
     info = loaded.info
     for a in archs:  # fail fast on an unknown architecture or one that cannot run at this size
-        if not nas.candidate_fits(a, channels=info.channels, num_classes=info.num_classes, image_size=info.image_size):
+        if not candidate_fits(a, channels=info.channels, num_classes=info.num_classes, image_size=info.image_size):
             create_model(a, channels=info.channels, num_classes=info.num_classes, image_size=info.image_size)
             raise FyiError(f"architecture {a!r} cannot run on {info.name}")
-    nas.remember_dataset(loaded, data_root)
+    remember_dataset(loaded, data_root)
     t0 = time.perf_counter()
-    specs = nas.unique_labels([nas.resolve_set(t, loaded, ipc=ipc, seed=seed, device=device, progress=progress,
-                                               cache_dir=cache_dir) for t in sets])
-    jobs = [nas.make_job(a, spec, cfg, s, role="xarch", test_size=test_size, data_root=data_root)
+    specs = unique_labels([resolve_set(t, loaded, ipc=ipc, seed=seed, device=device, progress=progress,
+                                       cache_dir=cache_dir) for t in sets])
+    jobs = [make_job(a, spec, cfg, s, role="xarch", test_size=test_size, data_root=data_root)
             for spec in specs for a in archs for s in seeds]
-    records = nas.execute(jobs, nas.RecordCache(cache_dir), workers=workers, threads=threads, device=device,
-                          progress=progress, desc="xarch")
+    records = execute(jobs, RecordCache(cache_dir), workers=workers, threads=threads, device=device,
+                      progress=progress, desc="xarch")
     rows = []
     for spec in specs:
         cells = {}
@@ -124,7 +127,7 @@ def run_xarch(
     return {
         "dataset": info.name, "archs": list(archs), "seeds": seeds, "rows": rows,
         "config": dataclasses.asdict(cfg), "test_size": test_size, "cache": str(cache_dir),
-        "world_size": nas._rank_world()[1], "wall_seconds": time.perf_counter() - t0,
+        "world_size": rank_world()[1], "wall_seconds": time.perf_counter() - t0,
         "versions": package_versions(), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
 
@@ -147,21 +150,14 @@ def matrix_rows(report: dict) -> tuple[list[list], list[str]]:
 def write_xarch(report: dict, out_dir: str | os.PathLike, *, name: str = "xarch", command: str | None = None) -> dict:
     """``<name>.json`` and ``<name>.md`` (the matrix as a Markdown table) in ``out_dir``."""
     from ..report import table
-    from ..runtime import atomic_path, write_json
 
     out = Path(out_dir)
-    if command:
-        report = {**report, "command": command}
-    json_path = write_json(out / f"{name}.json", report)
+    report, json_path = write_json_report(report, out / f"{name}.json", command)
     rows, headers = matrix_rows(report)
     cfg = report["config"]
     md = (f"Cross-architecture test accuracy (%) on {report['dataset']}, mean +- std over seeds {report['seeds']}; "
           f"{cfg['epochs']} epochs{', DSA' if cfg['dsa'] else ''}.\n\n" + table(rows, headers, markdown=True) + "\n")
-    if command:
-        md += f"\nCommand: `{command}`\n"
-    with atomic_path(out / f"{name}.md") as tmp:
-        tmp.write_text(md)
-    return {"json": json_path, "md": out / f"{name}.md"}
+    return {"json": json_path, "md": write_markdown(md, out / f"{name}.md", command)}
 
 
 # --------------------------------------------------------------------------- #
@@ -177,7 +173,7 @@ def add_xarch_arguments(sp) -> None:
     sp.add_argument("--ipc", type=V.positive_int, default=None, help="images per class for random/herding rows")
     sp.add_argument("--epochs", type=V.positive_int, default=1000, help="training epochs (paper: 1000)")
     sp.add_argument("--seeds", type=V.positive_int, default=3, help="evaluation seeds (seed, seed+1, ...)")
-    nas.add_common_training_arguments(sp)
+    add_common_training_arguments(sp)
 
 
 def run_xarch_command(args) -> None:
@@ -193,9 +189,8 @@ def run_xarch_command(args) -> None:
     name = args.name or "xarch"
     cfg = EvalConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, dsa=not args.no_dsa,
                      dsa_mode=args.dsa_mode, bf16=args.bf16, channels_last=args.channels_last)
-    archs = nas._split_names(args.archs)
-    device = nas.init_distributed(args.device, args.threads)
-    try:
+    archs = split_names(args.archs)
+    with distributed_session(args.device, args.threads) as device:
         report = run_xarch(
             args.synsets, archs=archs, dataset=args.dataset, cfg=cfg,
             seeds=list(range(args.seed, args.seed + args.seeds)), ipc=args.ipc, seed=args.seed,
@@ -203,11 +198,9 @@ def run_xarch_command(args) -> None:
             threads=args.threads, test_size=args.test_size, data_root=args.data_root, device=device,
             progress=not args.quiet,
         )
-        if nas._rank_world()[0] != 0:
+        if rank_world()[0] != 0:
             return
         rows, headers = matrix_rows(report)
         print(table(rows, headers))
         paths = write_xarch(report, args.out, name=name, command=" ".join(["fyi", *sys.argv[1:]]))
         print(f"results written to {paths['json']} and {paths['md']}")
-    finally:
-        nas._finish_distributed()

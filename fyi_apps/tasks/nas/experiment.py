@@ -1,0 +1,241 @@
+"""A whole NAS-proxy ranking: the configuration, the plan, the jobs, the report, :func:`run_ranking`.
+
+:func:`plan` turns a :class:`NasConfig` into the candidates (:mod:`.spaces`),
+the proxy training sets (:mod:`.sets`) and the ground truth (:mod:`.truth`);
+:func:`build_jobs` makes one job per candidate, set and seed; the runner
+(:mod:`.runner`) trains them (cached, resumable, in parallel); and
+:func:`summarize` compares each proxy's accuracies with the ground truth's
+(:mod:`.stats`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from ...errors import FyiError
+from .measure import candidate_mmacs
+from .runner import Job, RecordCache, execute, make_job, rank_world, remember_dataset
+from .sets import FREE_PROXIES, SetSpec, early_stopping_set, free_proxy, resolve_set, unique_labels
+from .spaces import nb201_space, sample_candidates
+from .stats import is_connected_candidate, rank_stats, topk_counts
+from .truth import benchmark_table, truth_set
+
+
+@dataclass
+class NasConfig:
+    """Everything that defines a NAS-proxy ranking (``fyi nas`` options)."""
+
+    dataset: str = "cifar10"
+    proxies: list[str] = field(default_factory=lambda: ["random"])
+    ipc: int | None = None  # size of random/herding proxies (default: the first synthetic proxy's IPC)
+    space: str = "dc720"
+    sample: int | None = 24  # None/0: every candidate of the space
+    include: list[str] = field(default_factory=list)
+    max_mmacs: float | None = None  # leave out sampled candidates above this many million MACs per image
+    candidates: list[str] | None = None  # an explicit list replaces space/sample
+    proxy_epochs: int = 300
+    truth: str = "full"  # full, real:N (a stated cheaper ground truth), or nb201 (the benchmark's accuracies)
+    nb201: str | None = None  # path of the NAS-Bench-201 table (else $FYI_NB201, else the data roots)
+    nb201_cells: int | None = None  # cells per stage of nb201 candidates (the benchmark: 5; DC-Bench: 1)
+    nb201_width: int | None = None  # channels of the first stage (the benchmark: 16)
+    connected_only: bool = False  # nb201: leave out cells whose output is disconnected
+    stratified: bool = False  # nb201: sample across the ground-truth accuracy range
+    full_epochs: int = 30
+    seeds: int = 1
+    seed: int = 0
+    topk: list = field(default_factory=lambda: [5, 10, 20])  # counts, or "10%" of the candidates
+    test_size: int | None = None  # None: the whole test split
+    lr: float | None = None
+    batch_size: int = 256
+    dsa: bool = True
+    dsa_mode: str = "single"
+    bf16: bool = False
+    channels_last: bool = False
+    herding_epochs: int = 1
+    workers: int = 1
+    threads: int | None = None
+    data_root: str | None = None
+
+    def eval_config(self, epochs: int):
+        from ...evaluate import EvalConfig
+
+        return EvalConfig(epochs=int(epochs), lr=self.lr, batch_size=self.batch_size, dsa=self.dsa,
+                          dsa_mode=self.dsa_mode, bf16=self.bf16, channels_last=self.channels_last)
+
+
+def check_config(cfg: NasConfig) -> None:
+    for name in ("proxy_epochs", "full_epochs", "seeds", "batch_size", "workers"):
+        v = getattr(cfg, name)
+        if not isinstance(v, int) or v < 1:
+            raise FyiError(f"--{name.replace('_', '-')} must be a positive integer, got {v!r}")
+    if not cfg.proxies:
+        raise FyiError("no proxy given; pass --proxy SYNSET, random or herding")
+
+
+def _is_real_subset(text: str) -> bool:
+    """A proxy built from the real data (random, herding, early) or from the candidates (params, flops)."""
+    base = text.strip().lower().split(":")[0]
+    return base in ("random", "herding", "early", "params", "flops") and not Path(text).exists()
+
+
+def plan(cfg: NasConfig, dataset, *, device="auto", progress: bool = False,
+         cache_dir: str | os.PathLike | None = None) -> tuple[list[str], list[SetSpec], SetSpec]:
+    """Candidates, proxy training sets and the ground-truth set of a ranking (deterministic)."""
+    info = dataset.info
+    check_config(cfg)
+    table = benchmark_table(cfg, info.name)
+    variant = "".join(f";{k}={v}" for k, v in (("cells", cfg.nb201_cells), ("width", cfg.nb201_width)) if v)
+    if cfg.candidates:
+        cands = sample_candidates(cfg.candidates, None, include=cfg.include, channels=info.channels,
+                                  num_classes=info.num_classes, image_size=info.image_size)
+    else:
+        stratify = None
+        if cfg.stratified:
+            if cfg.space.strip().lower() != "nb201":
+                raise FyiError("--stratified samples by the NAS-Bench-201 accuracies; use it with --space nb201")
+            stratify = table.truth(info.name, nb201_space())
+        cands = sample_candidates(cfg.space, cfg.sample, seed=cfg.seed, include=cfg.include, channels=info.channels,
+                                  num_classes=info.num_classes, image_size=info.image_size, max_mmacs=cfg.max_mmacs,
+                                  connected_only=cfg.connected_only, stratify=stratify, variant=variant)
+    if len(cands) < 2:
+        raise FyiError(f"a ranking needs at least 2 candidates, got {len(cands)}; raise --sample or add --include")
+    truth = truth_set(cfg, dataset, cands, table)
+    resolved = {i: resolve_set(p, dataset) for i, p in enumerate(cfg.proxies) if not _is_real_subset(p)}
+    ipc = cfg.ipc
+    if ipc is None and resolved:
+        ipc = resolved[min(resolved)].ipc or None  # "a real subset of the same size" as the first synthetic set
+    specs = []
+    for i, p in enumerate(cfg.proxies):
+        key = p.strip().lower()
+        if i in resolved:
+            specs.append(resolved[i])
+        elif key in FREE_PROXIES:
+            specs.append(free_proxy(key, cands, dataset))
+        elif key == "early":
+            specs.append(early_stopping_set(dataset, ipc, cfg.proxy_epochs, seed=cfg.seed))
+        else:
+            specs.append(resolve_set(p, dataset, ipc=ipc, seed=cfg.seed, herding_epochs=cfg.herding_epochs,
+                                     device=device, progress=progress, cache_dir=cache_dir))
+    return cands, unique_labels(specs), truth
+
+
+def build_jobs(cfg: NasConfig, candidates, proxies, truth) -> list[Job]:
+    seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
+    pcfg, tcfg = cfg.eval_config(cfg.proxy_epochs), cfg.eval_config(cfg.full_epochs)
+    jobs = []
+    for c in candidates:
+        for s in seeds:
+            for spec in proxies:
+                if spec.trains:
+                    jcfg = pcfg if spec.epochs is None else cfg.eval_config(spec.epochs)
+                    jobs.append(make_job(c, spec, jcfg, s, role="proxy", test_size=cfg.test_size,
+                                         data_root=cfg.data_root))
+            if truth.trains:
+                jobs.append(make_job(c, truth, tcfg, s, role="truth", test_size=cfg.test_size, data_root=cfg.data_root))
+    return jobs
+
+
+def _mean(xs):
+    return sum(xs) / len(xs)
+
+
+def summarize(cfg: NasConfig, candidates, proxies, truth, jobs: Sequence[Job], records: dict[str, dict]) -> dict:
+    """The ranking report (JSON-able) from the finished records."""
+    by: dict[tuple, list[dict]] = {}
+    for j in jobs:
+        by.setdefault((j.candidate, j.role, j.train.label), []).append(records[j.key])
+
+    specs = {s.label: s for s in [*proxies, truth]}
+
+    def collect(spec_label: str, role: str):
+        acc, sec, err = {}, {}, {}
+        if not specs[spec_label].trains:
+            values = dict(specs[spec_label].values)
+            return {c: values[c] for c in candidates}, {c: 0.0 for c in candidates}, {}
+        for c in candidates:
+            recs = by.get((c, role, spec_label), [])
+            errors = [r["error"] for r in recs if r.get("error")]
+            if errors:
+                err[c] = errors[0]
+            else:
+                acc[c] = _mean([r["acc"] for r in recs])
+            sec[c] = sum(r["train_seconds"] for r in recs)
+        return acc, sec, err
+
+    t_acc, t_sec, t_err = collect(truth.label, "truth")
+    out_proxies = []
+    for spec in proxies:
+        p_acc, p_sec, p_err = collect(spec.label, "proxy")
+        ok = [c for c in candidates if c in p_acc and c in t_acc]
+        ks = topk_counts(cfg.topk, len(ok))
+        stats_ = rank_stats([p_acc[c] for c in ok], [t_acc[c] for c in ok], names=ok, ks=ks)
+        entry = {}
+        connected = [c for c in ok if is_connected_candidate(c)]
+        if len(connected) < len(ok):  # disconnected NB201 cells (10 %) make rho look better than it is
+            entry["stats_connected"] = rank_stats([p_acc[c] for c in connected], [t_acc[c] for c in connected],
+                                                  names=connected, ks=topk_counts(cfg.topk, len(connected)))
+        ps, ts = sum(p_sec[c] for c in ok), sum(t_sec[c] for c in ok)
+        out_proxies.append({
+            "label": spec.label, "kind": spec.kind, "set": spec.describe(),
+            "epochs": None if not spec.trains else (spec.epochs or cfg.proxy_epochs),
+            "accs": p_acc, "seconds": p_sec, "failed": p_err, "stats": stats_, **entry,
+            "cost": {"proxy_seconds": ps, "truth_seconds": ts if truth.trains else None,
+                     "saved": ts / ps if ps > 0 and truth.trains else None},
+        })
+    return {
+        "dataset": proxies[0].dataset if proxies else truth.dataset,
+        "candidates": list(candidates),
+        "seeds": list(range(cfg.seed, cfg.seed + cfg.seeds)),
+        "truth": {"label": truth.label, "kind": truth.kind, "set": truth.describe(),
+                  "epochs": truth.epochs or cfg.full_epochs,
+                  "accs": t_acc, "seconds": t_sec, "failed": t_err},
+        "proxies": out_proxies,
+        "config": dataclasses.asdict(cfg),
+    }
+
+
+def run_ranking(
+    cfg: NasConfig,
+    *,
+    cache_dir: str | os.PathLike,
+    dataset=None,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+) -> dict:
+    """Train every candidate on every proxy and on the ground truth (cached, resumable) and rank them.
+
+    Returns the report on every rank (under ``torchrun`` all ranks gather all
+    records); only rank 0 should write files.
+    """
+    from ...data import load_dataset
+    from ...runtime import package_versions
+
+    if dataset is None:
+        dataset = load_dataset(cfg.dataset, root=cfg.data_root)
+    remember_dataset(dataset, cfg.data_root)
+    t0 = time.perf_counter()
+    rank, world = rank_world()
+    if world > 1:  # resolve once on rank 0 (herding trains a network) and share
+        import torch.distributed as dist
+
+        box = [plan(cfg, dataset, device=device, progress=progress, cache_dir=cache_dir) if rank == 0 else None]
+        dist.broadcast_object_list(box, src=0)
+        candidates, proxies, truth = box[0]
+    else:
+        candidates, proxies, truth = plan(cfg, dataset, device=device, progress=progress, cache_dir=cache_dir)
+    jobs = build_jobs(cfg, candidates, proxies, truth)
+    records = execute(jobs, RecordCache(cache_dir), workers=cfg.workers, threads=cfg.threads, device=device,
+                      progress=progress, desc="nas")
+    report = summarize(cfg, candidates, proxies, truth, jobs, records)
+    info = dataset.info
+    report["mmacs"] = {c: candidate_mmacs(c, channels=info.channels, num_classes=info.num_classes,
+                                          image_size=info.image_size) for c in candidates}
+    report.update(cache=str(cache_dir), world_size=world, wall_seconds=time.perf_counter() - t0,
+                  versions=package_versions(), time=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    return report
