@@ -13,23 +13,13 @@ from __future__ import annotations
 
 import torch
 
-from .errors import FyiError
 from .runtime import derive_seed, make_generator, resolve_device
 from .synset import SyntheticSet
 
 
 def check_ipc(dataset, ipc: int) -> None:
-    """IPC must be positive and no larger than the smallest class."""
-    counts = dataset.train.class_counts()
-    if ipc < 1:
-        raise FyiError(f"--ipc must be at least 1, got {ipc}")
-    smallest = min(counts)
-    if ipc > smallest:
-        c = counts.index(smallest)
-        raise FyiError(
-            f"--ipc {ipc} is larger than class {c} ({dataset.info.class_names[c]}) of {dataset.info.name}, "
-            f"which has {smallest} training images; use --ipc {smallest} or less"
-        )
+    """IPC must be positive and no larger than the smallest class (:meth:`fyi_apps.data.Dataset.check_ipc`)."""
+    dataset.check_ipc(ipc)
 
 
 def _make_set(dataset, idx: torch.Tensor, method: str, ipc: int, seed: int, config: dict) -> SyntheticSet:
@@ -52,7 +42,7 @@ def _make_set(dataset, idx: torch.Tensor, method: str, ipc: int, seed: int, conf
 
 def random_indices(dataset, ipc: int, seed: int = 0) -> torch.Tensor:
     """Indices of ``ipc`` random training images per class, class-ordered."""
-    check_ipc(dataset, ipc)
+    dataset.check_ipc(ipc)
     g = make_generator(derive_seed(seed, "random-subset"))
     return torch.cat([dataset.train.sample_indices(c, ipc, g) for c in range(dataset.info.num_classes)])
 
@@ -106,7 +96,7 @@ def herding_subset(
     from .evaluate import EvalConfig, train_network
     from .networks import create_model
 
-    check_ipc(dataset, ipc)
+    dataset.check_ipc(ipc)
     device = resolve_device(device)
     info = dataset.info
     net = create_model(arch, channels=info.channels, num_classes=info.num_classes, image_size=info.image_size,

@@ -6,7 +6,7 @@ count, rate, size or path that breaks its rule is refused with one line that
 names the value, the rule and the fix, as :class:`~fyi_apps.errors.FyiError`
 (the CLI prints it as ``fyi: error: ...`` and exits with code 2).
 
-Scalar checks: :func:`integer`, :func:`number`, :func:`probability`,
+Scalar checks: :func:`integer`, :func:`ipc` (images per class), :func:`number`, :func:`probability`,
 :func:`boolean`, :func:`choice`, :func:`typed` (any annotation such as
 ``int | None``); lists: :func:`int_list`; paths: :func:`existing_file`,
 :func:`existing_dir`, :func:`output_file`, :func:`output_dir`; file names:
@@ -92,6 +92,25 @@ def _example(min, max) -> str:
     if max is not None:
         return f"a whole number of at most {max}"
     return "a whole number"
+
+
+#: Images per class: every class keeps at least this many images.
+MIN_IPC = 1
+
+
+def ipc(value: Any, name: str = "ipc", *, strings: bool = False, parsed: bool = False) -> int:
+    """Images per class, the one rule for every ``ipc``: an integer >= :data:`MIN_IPC`.
+
+    Config fields and flags get :func:`integer`'s checks and message (naming
+    ``name``).  ``parsed=True`` is for code handed a count that was parsed
+    already (a dataset, a replay memory): the value is compared as it is and a
+    too small one reads ``--ipc must be at least 1, got N``.
+    """
+    if parsed:
+        if value < MIN_IPC:
+            raise FyiError(f"--ipc must be at least {MIN_IPC}, got {value}")
+        return value
+    return integer(value, name, min=MIN_IPC, strings=strings)
 
 
 def number(value: Any, name: str = "", *, min: float | None = None, max: float | None = None,
@@ -345,7 +364,7 @@ def dir_arg(what: str = "folder") -> Callable[[str], Path]:
 
 
 __all__ = [
-    "integer", "number", "probability", "boolean", "choice", "text", "typed", "int_list",
+    "integer", "ipc", "MIN_IPC", "number", "probability", "boolean", "choice", "text", "typed", "int_list",
     "existing_file", "existing_dir", "output_file", "output_dir", "safe_name", "check_model_names",
     "arg_type", "positive_int", "non_negative_int", "any_int", "positive_float", "non_negative_float",
     "probability_arg", "int_list_arg", "file_arg", "dir_arg",

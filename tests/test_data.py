@@ -194,6 +194,23 @@ def test_normalize_denormalize_and_real_images():
         ds.real_images(0, 2, _gen())
 
 
+def test_check_ipc_is_the_one_ipc_rule():
+    from fyi_apps import validate
+    from fyi_apps.baselines import check_ipc
+
+    split = Split(torch.zeros(3, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 1, 1]), 2)
+    ds = Dataset(DatasetInfo("toy", 1, 2, ("a", "b"), (0.5,), (0.5,)), split, split, "test")
+    ds.check_ipc(1)
+    with pytest.raises(FyiError, match=r"^--ipc must be at least 1, got 0$"):
+        ds.check_ipc(0)
+    with pytest.raises(FyiError, match=r"^--ipc 2 is larger than class 0 \(a\) of toy, which has 1 training images; "
+                                       r"use --ipc 1 or less$"):
+        check_ipc(ds, 2)  # the old name still works
+    with pytest.raises(FyiError, match=r"^ipc must be a positive integer, got 0; use a whole number of 1 or more$"):
+        validate.ipc(0)
+    assert validate.ipc("3", strings=True) == 3
+
+
 # --------------------------------------------------------------------------- #
 # Registry, names, roots
 # --------------------------------------------------------------------------- #
@@ -240,8 +257,8 @@ def test_missing_files_say_where_and_how(tmp_path, monkeypatch):
 
 
 def test_register_custom_dataset(monkeypatch):
-    monkeypatch.setattr(data, "_REGISTRY", dict(data._REGISTRY))
-    monkeypatch.setattr(data, "_ALIASES", dict(data._ALIASES))
+    monkeypatch.setattr(data.registry, "_REGISTRY", dict(data.registry._REGISTRY))
+    monkeypatch.setattr(data.registry, "_ALIASES", dict(data.registry._ALIASES))
     seen = {}
 
     @register_dataset("toyset", aliases=("toy",))
@@ -258,6 +275,27 @@ def test_register_custom_dataset(monkeypatch):
     assert dataset_info("toyset").class_names == ("x", "y")  # no static info: loads the data
     with pytest.raises(FyiError, match="already registered"):
         register_dataset("toyset", _load)
+
+
+def test_register_dataset_class(monkeypatch):
+    monkeypatch.setattr(data.registry, "_REGISTRY", dict(data.registry._REGISTRY))
+    monkeypatch.setattr(data.registry, "_ALIASES", dict(data.registry._ALIASES))
+    info = DatasetInfo("classy", 1, 5, ("x", "y"), (0.0,), (1.0,))
+
+    @register_dataset("classy")
+    class Classy(data.DatasetFamily):
+        aliases = ("classy-alias",)
+        static_info = info
+
+        def load(self, req):
+            split = Split(torch.full((2, 1, 5, 5), 3, dtype=torch.uint8), torch.tensor([0, 1]), 2)
+            return Dataset(info, split, split, f"made up for {req.name}")
+
+    assert isinstance(Classy, type) and "classy" in list_datasets()
+    assert load_dataset("classy-alias").source == "made up for classy"
+    assert dataset_info("CLASSY") is info  # static: no loading
+    with pytest.raises(FyiError, match="takes no ':...' suffix"):  # classes take no option unless they say so
+        load_dataset("classy:/x")
 
 
 # --------------------------------------------------------------------------- #
@@ -328,8 +366,8 @@ def test_cifar10_jpeg_archive_and_cache(tmp_path, monkeypatch):
     assert len(list((tmp_path / "cache" / "datasets").glob("cifar10-jpeg-*.pt"))) == 1
 
     # second load: from the cache, no reading or decoding of the archive
-    monkeypatch.setattr(data, "_read_split_archive", _raise)
-    monkeypatch.setattr(data, "_decode_blobs", _raise)
+    monkeypatch.setattr(data.cifar, "_read_split_archive", _raise)
+    monkeypatch.setattr(data.cifar, "_decode_blobs", _raise)
     again = load_dataset("cifar10-jpeg", root=tmp_path)
     assert torch.equal(again.train.images, ds.train.images) and torch.equal(again.test.labels, ds.test.labels)
     # cifar10 without pickles falls back to the archive (same cache) and says so
@@ -381,7 +419,7 @@ def test_mnist_flat_folder_not_taken_from_default_dirs(tmp_path, monkeypatch):
     # a flat folder of IDX files named only by the default search is ambiguous (MNIST or Fashion?)
     write_idx(tmp_path / "proj" / "data", gz=True)
     monkeypatch.chdir(tmp_path / "proj")
-    monkeypatch.setattr(data, "DEFAULT_SEARCH_DIRS", ("./data",))
+    monkeypatch.setattr(data.registry, "DEFAULT_SEARCH_DIRS", ("./data",))
     with pytest.raises(FyiError, match="MNIST"):
         load_dataset("mnist")
     write_idx(tmp_path / "proj" / "data" / "mnist", gz=True, base=3)
@@ -490,7 +528,7 @@ def test_imagenette_subset_from_imagenet_folder(tmp_path, monkeypatch):
         assert torch.allclose(center, torch.tensor(_color(i), dtype=torch.float32), atol=4), (i, center)
     # 48x36 -> 42x32 -> crop 5 px each side: the 4 px red bar (scaled to ~3.6 px) is cropped away
     assert ds.test.images[3, 0, :, 0].float().mean() < 200
-    monkeypatch.setattr(data, "_decode_files", _raise)
+    monkeypatch.setattr(data.decode, "_decode_files", _raise)
     assert torch.equal(load_dataset("imagenette", root=tmp_path / "imagenet", image_size=32).train.images,
                        ds.train.images)
 

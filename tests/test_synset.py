@@ -12,14 +12,13 @@ import torch
 from PIL import Image
 
 from fyi_apps import FyiError
+from fyi_apps.distill.idc_codec import multiformation_decode, multiformation_encode
 from fyi_apps.synset import (
     SyntheticSet,
     export_grid,
     export_imagefolder,
     import_synset,
     load_synset,
-    multiformation_decode,
-    multiformation_encode,
     save_synset,
 )
 
@@ -256,6 +255,29 @@ def test_multiformation_decode_hand_made_tiles():
     plain = SyntheticSet(images=stored, labels=torch.tensor([0, 2]), dataset="m", class_names=["a", "b", "c"],
                          mean=[0.5], std=[0.5], method="dm")
     assert plain.decoded()[0] is stored
+
+
+def test_idc_file_decodes_with_only_synset_imported(tmp_path):
+    # the codec registry imports IDC's codec module by name the first time a set uses it
+    import subprocess
+    import sys
+
+    p = tmp_path / "idc.fyi.safetensors"
+    s = make_set(n_per_class=1, encoding={"type": "multiformation", "factor": 2})
+    save_synset(p, s)
+    code = (
+        "import sys\n"
+        "from fyi_apps.synset import load_synset\n"
+        "assert 'fyi_apps.distill' not in sys.modules\n"
+        f"x, y = load_synset({str(p)!r}).decoded()\n"
+        "assert 'fyi_apps.distill.idc_codec' in sys.modules\n"
+        "print(tuple(x.shape), y.tolist())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[0] == "(12, 3, 8, 8) [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]"
+    with pytest.raises(FyiError, match="this fyi-apps knows plain, multiformation"):
+        SyntheticSet(images=s.images, labels=s.labels, dataset="m", class_names=CLASSES, mean=MEAN, std=STD,
+                     method="x", encoding={"type": "nope"}).decoded()
 
 
 def test_to_pixels_denormalises_and_clamps():

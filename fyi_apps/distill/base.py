@@ -209,13 +209,12 @@ class Distiller:
 
     def __init__(self, cfg: DistillConfig, dataset, device: str | torch.device = "auto"):
         from ..augment import DSA
-        from ..baselines import check_ipc
         from ..networks import check_model_names
 
         self.cfg = resolve_config(cfg)
         self.dataset = dataset
         self.device = resolve_device(device)
-        check_ipc(dataset, self.cfg.ipc)
+        dataset.check_ipc(self.cfg.ipc)
         info = dataset.info  # an unknown or unfit --arch fails here, not at the first iteration
         check_model_names([self.cfg.arch], "--arch", channels=info.channels, num_classes=info.num_classes,
                           image_size=info.image_size)

@@ -72,7 +72,7 @@ class DistillConfig:
         v = validate
         self.method = v.text(self.method, "method").strip().lower()
         self.dataset = v.text(self.dataset, "dataset").strip()
-        self.ipc = v.integer(self.ipc, "ipc", min=1)
+        self.ipc = v.ipc(self.ipc, "ipc")
         if (self.fyi is not None and not isinstance(self.fyi, (bool, str))) or (isinstance(self.fyi, str)
                                                                                and not self.fyi.strip()):
             raise FyiError(f"fyi must be None, True/False or a view name (flip, vflip, rot15, scale), got {self.fyi!r}")

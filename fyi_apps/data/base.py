@@ -1,0 +1,168 @@
+"""The dataset types every family returns: :class:`DatasetInfo`, :class:`Split`,
+:class:`Dataset`, and the :class:`LoadRequest` a family's loader is given.
+
+Images are held as uint8 ``[N, C, H, W]`` plus int64 labels and normalised on
+demand (:meth:`Dataset.normalize`).  Constants shared by several families (the
+digit class names, ImageNet's mean/std) live here too.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .. import validate
+from ..errors import FyiError
+
+DIGIT_CLASSES = tuple(str(i) for i in range(10))
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a model needs to know about a dataset (no pixels)."""
+
+    name: str
+    channels: int
+    image_size: int  # square: H == W
+    class_names: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+@dataclass
+class Split:
+    """One split in memory: uint8 images ``[N, C, H, W]`` and int64 labels ``[N]``."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    num_classes: int
+    class_indices: list[torch.Tensor] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        images, labels = self.images, self.labels
+        if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4:
+            got = f"{getattr(images, 'dtype', type(images).__name__)} {tuple(getattr(images, 'shape', ()))}"
+            raise FyiError(f"split images must be a uint8 tensor [N, C, H, W], got {got}; "
+                           "convert them in the dataset loader")
+        labels = torch.as_tensor(labels).to(torch.int64).reshape(-1)
+        if labels.numel() != images.shape[0]:
+            raise FyiError(f"split has {images.shape[0]} images but {labels.numel()} labels; "
+                           "the dataset loader must give one label per image")
+        self.num_classes = int(self.num_classes)
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
+            raise FyiError(f"split labels must lie in 0..{self.num_classes - 1}, found "
+                           f"{int(labels.min())}..{int(labels.max())}; fix the dataset loader")
+        self.images = images.contiguous()
+        self.labels = labels.contiguous()
+        counts = torch.bincount(self.labels, minlength=self.num_classes)
+        order = torch.argsort(self.labels, stable=True)
+        self.class_indices = [chunk.clone() for chunk in torch.split(order, counts.tolist())]
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def class_counts(self) -> list[int]:
+        return [int(ix.numel()) for ix in self.class_indices]
+
+    def sample_indices(self, c: int, n: int, generator: torch.Generator,
+                       class_name: str | None = None) -> torch.Tensor:
+        """``n`` distinct random indices (int64, CPU) of images of class ``c``."""
+        c, n = int(c), int(n)
+        label = f"class {c}" + (f" ({class_name})" if class_name else "")
+        if not 0 <= c < self.num_classes:
+            raise FyiError(f"{label} does not exist: classes are 0..{self.num_classes - 1}")
+        pool = self.class_indices[c]
+        if n < 0:
+            raise FyiError(f"cannot draw n={n} images of {label}; n must be >= 0")
+        if n > pool.numel():
+            raise FyiError(f"{label} has only {pool.numel()} images, cannot draw n={n} distinct ones; "
+                           f"ask for at most {pool.numel()} images per class")
+        dev = generator.device if generator is not None else torch.device("cpu")
+        perm = torch.randperm(pool.numel(), generator=generator, device=dev)[:n].cpu()
+        return pool[perm]
+
+
+@dataclass
+class Dataset:
+    """A dataset in memory plus how to normalise it."""
+
+    info: DatasetInfo
+    train: Split
+    test: Split
+    source: str  # human-readable origin
+
+    def _stats(self, device, dtype=torch.float32):
+        mean = torch.tensor(self.info.mean, dtype=dtype, device=device).view(-1, 1, 1)
+        std = torch.tensor(self.info.std, dtype=dtype, device=device).view(-1, 1, 1)
+        return mean, std
+
+    def normalize(self, images_uint8: torch.Tensor, device=None) -> torch.Tensor:
+        """uint8 ``[..., C, H, W]`` -> float32 ``(x/255 - mean)/std`` on ``device``."""
+        if images_uint8.dtype != torch.uint8:
+            raise TypeError(f"normalize() expects uint8 images, got {images_uint8.dtype}")
+        device = images_uint8.device if device is None else torch.device(device)
+        x = images_uint8.to(device).to(torch.float32).div_(255.0)
+        mean, std = self._stats(device)
+        return x.sub_(mean).div_(std)
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised float images -> float images in [0, 1] (clamped)."""
+        mean, std = self._stats(x.device, x.dtype if x.is_floating_point() else torch.float32)
+        return (x * std + mean).clamp(0.0, 1.0)
+
+    def real_images(self, c: int, n: int, generator: torch.Generator, device=None) -> torch.Tensor:
+        """``n`` random training images of class ``c``, normalised, on ``device``."""
+        names = self.info.class_names
+        idx = self.train.sample_indices(c, n, generator,
+                                        class_name=names[c] if 0 <= int(c) < len(names) else None)
+        return self.normalize(self.train.images[idx], device)
+
+    def check_ipc(self, ipc: int) -> None:
+        """Refuse an ``ipc`` (images per class) this dataset cannot give: it must be
+        at least 1 (:func:`fyi_apps.validate.ipc`) and no larger than the smallest
+        class of the training split."""
+        counts = self.train.class_counts()
+        validate.ipc(ipc, parsed=True)
+        smallest = min(counts)
+        if ipc > smallest:
+            c = counts.index(smallest)
+            raise FyiError(
+                f"--ipc {ipc} is larger than class {c} ({self.info.class_names[c]}) of {self.info.name}, "
+                f"which has {smallest} training images; use --ipc {smallest} or less"
+            )
+
+
+def flip_extend(split: Split) -> Split:
+    """Every image plus its horizontal mirror (paper Sec. 4.3.4): N -> 2N, labels repeated."""
+    images = torch.cat([split.images, split.images.flip(-1)])
+    return Split(images, split.labels.repeat(2), split.num_classes)
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """What a dataset loader is given.
+
+    ``roots`` are the folders to look in, in order. ``origin`` says where they
+    came from: ``"argument"`` (``root=`` / ``--data-root``), ``"FYI_DATA"`` or
+    ``"default"``. ``image_size`` is ``None`` for the dataset's own size.
+    """
+
+    name: str
+    roots: tuple[Path, ...]
+    origin: str
+    image_size: int | None = None
+    cache: bool = True
+    option: str | None = None  # the part after ':' in e.g. "imagefolder:/path"
+
+    @property
+    def user_pointed(self) -> bool:
+        """The user named these folders (so a folder may itself hold the files)."""
+        return self.origin in ("argument", "FYI_DATA")

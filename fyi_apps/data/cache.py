@@ -1,0 +1,78 @@
+"""The decoded-dataset cache: each dataset is decoded once and kept under
+``runtime.cache_dir()/datasets/``, keyed by a hash of the source files, the
+dataset name, the image size and :data:`FORMAT_VERSION`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+
+from .. import runtime
+from .base import Dataset, DatasetInfo, LoadRequest, Split
+from .decode import _resize_all
+
+log = logging.getLogger("fyi_apps.data")
+
+#: Bump when the decoded content of any dataset changes; old caches are then ignored.
+FORMAT_VERSION = 1
+
+
+def _stat_fingerprint(paths: Iterable[Path], base: Path | None = None) -> str:
+    """Hash over (relative path, size, mtime) of files: cheap change detection for folders."""
+    h = hashlib.sha256()
+    for p in sorted(Path(x) for x in paths):
+        st = p.stat()
+        rel = str(p.relative_to(base)) if base is not None else p.name
+        h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _cache_path(name: str, key: str) -> Path:
+    return runtime.cache_dir() / "datasets" / f"{name}-{key[:24]}.pt"
+
+
+def _cached(req: LoadRequest, fingerprint: str, source: str,
+            decode: Callable[[], tuple[DatasetInfo, Split, Split]]) -> Dataset:
+    """Return the cached decoded splits for this source, or decode and cache them."""
+    key = hashlib.sha256(json.dumps(
+        [FORMAT_VERSION, req.name, req.image_size, fingerprint]).encode()
+    ).hexdigest()
+    path = _cache_path(req.name, key)
+    if req.cache and path.exists():
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            if blob.get("format") != FORMAT_VERSION or blob.get("key") != key:
+                raise ValueError("stale cache entry")
+            info = DatasetInfo(**{k: (tuple(v) if isinstance(v, list) else v)
+                                  for k, v in blob["info"].items()})
+            train = Split(blob["train_images"], blob["train_labels"], info.num_classes)
+            test = Split(blob["test_images"], blob["test_labels"], info.num_classes)
+            return Dataset(info, train, test, source)
+        except Exception as exc:  # unreadable cache: decode again and overwrite it
+            log.warning("ignoring unreadable dataset cache %s (%s)", path, exc)
+    log.info("decoding %s (once; cached afterwards)", source)
+    info, train, test = decode()
+    if req.image_size is not None and info.image_size != req.image_size:
+        info, train, test = _resize_all(info, train, test, req.image_size)
+    if req.cache:
+        runtime.save_torch(path, {
+            "format": FORMAT_VERSION, "key": key, "info": asdict(info), "source": source,
+            "train_images": train.images, "train_labels": train.labels,
+            "test_images": test.images, "test_labels": test.labels,
+        })
+    return Dataset(info, train, test, source)
+
