@@ -199,7 +199,8 @@ def _eval_setup(ds, ipc):
 
 def eval_section(args, ds, ceil1) -> dict:
     """Evaluation retraining epochs (IPC 10): current vs legacy layers, and the same convolutions alone."""
-    from fyi_apps.evaluate import EvalConfig, micro_batch_size, train_network
+    from fyi_apps.evaluate import EvalConfig, train_network
+    from fyi_apps.training import micro_batch_size
     from fyi_apps.runtime import make_generator
 
     s = _eval_setup(ds, args.ipc)
@@ -273,7 +274,8 @@ def real_gradient_section(args, ds, ceil1) -> dict:
 def threads_section(args, ds, ceils) -> dict:
     """The same work at 1 and 2 torch threads, interleaved: DM iteration, evaluation epochs, NAS-style ranking."""
     from fyi_apps.distill import DistillConfig, Distiller
-    from fyi_apps.evaluate import EvalConfig, test_accuracy, train_network
+    from fyi_apps.evaluate import EvalConfig, train_network
+    from fyi_apps.training import test_accuracy
     from fyi_apps.networks import create_model
     from fyi_apps.runtime import make_generator
 

@@ -145,7 +145,7 @@ def main(argv=None) -> int:
     from fyi_apps.baselines import random_subset
     from fyi_apps.data import load_dataset
     from fyi_apps.distill import DistillConfig, Distiller, resolve_config
-    from fyi_apps.distill.buffers import BufferConfig, train_buffers
+    from fyi_apps.distill.experts import BufferConfig, train_buffers
     from fyi_apps.evaluate import EvalConfig, evaluate_synset
     from fyi_apps.report import pct, table
     from fyi_apps.runtime import package_versions, resolve_device, write_json

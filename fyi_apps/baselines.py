@@ -73,10 +73,10 @@ def herding_select(features: torch.Tensor, k: int) -> torch.Tensor:
 @torch.no_grad()
 def embed_all(net, images_uint8: torch.Tensor, mean, std, device, batch_size: int = 1000) -> torch.Tensor:
     """Embeddings of a uint8 image tensor, in batches."""
-    from .evaluate import _as_float
+    from .training import as_float
 
     net.eval()
-    out = [net.embed(_as_float(images_uint8[s : s + batch_size].to(device), mean, std)).float().cpu()
+    out = [net.embed(as_float(images_uint8[s : s + batch_size].to(device), mean, std)).float().cpu()
            for s in range(0, images_uint8.shape[0], batch_size)]
     net.train()
     return torch.cat(out)

@@ -325,7 +325,7 @@ def cmd_distill(args) -> None:
 def cmd_buffers(args) -> None:
     import dataclasses
 
-    from .distill.buffers import BufferConfig, default_buffer_dir, train_buffers
+    from .distill.experts import BufferConfig, default_buffer_dir, train_buffers
     from .report import table
 
     cfg = BufferConfig(

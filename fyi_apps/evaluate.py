@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from .errors import FyiError
-from .runtime import cache_slice, derive_seed, flush_denormals, make_generator, resolve_device
+from .runtime import derive_seed, flush_denormals, make_generator, resolve_device
+from .training import as_float, backward_in_slices, cutmix_step, micro_batch_size
+from .training import test_accuracy  # used here; re-exported for tasks/; import from fyi_apps.training
 
 
 @dataclass
@@ -99,84 +100,6 @@ class EvalResult:
         return f"{self.arch}: {100 * self.mean:.2f} +- {100 * self.std:.2f} % ({len(self.accs)} seeds, {self.epochs} epochs)"
 
 
-def _as_float(x: torch.Tensor, mean, std) -> torch.Tensor:
-    """uint8 images are normalised on the fly; float images are taken as already normalised."""
-    if x.dtype == torch.uint8:
-        m = torch.as_tensor(mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
-        s = torch.as_tensor(std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
-        return (x.float().div_(255.0) - m) / s
-    return x.float()
-
-
-def _cutmix(x: torch.Tensor, y: torch.Tensor, g: torch.Generator):
-    """CutMix (Yun et al. 2019) with beta(1,1): returns mixed images, both targets and the mix ratio."""
-    n, _, h, w = x.shape
-    lam = float(torch.rand((), generator=g))
-    perm = torch.randperm(n, generator=g).to(x.device)
-    cut = math.sqrt(1.0 - lam)
-    ch, cw = int(h * cut), int(w * cut)
-    cy, cx = int(torch.randint(h, (), generator=g)), int(torch.randint(w, (), generator=g))
-    y0, y1 = max(cy - ch // 2, 0), min(cy + ch // 2, h)
-    x0, x1 = max(cx - cw // 2, 0), min(cx + cw // 2, w)
-    x = x.clone()
-    x[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
-    lam = 1.0 - (y1 - y0) * (x1 - x0) / float(h * w)
-    return x, y, y[perm], lam
-
-
-def cutmix_step(x: torch.Tensor, y: torch.Tensor, prob: float, g: torch.Generator):
-    """With probability ``prob`` apply CutMix; returns the batch and a loss function.
-
-    ``loss_fn(logits)`` is the batch's mean cross-entropy; ``loss_fn(logits, sl)``
-    takes the logits of the slice ``sl`` of the batch and returns its share of
-    that mean, so the shares of all slices add up to the whole batch's loss.
-    """
-    n = x.shape[0]
-    if prob > 0 and float(torch.rand((), generator=g)) < prob:
-        x, y_a, y_b, lam = _cutmix(x, y, g)
-
-        def mixed(out, sl=slice(None)):
-            return (lam * F.cross_entropy(out, y_a[sl], reduction="sum")
-                    + (1 - lam) * F.cross_entropy(out, y_b[sl], reduction="sum")) / n
-
-        return x, mixed
-    return x, ce_shares(y)
-
-
-def ce_shares(y: torch.Tensor):
-    """``fn(logits, sl)``: slice ``sl``'s share of the batch's mean cross-entropy (``sl`` default: all)."""
-    n = y.shape[0]
-    return lambda out, sl=slice(None): F.cross_entropy(out, y[sl], reduction="sum") / n
-
-
-def micro_batch_size(cfg: EvalConfig, net: torch.nn.Module, device: torch.device) -> int | None:
-    """Slice size for :func:`train_network` (None: whole batches)."""
-    from .networks import batch_slice
-
-    if cfg.micro_batch is not None and cfg.micro_batch < 0:
-        raise FyiError(f"micro_batch must be >= 0 (0 turns it off), got {cfg.micro_batch}")
-    return batch_slice(net, device, cfg.micro_batch)
-
-
-def backward_in_slices(net: torch.nn.Module, x: torch.Tensor, loss_fn, size: int | None, *, bf16: bool = False) -> float:
-    """Accumulate the gradient of ``loss_fn`` over ``x`` into ``.grad``, ``size`` images at a time.
-
-    ``loss_fn(logits, sl)`` returns slice ``sl``'s share of the batch loss (see
-    :func:`cutmix_step`); ``size`` None means the whole batch at once.  Returns
-    the batch loss.
-    """
-    step = size or x.shape[0]
-    total = 0.0
-    for s in range(0, x.shape[0], step):
-        sl = slice(s, s + step)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-            out = net(x[sl])
-        part = loss_fn(out.float(), sl)
-        part.backward()
-        total += float(part.detach())
-    return total
-
-
 @flush_denormals()
 def train_network(
     net: torch.nn.Module,
@@ -222,7 +145,7 @@ def train_network(
         order = torch.randperm(n, generator=generator)
         for start in range(0, n, cfg.batch_size):
             idx = order[start : start + cfg.batch_size]
-            x = _as_float(images[idx.to(images.device)].to(device, non_blocking=True), mean, std)
+            x = as_float(images[idx.to(images.device)].to(device, non_blocking=True), mean, std)
             y = labels[idx.to(device)]
             if aug is not None:
                 x = aug(x, generator=generator, siamese=False)
@@ -241,44 +164,6 @@ def train_network(
         if progress:
             bar.set_postfix(loss=f"{last_loss:.3f}")
     return {"final_loss": last_loss}
-
-
-@torch.no_grad()
-@flush_denormals()
-def test_accuracy(
-    net: torch.nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    *,
-    device: torch.device,
-    mean=None,
-    std=None,
-    batch_size: int = 1000,
-    bf16: bool = False,
-    channels_last: bool = False,
-    transform=None,
-) -> float:
-    """Top-1 accuracy of ``net`` on a (uint8 or normalised float) test set.
-
-    ``transform`` (optional) maps each normalised test batch to the network's input
-    space, e.g. the ZCA whitening of a set distilled from ZCA experts.  On a CPU
-    each batch goes through the network in channels-last slices of 16 images,
-    which keeps activations in cache (same predictions, about 3x faster).
-    """
-    net.eval()
-    cpu = device.type == "cpu"
-    correct = 0
-    for start in range(0, images.shape[0], batch_size):
-        x = _as_float(images[start : start + batch_size].to(device), mean, std)
-        if transform is not None:
-            x = transform(x)
-        if channels_last or cpu:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            pred = torch.cat([net(part).argmax(dim=1) for part in x.split(cache_slice(device) or x.shape[0])])
-        correct += int((pred == labels[start : start + batch_size].to(device)).sum())
-    net.train()
-    return correct / max(images.shape[0], 1)
 
 
 def evaluate_images(
@@ -383,7 +268,7 @@ def evaluate_synset(
     images, labels = synset.decoded()
     test_transform = None
     if synset.config.get("zca"):  # distilled from ZCA-whitened experts (MTT/FTD): whiten the test set too
-        from .distill.buffers import zca_from_config
+        from .zca import zca_from_config
 
         test_transform = zca_from_config(synset.config["zca"], dataset)
     return {

@@ -10,10 +10,9 @@ Scalar checks: :func:`integer`, :func:`ipc` (images per class), :func:`number`, 
 :func:`boolean`, :func:`choice`, :func:`typed` (any annotation such as
 ``int | None``); lists: :func:`int_list`; paths: :func:`existing_file`,
 :func:`existing_dir`, :func:`output_file`, :func:`output_dir`; file names:
-:func:`safe_name`; model names (NAS spaces, ``--include``):
-:func:`check_model_names`.  ``argparse`` types: :data:`positive_int`,
-:data:`non_negative_int`, :data:`positive_float`, :data:`non_negative_float`,
-:data:`probability_arg`, :func:`int_list_arg`, :func:`file_arg`, :func:`dir_arg`.
+:func:`safe_name` (model names: :func:`fyi_apps.networks.check_model_names`).
+``argparse`` types: :data:`positive_int`, :data:`non_negative_int`, :data:`positive_float`,
+:data:`non_negative_float`, :data:`probability_arg`, :func:`int_list_arg`, :func:`file_arg`, :func:`dir_arg`.
 """
 from __future__ import annotations
 
@@ -27,7 +26,7 @@ import tempfile
 import types
 import typing
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 from .errors import FyiError
 
@@ -299,36 +298,6 @@ def safe_name(name: Any) -> str:
     return out or "unnamed"
 
 
-# --------------------------------------------------------------------------- model names
-def check_model_names(names: Iterable[str], flag: str, *, channels: int = 3, num_classes: int = 10,
-                      image_size: int = 32, must_fit: bool = True, hint: str = "") -> list[str]:
-    """Refuse unknown or unbuildable model names given by the user (``--include``, a ``--space`` list).
-
-    The model registry's own reason is reported: an unknown name (with close
-    matches), a bad option, or (with ``must_fit``) an image too small for it.  Without ``must_fit`` only the name and its
-    options are checked (built at 224 px), so that space members too big for a
-    small image may still be left out by the caller.  Nothing is allocated
-    (the meta device).  ``hint`` is appended to the message (e.g. the named
-    spaces, when a single unknown name may have been meant as one).
-    """
-    import torch
-
-    from .networks import create_model
-
-    names = [str(n).strip() for n in names if str(n).strip()]
-    size = image_size if must_fit else 224
-    for n in names:
-        try:
-            with torch.device("meta"):
-                create_model(n, channels=channels, num_classes=num_classes, image_size=size, seed=0)
-        except FyiError as e:  # unknown name, bad option or (with must_fit) too small an image: the model says which
-            try:  # a model may refuse the meta device only: confirm on the CPU
-                create_model(n, channels=channels, num_classes=num_classes, image_size=size, seed=0)
-            except FyiError:
-                raise FyiError(f"{flag}: {n!r} cannot be used: {e}" + (f"; {hint}" if hint else "")) from None
-    return names
-
-
 # --------------------------------------------------------------------------- argparse types
 def arg_type(check: Callable[[str], Any], metavar: str) -> Callable[[str], Any]:
     """Wrap a check into an ``argparse`` type: its FyiError becomes argparse's one-line message."""
@@ -365,7 +334,7 @@ def dir_arg(what: str = "folder") -> Callable[[str], Path]:
 
 __all__ = [
     "integer", "ipc", "MIN_IPC", "number", "probability", "boolean", "choice", "text", "typed", "int_list",
-    "existing_file", "existing_dir", "output_file", "output_dir", "safe_name", "check_model_names",
+    "existing_file", "existing_dir", "output_file", "output_dir", "safe_name",
     "arg_type", "positive_int", "non_negative_int", "any_int", "positive_float", "non_negative_float",
     "probability_arg", "int_list_arg", "file_arg", "dir_arg",
 ]

@@ -133,7 +133,7 @@ def test_micro_batches_give_the_whole_batch_update(cutmix):
 
 
 def test_micro_batches_are_off_for_batchnorm_and_negative_is_refused():
-    from fyi_apps.evaluate import micro_batch_size
+    from fyi_apps.training import micro_batch_size
     from fyi_apps.networks import create_model
 
     cpu = torch.device("cpu")

@@ -15,7 +15,7 @@ import time
 import pytest
 import torch
 
-from fyi_apps.distill.buffers import ExpertBuffers
+from fyi_apps.distill.experts import ExpertBuffers
 from fyi_apps.synset import load_synset
 
 ARCH = "convnet:width=8,depth=2"

@@ -5,15 +5,16 @@ import math
 import pytest
 import torch
 
-from fyi_apps.distill import DistillConfig, Distiller
-from fyi_apps.distill.buffers import (BufferConfig, ExpertBuffers, fit_zca, gsam_direction, train_buffers,
-                                      zca_for_dataset)
-from fyi_apps.distill.fyi import FYIView
-from fyi_apps.distill.mtt import FlatParams, param_matching_loss, unroll
 from fyi_apps.augment import DSA
+from fyi_apps.distill import DistillConfig, Distiller
+from fyi_apps.distill.experts import BufferConfig, ExpertBuffers, train_buffers
+from fyi_apps.distill.fyi import FYIView
+from fyi_apps.distill.gsam import gsam_direction
+from fyi_apps.distill.mtt import FlatParams, param_matching_loss, unroll
 from fyi_apps.errors import FyiError
 from fyi_apps.networks import create_model
 from fyi_apps.synset import load_synset
+from fyi_apps.zca import fit_zca, zca_for_dataset
 
 ARCH = "convnet:width=8,depth=2"
 BUF = dict(dataset="digits", epochs=3, arch=ARCH, lr_teacher=0.1, batch_size=128)

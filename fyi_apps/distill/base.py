@@ -30,6 +30,7 @@ import torch
 from .. import validate
 from ..errors import FyiError
 from ..runtime import flush_denormals, make_generator, resolve_device, save_torch, write_json
+from ..training import normalize_uint8
 from .config import (  # noqa: F401 - re-exported: the loop's public names stay importable from here
     METHODS, PRESET_FIELDS, DistillConfig, MethodOptions, default_output, option, option_names, register_method,
     resolve_config,
@@ -63,7 +64,7 @@ class Context:
 
     # ---------------------------------------------------------------- real data
     def normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
-        return (x_uint8.float() / 255.0 - self._mean) / self._std
+        return normalize_uint8(x_uint8, self._mean, self._std)
 
     def real_indices(self, c: int, n: int) -> torch.Tensor:
         """``n`` random training indices of class ``c`` (all of them if the class is smaller)."""

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..evaluate import backward_in_slices, ce_shares
 from ..networks import batch_slice, has_batchnorm
+from ..training import backward_in_slices, ce_shares
 from .base import Method, MethodOptions, option, register_method
 from .matching import gradient_distance, real_gradient
 

@@ -196,7 +196,7 @@ class IDC(Method):
 
     def train_net_on_real(self, n_images: int) -> float:
         """Train ``self.net`` on about ``n_images`` random real images (reference ``train_epoch``)."""
-        from ..evaluate import cutmix_step
+        from ..training import cutmix_step
 
         ctx = self.ctx
         net, opt = self.net, self.opt_net

@@ -1,6 +1,6 @@
 """MTT: Dataset Distillation by Matching Training Trajectories (Cazenavette et al., CVPR 2022).
 
-Each iteration picks a random expert trajectory (:mod:`.buffers`) and a random
+Each iteration picks a random expert trajectory (:mod:`.experts`) and a random
 start epoch ``s`` in ``{0, ..., max_start_epoch - 1}``, starts a student at the
 expert's parameters ``w_s`` and takes ``syn_steps`` plain SGD steps on
 minibatches of the synthetic images with a *learnable* learning rate
@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import FyiError
+from ..training import flat_params
 from .base import Method, MethodOptions, option, register_method
 from .fyi import FYIView, maybe_expand
 
@@ -67,7 +68,7 @@ class FlatParams:
         return {n: t.view(s) for n, t, s in zip(self.names, torch.split(flat, self.sizes), self.shapes)}
 
     def flatten(self, net: torch.nn.Module) -> torch.Tensor:
-        return torch.cat([p.detach().reshape(-1) for p in net.parameters()])
+        return flat_params(net, keep=True)
 
 
 def param_matching_loss(w_end: torch.Tensor, w_start: torch.Tensor, w_target: torch.Tensor) -> torch.Tensor:
@@ -164,7 +165,7 @@ class MTT(Method):
 
     def __init__(self, ctx):
         super().__init__(ctx)
-        from .buffers import ExpertBuffers
+        from .experts import ExpertBuffers
 
         o = self.opts
         folder = o.buffers

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from ..errors import FyiError
-from .layers import first_pad, positive_int
+from .layers import check_sizes, first_pad
 from .registry import register_model
 
 
@@ -15,9 +15,7 @@ class AlexNet(nn.Module):
 
     def __init__(self, channels: int, num_classes: int, image_size: int):
         super().__init__()
-        channels = positive_int("channels", channels)
-        num_classes = positive_int("num_classes", num_classes)
-        image_size = positive_int("image_size", image_size)
+        channels, num_classes, image_size = check_sizes(channels, num_classes, image_size)
         pad = first_pad(image_size, 2)
         hw = image_size + 2 * pad - 4
         if hw < 1:

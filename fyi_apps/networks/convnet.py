@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import FyiError
-from .layers import ACTS, NORMS, POOLS, AvgPool2x2, canon, first_pad, make_act, make_norm, positive_int
+from .layers import ACTS, AvgPool2x2, NORMS, POOLS, canon, check_sizes, first_pad, make_act, make_norm, positive_int
 from .registry import register_model
 
 
@@ -47,9 +47,7 @@ class ConvNet(nn.Module):
         pool: str = "avgpool",
     ):
         super().__init__()
-        channels = positive_int("channels", channels)
-        num_classes = positive_int("num_classes", num_classes)
-        image_size = positive_int("image_size", image_size)
+        channels, num_classes, image_size = check_sizes(channels, num_classes, image_size)
         width = positive_int("ConvNet width", width)
         depth = default_depth(image_size) if depth is None else positive_int("ConvNet depth", depth)
         self.width, self.depth = width, depth

@@ -57,6 +57,12 @@ def positive_int(what: str, value: Any) -> int:
     return int(value)
 
 
+def check_sizes(channels: Any, num_classes: Any, image_size: Any) -> tuple[int, int, int]:
+    """``(channels, num_classes, image_size)`` checked as positive integers (every model's first step)."""
+    return (positive_int("channels", channels), positive_int("num_classes", num_classes),
+            positive_int("image_size", image_size))
+
+
 def make_act(act: str) -> nn.Module:
     if act == "sigmoid":
         return nn.Sigmoid()

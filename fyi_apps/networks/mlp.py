@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import positive_int
+from .layers import check_sizes, positive_int
 from .registry import register_model
 
 
@@ -14,9 +14,7 @@ class MLP(nn.Module):
 
     def __init__(self, channels: int, num_classes: int, image_size: int, width: int = 128):
         super().__init__()
-        channels = positive_int("channels", channels)
-        num_classes = positive_int("num_classes", num_classes)
-        image_size = positive_int("image_size", image_size)
+        channels, num_classes, image_size = check_sizes(channels, num_classes, image_size)
         width = positive_int("MLP width", width)
         self.fc_1 = nn.Linear(channels * image_size * image_size, width)
         self.fc_2 = nn.Linear(width, width)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import FyiError
-from .layers import positive_int
+from .layers import check_sizes
 
 _REGISTRY: dict[str, tuple[str, Callable[..., nn.Module]]] = {}
 _PREFIXES: dict[str, Callable[..., tuple[nn.Module, str]]] = {}
@@ -174,9 +174,7 @@ def create_model(
     """
     if not isinstance(name, str) or not name.strip():
         raise FyiError(f"model name must be a non-empty string, got {name!r}")
-    channels = positive_int("channels", channels)
-    num_classes = positive_int("num_classes", num_classes)
-    image_size = positive_int("image_size", image_size)
+    channels, num_classes, image_size = check_sizes(channels, num_classes, image_size)
     if seed is None:
         model, display, options = _build(name, channels, num_classes, image_size, kwargs)
     else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import NORMS, canon, make_norm, positive_int
+from .layers import NORMS, canon, check_sizes, make_norm
 from .registry import register_model
 
 
@@ -35,9 +35,7 @@ class ResNet18(nn.Module):
 
     def __init__(self, channels: int, num_classes: int, image_size: int, norm: str = "instancenorm"):
         super().__init__()
-        channels = positive_int("channels", channels)
-        num_classes = positive_int("num_classes", num_classes)
-        hw = positive_int("image_size", image_size)
+        channels, num_classes, hw = check_sizes(channels, num_classes, image_size)
         self.norm = canon("norm", norm, NORMS)
         self.conv1 = nn.Conv2d(channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
         self.bn1 = make_norm(self.norm, 64, hw) or nn.Identity()

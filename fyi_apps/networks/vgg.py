@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import NORMS, canon, first_pad, make_norm, positive_int
+from .layers import NORMS, canon, check_sizes, first_pad, make_norm
 from .registry import register_model
 
 _VGG11_CFG = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
@@ -16,9 +16,7 @@ class VGG11(nn.Module):
 
     def __init__(self, channels: int, num_classes: int, image_size: int, norm: str = "instancenorm"):
         super().__init__()
-        channels = positive_int("channels", channels)
-        num_classes = positive_int("num_classes", num_classes)
-        image_size = positive_int("image_size", image_size)
+        channels, num_classes, image_size = check_sizes(channels, num_classes, image_size)
         self.norm = canon("norm", norm, NORMS)
         pad = first_pad(image_size, 1)
         hw = image_size + 2 * pad - 2

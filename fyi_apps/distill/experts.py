@@ -11,7 +11,9 @@ batch 256, DSA augmentation of every real batch.  ``flat=True`` trains FTD's
 *flat* experts with GSAM instead (Zhuang et al., ICLR 2022, as used by FTD's
 ``buffer_FTD.py``): rho 0.01 (constant), alpha 0.3, adaptive perturbation, the
 same SGD underneath.  Optional ZCA whitening (``zca=True``) is a fixed linear
-transform of the pixels, fitted on the training set (see :class:`ZCA`).
+same SGD underneath (:mod:`.gsam`).  Optional ZCA whitening (``zca=True``) is a
+fixed linear transform of the pixels, fitted on the training set (see
+:class:`fyi_apps.zca.ZCA`).
 
 Storage (one folder)::
 
@@ -31,194 +33,28 @@ uninterrupted run.  Asking for more experts in an existing folder extends it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import FyiError
-from ..evaluate import backward_in_slices, ce_shares
 from ..networks import batch_slice
-from ..runtime import (atomic_path, cache_dir, derive_seed, flush_denormals, make_generator, package_versions,
-                       resolve_device, save_torch, write_json)
+from ..runtime import (atomic_path, derive_seed, flush_denormals, make_generator, package_versions, resolve_device,
+                       save_torch, write_json)
+from ..training import backward_in_slices, ce_shares, flat_params, normalize_uint8, test_accuracy
+from ..zca import ZCA, zca_for_dataset
+from .gsam import BatchNormMomentum, gsam_direction
 
 BUFFER_FORMAT = 1
 INDEX = "buffers.json"
 ZCA_FILE = "zca.safetensors"
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-# --------------------------------------------------------------------------- ZCA
-@dataclass
-class ZCA:
-    """ZCA whitening ``z = (p - mu) W`` of flattened pixels ``p`` in [0, 1].
-
-    ``W = U diag((s + eps)^-1/2) U^T`` from the eigen-decomposition ``U diag(s) U^T``
-    of the (unbiased) pixel covariance of the training set; ``eps`` 0.1 as in
-    the MTT/FTD reference code (which uses kornia's ``ZCAWhitening``; kornia is
-    not a dependency here, so this is the same computation with
-    ``torch.linalg.eigh``).  ``W`` is symmetric; ``W^-1 = U diag((s + eps)^1/2) U^T``.
-
-    Inside fyi-apps images are normalised with the dataset's mean/std, so
-    :meth:`__call__` takes *normalised* images, undoes the normalisation and
-    whitens.  Whitened images are what the experts, the distillation and the
-    evaluation of a ZCA synthetic set see.
-    """
-
-    mean: torch.Tensor  # [D] pixel mean in [0, 1]
-    matrix: torch.Tensor  # [D, D]
-    eigenvalues: torch.Tensor  # [D] (for the inverse and the record)
-    eigenvectors: torch.Tensor  # [D, D]
-    eps: float
-    norm_mean: tuple[float, ...]
-    norm_std: tuple[float, ...]
-
-    @property
-    def dim(self) -> int:
-        return int(self.mean.numel())
-
-    def _stats(self, x: torch.Tensor):
-        c = len(self.norm_mean)
-        m = torch.tensor(self.norm_mean, dtype=x.dtype, device=x.device).view(1, c, 1, 1)
-        s = torch.tensor(self.norm_std, dtype=x.dtype, device=x.device).view(1, c, 1, 1)
-        return m, s
-
-    def whiten_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
-        """``[N, C, H, W]`` images in [0, 1] -> whitened images of the same shape."""
-        flat = pixels.reshape(pixels.shape[0], -1)
-        if flat.shape[1] != self.dim:
-            raise FyiError(f"ZCA was fitted on {self.dim}-pixel images but got {flat.shape[1]}; "
-                           "use the transform of the dataset the images come from")
-        mean, w = self._on(flat.device, flat.dtype)
-        return ((flat - mean) @ w).reshape(pixels.shape)
-
-    def _on(self, device, dtype):
-        """Mean and matrix on ``device`` (copied once per device/dtype, not per batch)."""
-        cache = self.__dict__.setdefault("_copies", {})
-        key = (str(device), dtype)
-        if key not in cache:
-            cache[key] = (self.mean.to(device=device, dtype=dtype), self.matrix.to(device=device, dtype=dtype))
-        return cache[key]
-
-    def __call__(self, normalised: torch.Tensor) -> torch.Tensor:
-        """Normalised images (dataset mean/std) -> whitened images."""
-        m, s = self._stats(normalised)
-        return self.whiten_pixels(normalised * s + m)
-
-    def from_uint8(self, images: torch.Tensor) -> torch.Tensor:
-        return self.whiten_pixels(images.float() / 255.0)
-
-    def inverse_pixels(self, whitened: torch.Tensor) -> torch.Tensor:
-        """Whitened images -> pixels in [0, 1] (unclamped); for pictures."""
-        u = self.eigenvectors.to(whitened.device, whitened.dtype)
-        root = (self.eigenvalues.to(whitened.device, whitened.dtype) + self.eps).sqrt()
-        flat = whitened.reshape(whitened.shape[0], -1)
-        return ((flat @ u) * root @ u.T + self.mean.to(whitened.device, whitened.dtype)).reshape(whitened.shape)
-
-    def fingerprint(self) -> str:
-        return hashlib.sha256(self.matrix.float().contiguous().cpu().numpy().tobytes()).hexdigest()[:16]
-
-    # --- storage ---
-    def save(self, path: Path) -> None:
-        tensors = {"mean": self.mean.float().contiguous(), "matrix": self.matrix.float().contiguous(),
-                   "eigenvalues": self.eigenvalues.float().contiguous(),
-                   "eigenvectors": self.eigenvectors.float().contiguous()}
-        meta = {"eps": repr(float(self.eps)), "norm_mean": json.dumps(list(self.norm_mean)),
-                "norm_std": json.dumps(list(self.norm_std))}
-        _save_safetensors(path, tensors, meta)
-
-    @classmethod
-    def load(cls, path: Path) -> "ZCA":
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata()
-                t = {k: f.get_tensor(k) for k in f.keys()}
-            return cls(t["mean"], t["matrix"], t["eigenvalues"], t["eigenvectors"], float(meta["eps"]),
-                       tuple(json.loads(meta["norm_mean"])), tuple(json.loads(meta["norm_std"])))
-        except Exception as e:  # noqa: BLE001 - any unreadable file is the same user problem
-            raise FyiError(f"ZCA file {path} is unreadable ({type(e).__name__}); delete it to refit") from None
-
-
-def _save_safetensors(path: Path, tensors: dict, metadata: dict) -> None:
-    """safetensors file written atomically, with ordinary file permissions."""
-    import os
-
-    import safetensors.torch
-
-    with atomic_path(path) as tmp:
-        safetensors.torch.save_file(tensors, str(tmp), metadata=metadata)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-
-
-def fit_zca(images_uint8: torch.Tensor, eps: float = 0.1, *, norm_mean=(0.0,), norm_std=(1.0,),
-            chunk: int = 4096) -> ZCA:
-    """Fit :class:`ZCA` on uint8 images ``[N, C, H, W]`` (covariance accumulated in float64)."""
-    n = images_uint8.shape[0]
-    if n < 2:
-        raise FyiError("ZCA needs at least 2 training images")
-    if not eps > 0:
-        raise FyiError(f"ZCA eps must be positive, got {eps}")
-    flat = images_uint8.reshape(n, -1)
-    d = flat.shape[1]
-    total = torch.zeros(d, dtype=torch.float64)
-    for s in range(0, n, chunk):
-        total += flat[s:s + chunk].double().sum(0) / 255.0
-    mean = total / n
-    cov = torch.zeros(d, d, dtype=torch.float64)
-    for s in range(0, n, chunk):
-        xc = flat[s:s + chunk].double() / 255.0 - mean
-        cov += xc.T @ xc
-    cov /= n - 1
-    evals, evecs = torch.linalg.eigh(cov)
-    evals = evals.clamp_min(0.0)
-    w = (evecs * (evals + eps).rsqrt()) @ evecs.T
-    return ZCA(mean.float(), w.float(), evals.float(), evecs.float(), float(eps),
-               tuple(float(v) for v in norm_mean), tuple(float(v) for v in norm_std))
-
-
-def _train_fingerprint(dataset) -> str:
-    h = hashlib.sha256()
-    h.update(str(dataset.info.name).encode())
-    h.update(str(tuple(dataset.train.images.shape)).encode())
-    h.update(dataset.train.images.contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def zca_for_dataset(dataset, eps: float = 0.1) -> ZCA:
-    """The ZCA transform of ``dataset``'s training set (fitted once, then cached on disk)."""
-    key = f"{dataset.info.name}-{_train_fingerprint(dataset)}-eps{float(eps):g}"
-    path = cache_dir() / "zca" / f"{key}.safetensors"
-    if path.exists():
-        try:
-            return ZCA.load(path)
-        except FyiError:
-            path.unlink(missing_ok=True)
-    z = fit_zca(dataset.train.images, eps, norm_mean=dataset.info.mean, norm_std=dataset.info.std)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    z.save(path)
-    return z
-
-
-def zca_from_config(record: dict, dataset) -> ZCA:
-    """The transform a synthetic set's ``config["zca"]`` refers to, checked against ``dataset``."""
-    z = zca_for_dataset(dataset, float(record.get("eps", 0.1)))
-    want = record.get("fingerprint")
-    if want and want != z.fingerprint():
-        import warnings
-
-        warnings.warn(f"the ZCA transform refitted on {dataset.info.name} differs from the one the set was "
-                      f"distilled with (fingerprint {z.fingerprint()} vs {want}); accuracy may be off", stacklevel=2)
-    return z
 
 
 # --------------------------------------------------------------------------- config
@@ -288,79 +124,9 @@ def default_buffer_dir(cfg: BufferConfig, out_dir: str | Path = "fyi-runs") -> P
     return Path(out_dir) / "buffers" / ("_".join(tags) + f"_seed{cfg.seed}")
 
 
-# --------------------------------------------------------------------------- GSAM
-class _BatchNormMomentum:
-    """Freeze BatchNorm running statistics during GSAM's second (perturbed) pass."""
-
-    def __init__(self, net: torch.nn.Module):
-        self.bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-
-    def __enter__(self):
-        self.saved = [m.momentum for m in self.bns]
-        for m in self.bns:
-            m.momentum = 0.0
-
-    def __exit__(self, *exc):
-        for m, v in zip(self.bns, self.saved):
-            m.momentum = v
-
-
-def gsam_direction(params: Sequence[torch.Tensor], closure: Callable[[], torch.Tensor], *, rho: float,
-                   alpha: float, adaptive: bool = True, eps: float = 1e-12, second_pass=None) -> torch.Tensor:
-    """GSAM (Zhuang et al., ICLR 2022): set ``p.grad`` to the update direction; return the loss at ``w``.
-
-    1. ``g = grad L(w)``;
-    2. ascend to ``w + e`` with ``e = rho g / ||g||`` (adaptive: ``e = rho w^2 g / || |w| g ||``);
-    3. ``g_p = grad L(w + e)``, return to ``w``;
-    4. direction ``g_p - alpha * g_perp`` where ``g_perp = g - (<g, g_p> / ||g_p||^2) g_p`` is the
-       part of ``g`` orthogonal to ``g_p`` (descending it lowers the surrogate gap).
-
-    ``closure`` computes the loss (forward only).  The base optimiser then steps with ``p.grad``.
-    """
-    params = [p for p in params if p.requires_grad]
-    loss = closure()
-    g = torch.autograd.grad(loss, params)
-    with torch.no_grad():
-        if adaptive:
-            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.abs() * gi) for p, gi in zip(params, g)]))
-            e = [rho * gi * p * p / (norm + eps) for p, gi in zip(params, g)]
-        else:
-            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(gi) for gi in g]))
-            e = [rho * gi / (norm + eps) for gi in g]
-        for p, ei in zip(params, e):
-            p.add_(ei)
-    try:
-        with (second_pass or _nullctx()):
-            loss_p = closure()
-        gp = torch.autograd.grad(loss_p, params)
-    finally:
-        with torch.no_grad():
-            for p, ei in zip(params, e):
-                p.sub_(ei)
-    with torch.no_grad():
-        inner = sum((a * b).sum() for a, b in zip(g, gp))
-        gp_sq = sum((b * b).sum() for b in gp)
-        coef = inner / (gp_sq + eps)
-        for p, gi, gpi in zip(params, g, gp):
-            p.grad = gpi - alpha * (gi - coef * gpi)
-    return loss.detach()
-
-
-class _nullctx:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
-
 # --------------------------------------------------------------------------- training
 def _param_spec(net: torch.nn.Module) -> list[tuple[str, list[int]]]:
     return [(n, list(p.shape)) for n, p in net.named_parameters()]
-
-
-def flat_params(net: torch.nn.Module) -> torch.Tensor:
-    return torch.cat([p.detach().reshape(-1).float().cpu() for p in net.parameters()])
 
 
 def _train_indices(train, per_class: int | None, seed: int) -> torch.Tensor | None:
@@ -396,7 +162,7 @@ class _Trainer:
     def prepare(self, x_uint8: torch.Tensor) -> torch.Tensor:
         if self.zca is not None:
             return self.zca.from_uint8(x_uint8)
-        return (x_uint8.float() / 255.0 - self._mean) / self._std
+        return normalize_uint8(x_uint8, self._mean, self._std)
 
     def batch(self, idx: torch.Tensor) -> torch.Tensor:
         if self.whitened is not None:
@@ -420,7 +186,7 @@ class _Trainer:
         n = self.images.shape[0]
         order = torch.randperm(n, generator=g).to(self.device)
         total, count = 0.0, 0
-        bn = _BatchNormMomentum(net)
+        bn = BatchNormMomentum(net)
         params = [p for p in net.parameters() if p.requires_grad]
         for s in range(0, n, cfg.batch_size):
             idx = order[s:s + cfg.batch_size]
@@ -448,18 +214,10 @@ class _Trainer:
             count += idx.numel()
         return total / max(count, 1)
 
-    @torch.no_grad()
     def test_accuracy(self, net) -> float:
-        net.eval()
-        correct = 0
         test = self.dataset.test
-        for s in range(0, test.images.shape[0], 1000):
-            x = self.prepare(test.images[s:s + 1000].to(self.device))
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
-                pred = net(x).argmax(1)
-            correct += int((pred == test.labels[s:s + 1000].to(self.device)).sum())
-        net.train()
-        return correct / max(test.images.shape[0], 1)
+        return test_accuracy(net, test.images, test.labels, device=self.device, batch_size=1000, bf16=self.cfg.bf16,
+                             prepare=self.prepare, cache_slices=False)
 
 
 def _expert_file(folder: Path, i: int) -> Path:
@@ -471,7 +229,11 @@ def _partial_file(folder: Path, i: int) -> Path:
 
 
 def _save_expert(path: Path, traj: torch.Tensor, meta: dict) -> None:
-    _save_safetensors(path, {"trajectory": traj.contiguous()}, {k: json.dumps(v) for k, v in meta.items()})
+    import safetensors.torch
+
+    with atomic_path(path) as tmp:
+        safetensors.torch.save_file({"trajectory": traj.contiguous()}, str(tmp),
+                                    metadata={k: json.dumps(v) for k, v in meta.items()})
 
 
 @flush_denormals()
@@ -708,3 +470,10 @@ class ExpertBuffers:
                 "num_params": self.num_params, "flat": self.flat, "zca": bool(self.index.get("zca")),
                 "mean_test_acc": sum(accs) / len(accs) if accs else None,
                 "mean_seconds": sum(e["seconds"] for e in self.experts) / len(self.experts)}
+
+
+# the "experts" vocabulary (``fyi experts``): the same objects, the same files
+ExpertConfig = BufferConfig
+ExpertStore = ExpertBuffers
+train_experts = train_buffers
+default_expert_dir = default_buffer_dir
