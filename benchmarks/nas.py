@@ -10,7 +10,7 @@ VGG-11 and ResNet-18.  Everything is cached per training run under
 Full run on CIFAR-10 (the DM / DM+FYI IPC-10 sets come from ``benchmarks/fidelity.py``;
 the README gives the exact commands)::
 
-    python benchmarks/nas.py --proxy random --proxy DM.safetensors --proxy DMFYI.safetensors \\
+    python -m benchmarks.nas --proxy random --proxy DM.safetensors --proxy DMFYI.safetensors \\
         --xarch DM.safetensors --xarch DMFYI.safetensors
 
 The full preset is a CPU budget: 20 candidates of at most 100 M MACs per image
@@ -30,11 +30,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from fyi_apps.errors import FyiError
 
-from fyi_apps.errors import FyiError  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 QUICK = dict(dataset="digits", ipc=5, sample=5, include="vgg11", proxy_epochs=20, truth="full",
              full_epochs=2, test_size=None, xarch_epochs=10, xarch_seeds=1, xarch_archs="convnet,vgg11,mlp",
@@ -143,7 +141,8 @@ def estimate(args, cfg, ds) -> dict:
     """Seconds per training image (with DSA) and per test image of every candidate, and the expected total."""
     import torch
 
-    from fyi_apps.evaluate import EvalConfig, test_accuracy, train_network
+    from fyi_apps.evaluate import EvalConfig, train_network
+    from fyi_apps.training import test_accuracy
     from fyi_apps.networks import create_model
     from fyi_apps.report import table
     from fyi_apps.runtime import make_generator, resolve_device
@@ -179,7 +178,7 @@ def estimate(args, cfg, ds) -> dict:
     print(table(rows, ["candidate", "train ms/img", "test ms/img", "minutes"]))
     xa = 0.0
     if args.xarch:
-        for a in nas._split_names(args.xarch_archs):
+        for a in nas.split_names(args.xarch_archs):
             c = a if a in per else None
             if c is None:
                 net = create_model(a, channels=info.channels, num_classes=info.num_classes, image_size=info.image_size)
@@ -227,14 +226,14 @@ def run(args) -> int:
     args.xarch = xsets
     cfg = nas.NasConfig(
         dataset=args.dataset, proxies=proxies, ipc=args.ipc, space=args.space, sample=args.sample or None,
-        include=nas._split_names(args.include), max_mmacs=args.max_mmacs, proxy_epochs=args.proxy_epochs,
+        include=nas.split_names(args.include), max_mmacs=args.max_mmacs, proxy_epochs=args.proxy_epochs,
         truth=args.truth,
-        full_epochs=args.full_epochs, seeds=args.seeds, seed=args.seed, topk=nas._topk_list(args.topk),
+        full_epochs=args.full_epochs, seeds=args.seeds, seed=args.seed, topk=nas.topk_list(args.topk),
         test_size=args.test_size, dsa=not args.no_dsa, bf16=args.bf16, workers=args.workers, threads=args.threads,
         batch_size=args.batch_size, data_root=args.data_root, nb201=args.nb201, nb201_cells=args.nb201_cells, nb201_width=args.nb201_width,
         connected_only=args.connected_only, stratified=args.stratified,
     )
-    command = " ".join(["python", "benchmarks/nas.py", *args.argv])
+    command = " ".join(["python", "-m", "benchmarks.nas", *args.argv])
     if args.estimate:
         est = estimate(args, cfg, ds)
         write_json(out / "estimate.json", {**est, "command": command, "config": vars(args), "versions": package_versions()})
@@ -252,7 +251,7 @@ def run(args) -> int:
     xrep = None
     if xsets:
         ecfg = EvalConfig(epochs=args.xarch_epochs, dsa=not args.no_dsa, bf16=args.bf16)
-        xrep = xarch.run_xarch(xsets, archs=nas._split_names(args.xarch_archs), cfg=ecfg,
+        xrep = xarch.run_xarch(xsets, archs=nas.split_names(args.xarch_archs), cfg=ecfg,
                                seeds=list(range(args.seed, args.seed + args.xarch_seeds)), cache_dir=out / "cache",
                                workers=args.workers, threads=args.threads, test_size=args.test_size,
                                data_root=args.data_root, device=args.device, progress=progress, loaded=ds)

@@ -153,7 +153,7 @@ def materialize(job: Job):
             s = load_synset(spec.path)
             transform = None
             if s.config.get("zca"):
-                from ...distill.buffers import zca_from_config
+                from ...zca import zca_from_config
 
                 transform = zca_from_config(s.config["zca"], ds)
             _SYNSETS[spec.path] = (*s.decoded(), s.lr, transform)
