@@ -107,6 +107,9 @@ def main(argv=None) -> int:
     p.add_argument("--dsa-modes", default="single,fyi", help="which distillation DSA modes this process computes")
     p.add_argument("--dm-iterations", default="1:500,10:2000", help="DM iterations: N, or IPC:N pairs")
     p.add_argument("--dsa-iterations", type=int, default=80, help="DSA (the method) iterations at IPC 1")
+    p.add_argument("--dsa-curve-iterations", type=int, default=40,
+                   help="DSA (the method) at IPC 10, FYI off/on, single DSA, for the Fig. 5/6 curves only (not "
+                        "evaluated); 0 skips it")
     p.add_argument("--batch-real", type=int, default=64)
     p.add_argument("--eval-epochs", type=int, default=300)
     p.add_argument("--seeds", type=int, default=3, help="evaluation seeds 0..N-1")
@@ -121,7 +124,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.quick:
         args.dataset, args.dm_iterations, args.dsa_iterations, args.eval_epochs = "digits", "10", 3, 10
-        args.seeds, args.score_every, args.batch_real = 2, 5, 32
+        args.seeds, args.score_every, args.batch_real, args.dsa_curve_iterations = 2, 5, 32, 2
         args.work = args.work + "-quick"
         args.json = str(Path(args.work) / "ablation-quick.json")
 
@@ -160,13 +163,13 @@ def main(argv=None) -> int:
         key = hashlib.sha256(json.dumps([args.eval_epochs, seeds, emode, ds.source]).encode()).hexdigest()[:10]
         return sp.with_name(sp.stem + f"_e{emode}_{key}.eval.json")
 
-    def distilled(method, ipc, its, f, dmode):
+    def distilled(method, ipc, its, f, dmode, score_every=None):
         sp = set_path(method, ipc, its, f, dmode)
         if sp.exists():
             return fyi.load_synset(sp)
         cfg = fyi.DistillConfig(method=method, dataset=args.dataset, ipc=ipc, fyi="flip" if f else None,
                                 iterations=its, batch_real=args.batch_real, seed=args.seed, dsa_mode=dmode,
-                                checkpoint_every=25, score_every=args.score_every)
+                                checkpoint_every=min(25, its), score_every=score_every or args.score_every)
         return fyi.Distiller(cfg, ds, device=args.device).run(sp, resume=True, progress=True)
 
     cells: dict = {}
@@ -195,6 +198,15 @@ def main(argv=None) -> int:
                 cells[name] = rec
                 print(f"{name}: {100 * r.mean:.2f} +- {100 * r.std:.2f}", flush=True)
 
+    # DSA (the method) at IPC 10: distilled for the curves only (its outer iterations cost minutes each here)
+    curve_blocks = []
+    if "dsa" in methods and args.dsa_curve_iterations > 0:
+        its = args.dsa_curve_iterations
+        curve_blocks.append(("dsa", 10, its, []))
+        if not args.report_only:
+            for f in fyis:
+                distilled("dsa", 10, its, f, "single", score_every=max(1, its // 20))
+
     # ------------------------------------------------------------ the report
     rows, decomp = [], {}
     for method, ipc, its, pairs in blocks:
@@ -221,7 +233,7 @@ def main(argv=None) -> int:
     print(table(rows, headers))
     print()
     print(table(drows, dheaders))
-    curves = _curves(work, blocks, set_path, Path(args.json).parent)
+    curves = _curves(work, blocks + curve_blocks, set_path, Path(args.json).parent)
     write_json(args.json, {"command": "python -m benchmarks.ablation " + " ".join(sys.argv[1:]), "budget": budget,
                            "cells": cells, "decomposition": decomp, "curves": curves,
                            "markdown": table(rows, headers, markdown=True),

@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     from fyi_apps.evaluate import EvalConfig, evaluate_synset
     from fyi_apps.report import pct, table
     from fyi_apps.runtime import package_versions, write_json
-    from fyi_apps.score import unequalness
+    from fyi_apps.distill.score import unequalness
     from fyi_apps.synset import load_synset
 
     work = Path(args.work)

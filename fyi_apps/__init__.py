@@ -42,7 +42,7 @@ _LAZY = {
     "create_model": ("fyi_apps.networks", "create_model"),
     "list_models": ("fyi_apps.networks", "list_models"),
     "register_model": ("fyi_apps.networks", "register_model"),
-    "unequalness": ("fyi_apps.score", "unequalness"),
+    "unequalness": ("fyi_apps.distill.score", "unequalness"),
     "random_subset": ("fyi_apps.baselines", "random_subset"),
     "herding_subset": ("fyi_apps.baselines", "herding_subset"),
     "make_memory": ("fyi_apps.tasks.continual", "make_memory"),
@@ -77,7 +77,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     from .evaluate import EvalConfig, evaluate_images  # noqa: F401
     from .evaluate import evaluate_synset as evaluate  # noqa: F401
     from .networks import create_model, list_models, register_model  # noqa: F401
-    from .score import unequalness  # noqa: F401
+    from .distill.score import unequalness  # noqa: F401
     from .synset import SyntheticSet, load_synset, save_synset  # noqa: F401
     from .tasks.continual import make_memory  # noqa: F401
     from .tasks.nas import NasConfig  # noqa: F401

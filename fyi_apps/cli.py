@@ -263,7 +263,7 @@ def cmd_import(args) -> None:
 # --------------------------------------------------------------------------- score
 def cmd_score(args) -> None:
     from .report import table
-    from .score import unequalness, unequalness_curve
+    from .distill.score import unequalness, unequalness_curve
     from .synset import load_synset
 
     from .distill.fyi import FYIView
@@ -288,7 +288,7 @@ def cmd_score(args) -> None:
     if not args.dataset:
         raise FyiError("`fyi score` needs a SYNSET file or --dataset NAME (for the real-subset curve)")
     ds = _load(args, args.dataset)
-    from .score import check_subset_sizes
+    from .distill.score import check_subset_sizes
 
     sizes = check_subset_sizes(ds, args.sizes)
     png = V.output_file(Path(args.out) / f"score-{V.safe_name(ds.info.name)}.png", "PNG file")

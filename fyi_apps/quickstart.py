@@ -110,7 +110,7 @@ def _run(out_dir, *, device, seed, progress, budget, name) -> dict:
     from .evaluate import EvalConfig, evaluate_synset
     from .report import pct, table
     from .runtime import atomic_path, package_versions, write_json
-    from .score import unequalness
+    from .distill.score import unequalness
     from .synset import export_grid, save_synset
 
     b = budget

@@ -5,7 +5,7 @@ import torch
 from fyi_apps.baselines import herding_select, herding_subset, random_subset
 from fyi_apps.errors import FyiError
 from fyi_apps.evaluate import EvalConfig, evaluate_images, evaluate_synset
-from fyi_apps.score import unequalness, unequalness_curve
+from fyi_apps.distill.score import unequalness, unequalness_curve
 
 FAST = EvalConfig(epochs=60)
 

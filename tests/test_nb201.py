@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from fyi_apps import nb201
+from fyi_apps.networks import nb201
+from fyi_apps.tasks.nas import nb201_table
 from fyi_apps.errors import FyiError
 from fyi_apps.networks import create_model
 from test_data import write_cifar10
@@ -39,7 +40,7 @@ def test_the_space_has_15625_distinct_cells_that_round_trip():
 
 @pytest.mark.skipif(not SHARED_CSV.exists(), reason="the shared NAS-Bench-201 table is not beside this checkout")
 def test_every_architecture_string_of_the_benchmark_parses():
-    table = nb201.BenchmarkTable.read(SHARED_CSV)
+    table = nb201_table.BenchmarkTable.read(SHARED_CSV)
     assert len(table.order) == 15625
     assert set(table.order) == set(nb201.all_cells())  # the file's strings are exactly our space
     col = table.accs["CIFAR10TestAccuracy200Epochs"]
@@ -122,7 +123,7 @@ def test_same_seed_same_weights_and_options_in_the_name():
 # ----------------------------------------------------------------- the table
 def test_table_lookup_and_refusals(tmp_path, monkeypatch):
     path = write_table(tmp_path / "nb.csv", cells=[BEST, ALL_CONV3])
-    t = nb201.BenchmarkTable.read(path)
+    t = nb201_table.BenchmarkTable.read(path)
     assert t.truth("cifar10-jpeg", ["nb201:" + ALL_CONV3 + ";cells=1"]) == {"nb201:" + ALL_CONV3 + ";cells=1": 0.9}
     assert t.truth("cifar100", [BEST])[BEST] == pytest.approx((10 + 80 * 5 / 6) / 2 / 100)  # its own column
     with pytest.raises(FyiError, match="not in the NAS-Bench-201 table"):
@@ -130,10 +131,10 @@ def test_table_lookup_and_refusals(tmp_path, monkeypatch):
     with pytest.raises(FyiError, match="no accuracies for dataset 'digits'"):
         t.truth("digits", [BEST])
     monkeypatch.setenv("FYI_NB201", str(path))
-    assert nb201.find_table() == path
+    assert nb201_table.find_table() == path
     monkeypatch.setenv("FYI_NB201", str(tmp_path / "missing.csv"))
     with pytest.raises(FyiError, match="--nb201 PATH"):
-        nb201.find_table()
+        nb201_table.find_table()
 
 
 @pytest.mark.parametrize("content, says", [
@@ -147,7 +148,7 @@ def test_malformed_table_is_refused_with_one_line(tmp_path, content, says):
     path = tmp_path / "bad.csv"
     path.write_text(content)
     with pytest.raises(FyiError) as e:
-        nb201.BenchmarkTable.read(path)
+        nb201_table.BenchmarkTable.read(path)
     assert says in str(e.value) and "\n" not in str(e.value)
 
 

@@ -282,7 +282,7 @@ def test_eval_config_refuses_bad_settings(kw):
 
 
 def test_score_api_refuses_bad_counts(digits):
-    from fyi_apps.score import unequalness, unequalness_curve
+    from fyi_apps.distill.score import unequalness, unequalness_curve
 
     with pytest.raises(FyiError, match="num_nets"):
         unequalness(torch.zeros(2, 1, 8, 8), torch.zeros(2, dtype=torch.long), 10, num_nets=0)

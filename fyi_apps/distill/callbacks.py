@@ -52,7 +52,7 @@ class ScoreCallback(Callback):
     def on_iteration(self, distiller, iteration, row):
         if iteration % self.every and iteration != distiller.cfg.iterations:
             return
-        from ..score import unequalness
+        from .score import unequalness
 
         x, y = current_images(distiller)
         row["score"] = unequalness(x, y, distiller.ctx.num_classes, distance="dm", arch=distiller.cfg.arch,

@@ -126,7 +126,7 @@ def register_prefix(prefix: str, builder: Callable[..., tuple[nn.Module, str]]) 
 
 
 def _nb201(name: str, channels: int, num_classes: int, image_size: int, **kwargs: Any) -> tuple[nn.Module, str]:
-    from .. import nb201  # NAS-Bench-201 cells: fyi_apps/nb201.py
+    from . import nb201  # NAS-Bench-201 cells: imported on first use
 
     return nb201.create(name, channels, num_classes, image_size, **kwargs), name.strip()
 

@@ -38,8 +38,8 @@ _TIMM = ["timm:resnet18", "timm:mobilenetv2_050", "timm:regnetx_002", "timm:effi
 
 
 def nb201_space() -> list[str]:
-    """The 15,625 NAS-Bench-201 cells as ``nb201:<cell string>`` candidates (:mod:`fyi_apps.nb201`)."""
-    from ...nb201 import PREFIX, all_cells
+    """The 15,625 NAS-Bench-201 cells as ``nb201:<cell string>`` candidates (:mod:`fyi_apps.networks.nb201`)."""
+    from ...networks.nb201 import PREFIX, all_cells
 
     return [PREFIX + c for c in all_cells()]
 
@@ -210,7 +210,7 @@ def sample_candidates(
             raise FyiError("--connected-only, --stratified and --nb201-cells/--nb201-width apply to the nb201 space "
                            "only; use --space nb201")
     if connected_only:
-        from ...nb201 import is_connected, split_name
+        from ...networks.nb201 import is_connected, split_name
 
         pool = [c for c in pool if is_connected(split_name(c)[0])]
     if nb201_only and image_size is not None:

@@ -98,6 +98,6 @@ def is_connected_candidate(name: str) -> bool:
     """False only for NAS-Bench-201 cells whose output is cut off from the input."""
     if not name.lower().startswith("nb201:"):
         return True
-    from ...nb201 import is_connected, split_name
+    from ...networks.nb201 import is_connected, split_name
 
     return is_connected(split_name(name)[0])

@@ -2,7 +2,7 @@
 
 A training ground truth is a :class:`~fyi_apps.tasks.nas.sets.SetSpec` that
 every candidate is trained on for ``full_epochs``; ``nb201`` reads the
-benchmark's 200-epoch full-data accuracies instead (:mod:`fyi_apps.nb201`), so
+benchmark's 200-epoch full-data accuracies instead (:mod:`.nb201_table`), so
 nothing is trained for it.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ def benchmark_table(cfg, dataset_name: str):
     """The NAS-Bench-201 table when ``cfg`` needs it (``truth="nb201"`` or ``stratified``), else None."""
     table = None
     if cfg.truth.strip().lower() == "nb201" or cfg.stratified:
-        from ...nb201 import BenchmarkTable, column_for
+        from .nb201_table import BenchmarkTable, column_for
 
         column_for(dataset_name)  # refuse a dataset the table has no column for, before reading 3 MB
         table = BenchmarkTable.read(cfg.nb201, cfg.data_root)

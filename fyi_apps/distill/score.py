@@ -19,15 +19,15 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from .distill.fyi import FYIView
-from .distill.matching import class_means, gradient_distance
-from . import validate
-from .errors import FyiError
-from .runtime import derive_seed, make_generator, resolve_device
+from .. import validate
+from ..errors import FyiError
+from ..runtime import derive_seed, make_generator, resolve_device
+from .fyi import FYIView
+from .matching import class_means, gradient_distance
 
 
 def _nets(arch, channels, num_classes, image_size, num_nets, seed, device):
-    from .networks import create_model
+    from ..networks import create_model
 
     for k in range(num_nets):
         yield create_model(
