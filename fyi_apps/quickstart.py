@@ -176,3 +176,17 @@ def _run(out_dir, *, device, seed, progress, budget, name) -> dict:
     print(f"\n{sentence}")
     print(f"\nreport: {out / 'report.md'} ({elapsed:.0f} s)")
     return payload
+
+
+# --------------------------------------------------------------------------- the command
+def add_quickstart_arguments(sp) -> None:
+    sp.add_argument("--budget", default="quick", choices=["quick", "tiny"], help="tiny is for smoke tests")
+
+
+def run_quickstart_command(args) -> None:
+    """``fyi quickstart``: the tour, written under OUT/quickstart."""
+    from . import validate as V
+
+    V.output_dir(Path(args.out) / "quickstart", "--out folder")
+    run_quickstart(out_dir=Path(args.out) / "quickstart", device=args.device, seed=args.seed,
+                   progress=not args.quiet, budget=args.budget)

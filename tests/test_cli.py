@@ -154,3 +154,24 @@ def test_quickstart_reading_follows_the_numbers():
 def test_console_script_help_is_fast_and_works():
     r = subprocess.run([sys.executable, "-m", "fyi_apps.cli", "--help"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "distill" in r.stdout and "quickstart" in r.stdout
+
+
+def test_help_builds_no_command_and_imports_no_torch():
+    """`fyi --help` lists the commands without importing torch; a command's own --help builds only it."""
+    code = ("import sys, contextlib, io\nfrom fyi_apps.cli import main\nbuf = io.StringIO()\n"
+            "with contextlib.redirect_stdout(buf), contextlib.suppress(SystemExit):\n    main(['--help'])\n"
+            "print('torch' in sys.modules, 'experts (buffers)' in buf.getvalue())")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.stdout.split() == ["False", "True"], r.stderr
+
+
+def test_experts_command_keeps_buffers_as_its_old_name(capsys):
+    from fyi_apps.cli import build_parser, selected_command
+
+    assert selected_command(["--seed", "3", "buffers", "--dataset", "x"]).name == "experts"
+    assert selected_command(["--out", "distill", "eval", "a.safetensors"]).name == "eval"  # a global's value is skipped
+    a = build_parser(["buffers", "--dataset", "digits"]).parse_args(["buffers", "--dataset", "digits"])
+    b = build_parser(["experts", "--dataset", "digits"]).parse_args(["experts", "--dataset", "digits"])
+    assert a.func.__closure__ and vars(a).keys() == vars(b).keys() and a.dataset == b.dataset == "digits"
+    d = build_parser().parse_args(["distill", "--dataset", "d", "--method", "mtt", "--ipc", "1", "--experts", "E"])
+    assert d.buffers == "E"

@@ -306,7 +306,7 @@ def test_ftd_warns_about_sgd_experts_and_mtt_needs_buffers(digits, buffers, tmp_
         Distiller(_cfg("ftd", buffers), digits, device="cpu")
     cfg = _cfg("mtt", buffers)
     cfg.options.pop("buffers")
-    with pytest.raises(FyiError, match="fyi buffers"):
+    with pytest.raises(FyiError, match="fyi experts"):
         Distiller(cfg, digits, device="cpu")
     with pytest.raises(FyiError, match="max_start_epoch"):
         Distiller(_cfg("mtt", buffers, max_start_epoch=3, expert_epochs=2), digits, device="cpu")

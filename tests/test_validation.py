@@ -48,8 +48,8 @@ def assert_one_line(code, err, needle=None):
 @pytest.fixture
 def no_compute(monkeypatch):
     """Any training, distillation step or score makes the test fail: errors must come first."""
-    from fyi_apps import evaluate, score
-    from fyi_apps.distill import dc, dm
+    from fyi_apps import evaluate
+    from fyi_apps.distill import dc, dm, score
 
     def forbidden(*a, **k):
         raise AssertionError("compute started before the input/output check")

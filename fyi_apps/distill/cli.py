@@ -44,7 +44,8 @@ def add_distill_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                     help="method option, e.g. outer_loop=10, lr_net=0.01, fyi_inner=false (repeatable; an unknown "
                          "key is refused with the method's options listed)")
-    sp.add_argument("--buffers", help="MTT/FTD: folder of expert trajectories (`fyi buffers`)")
+    sp.add_argument("--experts", "--buffers", dest="buffers", metavar="DIR",
+                    help="MTT/FTD: folder of expert trajectories (`fyi experts`; --buffers is the old name)")
     sp.add_argument("-o", "--output", help="synthetic-set file (default OUT/distill/<method>[-fyi]_<dataset>_ipc<N>_seed<S>.safetensors)")
     sp.add_argument("--resume", action="store_true", help="continue from the checkpoint next to the output file")
     sp.add_argument("--checkpoint-every", type=V.positive_int, default=100)
@@ -65,7 +66,7 @@ def run_distill_command(args) -> None:
     options = parse_options(args.option)
     if args.buffers:
         if "buffers" in options and options["buffers"] != str(args.buffers):
-            raise FyiError("expert folder given twice (--buffers and --option buffers=...) with different values; "
+            raise FyiError("expert folder given twice (--experts and --option buffers=...) with different values; "
                            "give it once")
         options["buffers"] = str(args.buffers)
     cfg = DistillConfig(

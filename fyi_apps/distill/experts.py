@@ -378,7 +378,7 @@ def _read_index(folder: Path) -> dict:
     path = Path(folder) / INDEX
     if not path.exists():
         raise FyiError(f"{folder} holds no expert trajectories ({INDEX} is missing); "
-                       "make them with `fyi buffers --dataset NAME --experts N --epochs E -o FOLDER`")
+                       "make them with `fyi experts --dataset NAME --experts N --epochs E -o FOLDER`")
     try:
         index = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
@@ -397,12 +397,12 @@ class ExpertBuffers:
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise FyiError(f"expert folder {folder} does not exist; make it with "
-                           "`fyi buffers --dataset NAME --experts N --epochs E -o FOLDER`")
+                           "`fyi experts --dataset NAME --experts N --epochs E -o FOLDER`")
         self.index = _read_index(self.folder)
         self.config = dict(self.index["config"])
         self.experts = [e for e in self.index["experts"] if (self.folder / e["file"]).exists()]
         if not self.experts:
-            raise FyiError(f"{self.folder} has no finished expert yet; run (or resume) `fyi buffers` first")
+            raise FyiError(f"{self.folder} has no finished expert yet; run (or resume) `fyi experts` first")
         self.spec = [(n, tuple(s)) for n, s in self.index["params"]]
         self.num_params = int(self.index["num_params"])
         self._zca: ZCA | None = None
@@ -454,7 +454,7 @@ class ExpertBuffers:
                 sl = f.get_slice("trajectory")
                 rows = [sl[int(e):int(e) + 1] for e in epochs]
         except Exception as ex:  # noqa: BLE001
-            raise FyiError(f"{path} is unreadable ({type(ex).__name__}); delete it and resume `fyi buffers`") from None
+            raise FyiError(f"{path} is unreadable ({type(ex).__name__}); delete it and resume `fyi experts`") from None
         out = torch.cat(rows).to(dtype)
         if out.shape[1] != self.num_params:
             raise FyiError(f"{path} holds {out.shape[1]} parameters, {INDEX} says {self.num_params}; re-create it")

@@ -3,7 +3,7 @@
 FTD is MTT (:mod:`.mtt`) with two changes:
 
 * the experts are *flat*: trained with GSAM (sharpness-aware minimisation with
-  surrogate-gap guidance; ``fyi buffers --flat``: rho 0.01, alpha 0.3,
+  surrogate-gap guidance; ``fyi experts --flat``: rho 0.01, alpha 0.3,
   adaptive, as in FTD's buffer script), so that the student's accumulated
   error along the trajectory hurts less;
 * the output is an exponential moving average of the synthetic images,

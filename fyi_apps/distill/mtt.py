@@ -136,7 +136,7 @@ def unroll(
 class MTTOptions(MethodOptions):
     """MTT's options (FTD adds ``ema_decay``); per-dataset/IPC values in ``presets.TRAJECTORY_TABLE``."""
 
-    buffers: str | None = option(None, doc="folder of expert trajectories (`fyi buffers -o FOLDER`)")
+    buffers: str | None = option(None, doc="folder of expert trajectories (`fyi experts -o FOLDER`)")
     syn_steps: int = option(20, min=1, doc="student SGD steps on the synthetic set per iteration")
     expert_epochs: int = option(3, min=1, doc="expert epochs the student's steps are matched to")
     max_start_epoch: int = option(25, min=1, doc="start epochs are drawn from 0 .. max_start_epoch - 1")
@@ -152,7 +152,7 @@ class MTTOptions(MethodOptions):
             folder = Path(self.buffers)
             if folder.is_file():
                 raise FyiError(f"{method} option buffers={self.buffers} is a file, not a folder of expert "
-                               "trajectories; pass the folder `fyi buffers -o FOLDER` made")
+                               "trajectories; pass the folder `fyi experts -o FOLDER` made")
 
 
 @register_method
@@ -171,8 +171,8 @@ class MTT(Method):
         folder = o.buffers
         if not folder:
             raise FyiError(
-                f"{self.name} needs expert trajectories; make them with `fyi buffers --dataset {ctx.cfg.dataset} "
-                f"--experts N --epochs E{' --flat' if self.wants_flat else ''} -o FOLDER` and pass --buffers FOLDER"
+                f"{self.name} needs expert trajectories; make them with `fyi experts --dataset {ctx.cfg.dataset} "
+                f"--experts N --epochs E{' --flat' if self.wants_flat else ''} -o FOLDER` and pass --experts FOLDER"
             )
         self.buffers = ExpertBuffers(folder)
         b = self.buffers
@@ -207,7 +207,7 @@ class MTT(Method):
                 f"({self.expert_epochs} epochs of {n_train} images); with the same lr it overshoots and the "
                 "learned lr shrinks towards 0. Lower --option syn_steps or raise expert_epochs.", stacklevel=2)
         if self.wants_flat and not b.flat:
-            warnings.warn(f"{self.name} expects flat experts (`fyi buffers --flat`) but {folder} holds SGD experts",
+            warnings.warn(f"{self.name} expects flat experts (`fyi experts --flat`) but {folder} holds SGD experts",
                           stacklevel=2)
         n_exp = o.max_experts
         self.num_experts = min(n_exp, b.num_experts) if n_exp else b.num_experts
