@@ -147,7 +147,7 @@ def dm_section(args, ds, ceil1) -> dict:
     cfg = DistillConfig(method="dm", dataset=args.dataset, ipc=args.ipc, iterations=10**6,
                         batch_real=args.batch_real, seed=0, fyi="flip" if args.fyi else None)
     d = Distiller(cfg, ds, device="cpu")
-    stored, labels = d._init_images()
+    stored, labels = d.init_images()
     d.method.setup(torch.nn.Parameter(stored), labels)
     ctx, step = d.ctx, d.method.step
     new_net = ctx.new_net
@@ -284,7 +284,7 @@ def threads_section(args, ds, ceils) -> dict:
     cfg = EvalConfig(epochs=args.eval_epochs)
     d = Distiller(DistillConfig(method="dm", dataset=args.dataset, ipc=args.ipc, iterations=10**6,
                                 batch_real=args.batch_real, seed=0), ds, device="cpu")
-    stored, labels = d._init_images()
+    stored, labels = d.init_images()
     d.method.setup(torch.nn.Parameter(stored), labels)
     candidates = ["convnet:depth=1,width=32", "convnet:depth=2,width=64", "convnet:depth=3,width=128"]
     test_x, test_y = ds.test.images[:500], ds.test.labels[:500]
@@ -358,7 +358,7 @@ def run_worker(spec: dict) -> dict:
     cfg = DistillConfig(method=spec["method"], dataset=spec["dataset"], ipc=spec["ipc"], fyi=spec["fyi"],
                         iterations=10**6, batch_real=spec["batch_real"], seed=0)
     d = Distiller(cfg, ds, device="cpu")
-    stored, labels = d._init_images()
+    stored, labels = d.init_images()
     d.method.setup(torch.nn.Parameter(stored), labels)
     m, o = d.method, d.cfg.options
     out = dict(spec)
@@ -367,7 +367,7 @@ def run_worker(spec: dict) -> dict:
     elif spec["method"] == "idc":  # one round (match every class + net update on real data) x inner_loop
         rounds, m.inner_loop, m.fix_iter = m.inner_loop, 1, 10**9
         m.net = d.ctx.new_net()
-        m.opt_net = m._net_optimiser(m.net)
+        m.opt_net = m.net_optimiser(m.net)
         fn, scale, timed = (lambda: m.step(1)), rounds, "one round x inner_loop"
     else:  # DC/DSA: one matching step and one inner epoch, scaled to (outer, inner) loops
         net = d.ctx.new_net()

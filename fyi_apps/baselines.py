@@ -17,11 +17,6 @@ from .runtime import derive_seed, make_generator, resolve_device
 from .synset import SyntheticSet
 
 
-def check_ipc(dataset, ipc: int) -> None:
-    """IPC must be positive and no larger than the smallest class (:meth:`fyi_apps.data.Dataset.check_ipc`)."""
-    dataset.check_ipc(ipc)
-
-
 def _make_set(dataset, idx: torch.Tensor, method: str, ipc: int, seed: int, config: dict) -> SyntheticSet:
     info = dataset.info
     return SyntheticSet(

@@ -16,10 +16,11 @@ from typing import Iterable, Sequence
 
 import torch
 
+from .augment import DEFAULT_STRATEGY
 from .errors import FyiError
 from .runtime import derive_seed, flush_denormals, make_generator, resolve_device
 from .training import as_float, backward_in_slices, cutmix_step, micro_batch_size
-from .training import test_accuracy  # used here; re-exported for tasks/; import from fyi_apps.training
+from .training import test_accuracy
 
 
 @dataclass
@@ -32,7 +33,7 @@ class EvalConfig:
     weight_decay: float = 5e-4
     batch_size: int = 256
     dsa: bool = True
-    dsa_strategy: str = "color_crop_cutout_flip_scale_rotate"
+    dsa_strategy: str = DEFAULT_STRATEGY
     dsa_mode: str = "single"
     cutmix: float = 0.0  # probability of CutMix per batch (IDC's evaluation uses it)
     test_batch_size: int = 1000

@@ -15,16 +15,10 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .data.base import normalize_uint8  # the one uint8 -> normalised float rule (datasets use it too)
 from .errors import FyiError
 from .networks import batch_slice
 from .runtime import cache_slice, flush_denormals
-
-
-def normalize_uint8(x: torch.Tensor, mean, std) -> torch.Tensor:
-    """uint8 images ``[N, C, H, W]`` -> float32 ``(x / 255 - mean) / std`` (``mean``/``std``: per channel)."""
-    m = torch.as_tensor(mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
-    s = torch.as_tensor(std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
-    return (x.to(torch.float32, copy=True).div_(255.0) - m) / s
 
 
 def as_float(x: torch.Tensor, mean, std) -> torch.Tensor:

@@ -196,7 +196,6 @@ def test_normalize_denormalize_and_real_images():
 
 def test_check_ipc_is_the_one_ipc_rule():
     from fyi_apps import validate
-    from fyi_apps.baselines import check_ipc
 
     split = Split(torch.zeros(3, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 1, 1]), 2)
     ds = Dataset(DatasetInfo("toy", 1, 2, ("a", "b"), (0.5,), (0.5,)), split, split, "test")
@@ -205,7 +204,7 @@ def test_check_ipc_is_the_one_ipc_rule():
         ds.check_ipc(0)
     with pytest.raises(FyiError, match=r"^--ipc 2 is larger than class 0 \(a\) of toy, which has 1 training images; "
                                        r"use --ipc 1 or less$"):
-        check_ipc(ds, 2)  # the old name still works
+        ds.check_ipc(2)
     with pytest.raises(FyiError, match=r"^ipc must be a positive integer, got 0; use a whole number of 1 or more$"):
         validate.ipc(0)
     assert validate.ipc("3", strings=True) == 3

@@ -63,7 +63,7 @@ def test_distilled_set_is_stored_small_and_decoded_large(digits, tmp_path):
 
 def test_initialisation_tiles_downsampled_real_images(digits):
     d = Distiller(_cfg(ipc=1, iterations=1), digits, device="cpu")
-    stored, labels = d._init_images()
+    stored, labels = d.init_images()
     assert stored.shape == (10, 1, 8, 8) and labels.tolist() == list(range(10))
     # every 4x4 tile is the area-average of a real training image of the right class
     real = digits.normalize(digits.train.images)

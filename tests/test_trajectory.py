@@ -294,7 +294,7 @@ def test_ftd_output_is_the_ema(digits, buffers):
     s2 = d2.run(None, progress=False)
     assert torch.equal(s2.images, s.images)
     # decay 0.5: ema_k = 0.5 ema_{k-1} + 0.5 x_k
-    init = Distiller(cfg, digits, device="cpu")._init_images()[0]
+    init = Distiller(cfg, digits, device="cpu").init_images()[0]
     e = init.clone()
     for x in raws:
         e = e.lerp(x, 0.5)
@@ -341,10 +341,10 @@ def test_zca_synset_is_whitened_and_evaluated_in_whitened_space(digits, tmp_path
     cfg = DistillConfig(method="mtt", dataset="digits", ipc=1, iterations=1, arch=ARCH, lr_img=10.0,
                         options={"buffers": str(folder), "syn_steps": 2, "expert_epochs": 1, "max_start_epoch": 1})
     d = Distiller(cfg, digits, device="cpu")
-    real, _ = d._init_images()
+    real, _ = d.init_images()
     z = ExpertBuffers(folder).zca
     d2 = Distiller(DistillConfig(method="dm", dataset="digits", ipc=1), digits, device="cpu")
-    plain, _ = d2._init_images()  # same seed: the same real images, not whitened
+    plain, _ = d2.init_images()  # same seed: the same real images, not whitened
     assert torch.allclose(real, z(plain), atol=1e-5)
     s = d.run(tmp_path / "z.safetensors", progress=False)
     assert s.config["zca"]["fingerprint"] == z.fingerprint()

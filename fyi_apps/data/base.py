@@ -21,6 +21,13 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def normalize_uint8(x: torch.Tensor, mean, std) -> torch.Tensor:
+    """uint8 images ``[..., C, H, W]`` -> float32 ``(x / 255 - mean) / std`` (``mean``/``std``: per channel)."""
+    m = torch.as_tensor(mean, dtype=torch.float32, device=x.device).view(-1, 1, 1)
+    s = torch.as_tensor(std, dtype=torch.float32, device=x.device).view(-1, 1, 1)
+    return (x.to(torch.float32, copy=True).div_(255.0) - m) / s
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
     """What a model needs to know about a dataset (no pixels)."""
@@ -109,9 +116,7 @@ class Dataset:
         if images_uint8.dtype != torch.uint8:
             raise TypeError(f"normalize() expects uint8 images, got {images_uint8.dtype}")
         device = images_uint8.device if device is None else torch.device(device)
-        x = images_uint8.to(device).to(torch.float32).div_(255.0)
-        mean, std = self._stats(device)
-        return x.sub_(mean).div_(std)
+        return normalize_uint8(images_uint8.to(device), self.info.mean, self.info.std)
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised float images -> float images in [0, 1] (clamped)."""

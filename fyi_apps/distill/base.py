@@ -228,7 +228,8 @@ class Distiller:
         self._last_checkpoint: int | None = None  # iteration of the last checkpoint written or resumed
 
     # ---------------------------------------------------------------- init
-    def _init_images(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def init_images(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The stored tensor the run starts from (real images or noise, ``cfg.init``) and its labels."""
         ctx, cfg = self.ctx, self.cfg
         k = ctx.num_classes
         per = self.method.storage_per_class()
@@ -318,7 +319,7 @@ class Distiller:
         cfg = self.cfg
         callbacks = [*callbacks_from_config(cfg), *callbacks]
         output = validate.output_file(output, "synthetic-set file") if output else None
-        stored, labels = self._init_images()
+        stored, labels = self.init_images()
         images = torch.nn.Parameter(stored)
         self.method.setup(images, labels)
         ckpt = self.checkpoint_path(output) if output else None

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from .. import validate
+from ..augment import DEFAULT_STRATEGY
 from ..errors import FyiError
 from .fyi import get_view
 
@@ -46,7 +47,7 @@ class DistillConfig:
     init: str = "real"  # real | noise
     arch: str = "convnet"
     dsa: bool | None = None  # None: the method's default
-    dsa_strategy: str = "color_crop_cutout_flip_scale_rotate"
+    dsa_strategy: str = DEFAULT_STRATEGY
     dsa_mode: str = "single"
     seed: int = 0
     extend_flip: bool = False

@@ -43,6 +43,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from ..augment import DEFAULT_STRATEGY
 from ..errors import FyiError
 from ..networks import batch_slice
 from ..runtime import (atomic_path, derive_seed, flush_denormals, make_generator, package_versions, resolve_device,
@@ -71,7 +72,7 @@ class BufferConfig:
     weight_decay: float = 0.0
     batch_size: int = 256
     dsa: bool = True
-    dsa_strategy: str = "color_crop_cutout_flip_scale_rotate"
+    dsa_strategy: str = DEFAULT_STRATEGY
     dsa_mode: str = "single"
     zca: bool = False
     zca_eps: float = 0.1

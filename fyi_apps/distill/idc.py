@@ -182,7 +182,7 @@ class IDC(Method):
             net = net.to(memory_format=torch.channels_last)
         return net.train()
 
-    def _net_optimiser(self, net: torch.nn.Module) -> torch.optim.Optimizer:
+    def net_optimiser(self, net: torch.nn.Module) -> torch.optim.Optimizer:
         o = self.opts
         return torch.optim.SGD(net.parameters(), lr=o.lr_net, momentum=o.momentum_net, weight_decay=o.weight_decay_net)
 
@@ -244,7 +244,7 @@ class IDC(Method):
         ctx = self.ctx
         if self.net is None or it % self.fix_iter == 0:
             self.net = ctx.new_net()
-            self.opt_net = self._net_optimiser(self.net)
+            self.opt_net = self.net_optimiser(self.net)
             if self.early:
                 self.train_net_on_real(self.early * int(ctx.train_labels.shape[0]))
         if self.opts.clamp:
@@ -279,7 +279,7 @@ class IDC(Method):
         if "net" in state:
             self.net = self._build_net(0)  # weights are overwritten; no draw from the run's generator
             self.net.load_state_dict(state["net"])
-            self.opt_net = self._net_optimiser(self.net)
+            self.opt_net = self.net_optimiser(self.net)
             self.opt_net.load_state_dict(state["opt_net"])
         else:
             self.net = self.opt_net = None

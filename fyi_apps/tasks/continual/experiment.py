@@ -206,7 +206,6 @@ def run_experiment(cfg: CLConfig, *, out: str | Path | None = None, root=None, d
 
     from tqdm.auto import tqdm
 
-    from ...baselines import check_ipc
     from ...data import load_dataset
     from ...runtime import package_versions, write_json
 
@@ -225,7 +224,7 @@ def run_experiment(cfg: CLConfig, *, out: str | Path | None = None, root=None, d
     device = resolve_device(device)
     dataset = load_dataset(ds_name, root=root)
     split_sizes(dataset.info.num_classes, n_exp, dataset.info.name)
-    check_ipc(dataset, cfg.ipc)
+    dataset.check_ipc(cfg.ipc)
     for kind in cfg.buffers:  # fail fast on a bad memory name or option
         make_memory(kind, ipc=cfg.ipc, num_classes=dataset.info.num_classes, info=dataset.info,
                     iterations=cfg.iterations, distill_options=cfg.distill_options, device=device)

@@ -16,6 +16,7 @@ import torch
 from avalanche.benchmarks.utils.utils import concat_datasets
 from avalanche.training.storage_policy import ExemplarsBuffer
 
+from ... import validate
 from ...errors import FyiError
 from .benchmarks import experience_tensors, tensor_dataset
 
@@ -37,9 +38,7 @@ class SyntheticReplayBuffer(ExemplarsBuffer):
     """
 
     def __init__(self, max_size: int, ipc: int, source: MemorySource):
-        ipc, max_size = int(ipc), int(max_size)
-        if ipc < 1:
-            raise FyiError(f"--ipc must be at least 1, got {ipc}")
+        ipc, max_size = validate.ipc(int(ipc), parsed=True), int(max_size)
         if max_size < ipc:
             raise FyiError(f"a memory of {max_size} images cannot hold {ipc} images of even one class; "
                            f"use mem_size >= ipc x number of classes")

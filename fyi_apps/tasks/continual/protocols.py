@@ -82,7 +82,8 @@ def run_gdumb(
     """
     from tqdm.auto import tqdm
 
-    from ...evaluate import EvalConfig, test_accuracy, train_network
+    from ...evaluate import EvalConfig, train_network
+    from ...training import test_accuracy
     from ...networks import create_model
 
     cfg = cfg or EvalConfig(epochs=300)

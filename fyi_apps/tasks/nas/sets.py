@@ -104,7 +104,7 @@ def resolve_set(
     herding selection (which trains a feature network) is kept in
     ``cache_dir/sets/`` when a cache folder is given.
     """
-    from ...baselines import check_ipc, random_indices
+    from ...baselines import random_indices
 
     text = str(text).strip()
     low = text.lower()
@@ -127,7 +127,7 @@ def resolve_set(
             raise FyiError(f"'{base}' needs a size: give --ipc N (or {base}:N, or a synthetic-set proxy to match)")
         else:
             n = int(ipc)
-        check_ipc(dataset, n)
+        dataset.check_ipc(n)
         if base == "herding":
             idx = _herding_indices(dataset, n, seed, herding_epochs, device, progress, cache_dir)
             label = f"herding ipc{n}"
@@ -216,7 +216,6 @@ def early_stopping_set(dataset, ipc: int | None, proxy_epochs: int, *, seed: int
     fresh images per class once each, which is one epoch on a random subset of
     that size (the first steps of a full-data run).
     """
-    from ...baselines import check_ipc
 
     if not ipc:
         raise FyiError("the early-stopping proxy matches a proxy's compute: give --ipc N or a synthetic-set proxy")
@@ -225,7 +224,7 @@ def early_stopping_set(dataset, ipc: int | None, proxy_epochs: int, *, seed: int
     if n > smallest:
         raise FyiError(f"early stopping needs {ipc} x {proxy_epochs} = {n} images per class but the smallest class has "
                        f"{smallest}; lower --proxy-epochs")
-    check_ipc(dataset, n)
+    dataset.check_ipc(n)
     spec = resolve_set(f"real:{n}", dataset, seed=seed)
     return dataclasses.replace(spec, label=f"early stopping (full data, {n} images/class once)", epochs=1,
                                source=f"first steps of full-data training: {n} images per class, 1 epoch, seed {seed}")
