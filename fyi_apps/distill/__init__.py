@@ -9,6 +9,7 @@ Methods register themselves (``register_method``); ``list_methods()`` names them
 """
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from ..errors import FyiError
@@ -16,15 +17,10 @@ from .base import (METHODS, DistillConfig, Distiller, Method, MethodOptions, opt
                    resolve_config)
 from .fyi import FYIView, get_view
 
-# importing the method modules registers them
-from . import dc, dm, dsa  # noqa: E402,F401
-
-for _optional in ("idc", "mtt", "ftd"):
-    try:
-        __import__(f"{__name__}.{_optional}")
-    except ModuleNotFoundError as _e:  # a method module not written yet
-        if _e.name != f"{__name__}.{_optional}":
-            raise
+#: one module per method; importing it registers the method (a new method: a new module named here)
+METHOD_MODULES = ("dc", "dsa", "dm", "idc", "mtt", "ftd")
+for _module in METHOD_MODULES:
+    importlib.import_module(f"{__name__}.{_module}")
 
 
 def list_methods() -> list[str]:

@@ -1,0 +1,137 @@
+"""ARCHITECTURE.md's claim: a method, a dataset, a network, a CL protocol, a memory kind and a NAS space are
+each one new decorated class, found by the library's normal lookups (the examples there, made runnable)."""
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import nn
+
+from fyi_apps.errors import FyiError
+
+
+@pytest.fixture
+def cleanup():
+    undo = []
+    yield undo.append
+    for fn in reversed(undo):
+        fn()
+
+
+def test_a_method_is_one_decorated_class(digits, cleanup):
+    from fyi_apps.distill import METHODS, Method, MethodOptions, distill, list_methods, option, register_method
+
+    @dataclass(frozen=True)
+    class NudgeOptions(MethodOptions):
+        step_size: float = option(0.5, min=0.0, doc="how far the images move per iteration")
+
+    @register_method
+    class Nudge(Method):  # moves S towards the class means of a real batch: enough to see the loop use it
+        name = "nudge-test"
+        defaults = {"iterations": 2, "lr_img": 1.0, "batch_real": 8, "dsa": False}
+        Options = NudgeOptions
+
+        def step(self, it):
+            real, real_labels = self.ctx.real_all(self.ctx.cfg.batch_real)
+            target = torch.stack([real[real_labels == c].mean(0) for c in range(self.ctx.num_classes)])
+            with torch.no_grad():
+                loss = (self.images - target[self.labels]).pow(2).mean()
+                self.images.add_(self.opts.step_size * (target[self.labels] - self.images))
+            return {"loss": float(loss)}
+
+    cleanup(lambda: METHODS.pop("nudge-test"))
+    assert "nudge-test" in list_methods()
+    s = distill("nudge-test", digits, ipc=1, progress=False, step_size=0.25)
+    assert s.method == "nudge-test" and s.config["options"] == {"step_size": 0.25} and s.images.shape[0] == 10
+    with pytest.raises(FyiError, match="step_sise.*did you mean"):  # its options are typed like the built-in ones
+        distill("nudge-test", digits, ipc=1, progress=False, step_sise=0.25)
+
+
+def test_a_dataset_is_one_decorated_class(cleanup):
+    from fyi_apps.data import Dataset, DatasetFamily, DatasetInfo, Split, dataset_info, list_datasets, load_dataset
+    from fyi_apps.data import register_dataset
+    from fyi_apps.data.registry import _ALIASES, _REGISTRY
+
+    info = DatasetInfo("stripes", 1, 4, ("even", "odd"), (0.5,), (0.25,))
+
+    @register_dataset("stripes")
+    class Stripes(DatasetFamily):
+        aliases = ("stripes-test",)
+        static_info = info
+
+        def load(self, req):
+            x = torch.arange(8, dtype=torch.uint8).view(8, 1, 1, 1).expand(8, 1, 4, 4).contiguous()
+            y = torch.arange(8) % 2
+            return Dataset(info, Split(x, y, 2), Split(x, y, 2), "made up for the test")
+
+    cleanup(lambda: (_REGISTRY.pop("stripes"), _ALIASES.pop("stripes-test")))
+    assert "stripes" in list_datasets() and dataset_info("stripes-test").num_classes == 2
+    ds = load_dataset("stripes")
+    assert ds.train.class_counts() == [4, 4] and ds.source == "made up for the test"
+
+
+def test_a_network_is_one_decorated_class(cleanup):
+    from fyi_apps.networks import create_model, list_models, register_model
+    from fyi_apps.networks.registry import _REGISTRY
+
+    @register_model("tinynet-test")
+    class TinyNet(nn.Module):
+        def __init__(self, channels, num_classes, image_size, width=6):
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                                      nn.Flatten())
+            self.classifier = nn.Linear(width, num_classes)
+            self.feature_dim = width
+
+        def embed(self, x):
+            return self.body(x)
+
+        def forward(self, x):
+            return self.classifier(self.embed(x))
+
+    cleanup(lambda: _REGISTRY.pop("tinynet-test"))
+    assert "tinynet-test" in [m.lower() for m in list_models()]
+    net = create_model("tinynet-test:width=5", channels=1, num_classes=3, image_size=8, seed=0)
+    assert net(torch.zeros(2, 1, 8, 8)).shape == (2, 3) and net.feature_dim == 5  # options from the name
+
+
+def test_a_cl_protocol_and_a_memory_kind_are_one_decorated_class_each(cleanup):
+    pytest.importorskip("avalanche")
+    from fyi_apps.tasks.continual import make_memory
+    from fyi_apps.tasks.continual.memory import MemorySource
+    from fyi_apps.tasks.continual.protocols import Protocol
+    from fyi_apps.tasks.continual.registry import MEMORIES, PROTOCOLS, register_memory, register_protocol
+
+    @register_protocol("noop-test")
+    class NoOp(Protocol):
+        def run(self, cfg, bench, memory, *, model, seed, device, progress):
+            return {"protocol": "noop-test", "history": [], "memory": [], "train": {}}
+
+    @register_memory("noise-test")
+    class NoiseMemory(MemorySource):
+        needs_data = False
+
+        @classmethod
+        def from_spec(cls, spec, opts):
+            return cls()
+
+        def select(self, classes, per_class, x, y, *, agent_state=None, experience=None):
+            labels = torch.tensor(classes).repeat_interleave(per_class)
+            return torch.randn(len(labels), 1, 4, 4), labels
+
+    cleanup(lambda: (PROTOCOLS._items.pop("noop-test"), MEMORIES._items.pop("noise-test")))
+    assert PROTOCOLS.get("NOOP-test") is NoOp and "noise-test" in MEMORIES
+    memory = make_memory("noise-test", ipc=2, num_classes=3)
+    assert memory.max_size == 6 and isinstance(memory.source, NoiseMemory)
+
+
+def test_a_nas_space_is_one_decorated_class(cleanup):
+    from fyi_apps.tasks.nas import NAMED_SPACES, Space, register_space, sample_candidates
+
+    @register_space("tiny-test")
+    class Tiny(Space):
+        def candidates(self):
+            return ["convnet:depth=1,width=8", "mlp:width=16", "convnet:depth=2,width=8"]
+
+    cleanup(lambda: NAMED_SPACES.pop("tiny-test"))
+    picked = sample_candidates("tiny-test", 2, seed=0)
+    assert len(picked) == 2 and set(picked) <= set(Tiny().candidates())
