@@ -163,13 +163,17 @@ def main(argv=None) -> int:
         key = hashlib.sha256(json.dumps([args.eval_epochs, seeds, emode, ds.source]).encode()).hexdigest()[:10]
         return sp.with_name(sp.stem + f"_e{emode}_{key}.eval.json")
 
-    def distilled(method, ipc, its, f, dmode, score_every=None):
+    # --quick: DSA at IPC 10 with short (outer, inner) loops, so that the pipeline check stays a minute
+    curve_options = {"outer_loop": 2, "inner_loop": 2} if args.quick else {}
+
+    def distilled(method, ipc, its, f, dmode, score_every=None, options=None):
         sp = set_path(method, ipc, its, f, dmode)
         if sp.exists():
             return fyi.load_synset(sp)
         cfg = fyi.DistillConfig(method=method, dataset=args.dataset, ipc=ipc, fyi="flip" if f else None,
                                 iterations=its, batch_real=args.batch_real, seed=args.seed, dsa_mode=dmode,
-                                checkpoint_every=min(25, its), score_every=score_every or args.score_every)
+                                checkpoint_every=min(25, its), score_every=score_every or args.score_every,
+                                options=dict(options or {}))
         return fyi.Distiller(cfg, ds, device=args.device).run(sp, resume=True, progress=True)
 
     cells: dict = {}
@@ -205,7 +209,7 @@ def main(argv=None) -> int:
         curve_blocks.append(("dsa", 10, its, []))
         if not args.report_only:
             for f in fyis:
-                distilled("dsa", 10, its, f, "single", score_every=max(1, its // 20))
+                distilled("dsa", 10, its, f, "single", score_every=max(1, its // 20), options=curve_options)
 
     # ------------------------------------------------------------ the report
     rows, decomp = [], {}
