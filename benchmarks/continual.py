@@ -48,7 +48,7 @@ OFFLINE = (f"dm-2000it:{ABLATION / 'dm_ipc10_2000it_b64_dsingle.safetensors'},"
 
 FULL = dict(benchmark="split-cifar10", ipc=10, seeds=3, memories="random,herding,dm,dm+fyi," + OFFLINE,
             protocols="gdumb,naive,er-ace", arch="convnet", epochs=100, dm_iterations=300, dsa_iterations=10,
-            dm_batch_real=64, dsa_batch_real=64, dsa_loops="5,10", herding_epochs=1, train_epochs=3,
+            dm_batch_real=64, dsa_batch_real=64, dsa_loops="5,10", herding_epochs=1, train_epochs=1,
             batch_size=128)
 QUICK = dict(benchmark="split-digits", ipc=3, seeds=2, memories="random,herding,dm,dm+fyi,dm-offline:QUICKSET",
              protocols="gdumb,naive,er-ace", arch="ConvNetW32", epochs=80, dm_iterations=15, dsa_iterations=2,
