@@ -94,34 +94,19 @@ def test_a_network_is_one_decorated_class(cleanup):
     assert net(torch.zeros(2, 1, 8, 8)).shape == (2, 3) and net.feature_dim == 5  # options from the name
 
 
-def test_a_cl_protocol_and_a_memory_kind_are_one_decorated_class_each(cleanup):
+def test_a_cl_protocol_is_one_decorated_class(cleanup):
+    """(A memory kind: tests/test_cl_protocols.py::test_a_new_memory_kind_is_one_decorated_class.)"""
     pytest.importorskip("avalanche")
-    from fyi_apps.tasks.continual import make_memory
-    from fyi_apps.tasks.continual.memory import MemorySource
     from fyi_apps.tasks.continual.protocols import Protocol
-    from fyi_apps.tasks.continual.registry import MEMORIES, PROTOCOLS, register_memory, register_protocol
+    from fyi_apps.tasks.continual.registry import PROTOCOLS, register_protocol
 
     @register_protocol("noop-test")
     class NoOp(Protocol):
         def run(self, cfg, bench, memory, *, model, seed, device, progress):
             return {"protocol": "noop-test", "history": [], "memory": [], "train": {}}
 
-    @register_memory("noise-test")
-    class NoiseMemory(MemorySource):
-        needs_data = False
-
-        @classmethod
-        def from_spec(cls, spec, opts):
-            return cls()
-
-        def select(self, classes, per_class, x, y, *, agent_state=None, experience=None):
-            labels = torch.tensor(classes).repeat_interleave(per_class)
-            return torch.randn(len(labels), 1, 4, 4), labels
-
-    cleanup(lambda: (PROTOCOLS._items.pop("noop-test"), MEMORIES._items.pop("noise-test")))
-    assert PROTOCOLS.get("NOOP-test") is NoOp and "noise-test" in MEMORIES
-    memory = make_memory("noise-test", ipc=2, num_classes=3)
-    assert memory.max_size == 6 and isinstance(memory.source, NoiseMemory)
+    cleanup(lambda: PROTOCOLS._items.pop("noop-test"))
+    assert PROTOCOLS.get("NOOP-test") is NoOp and "noop-test" in PROTOCOLS.names()
 
 
 def test_a_nas_space_is_one_decorated_class(cleanup):
