@@ -49,10 +49,11 @@ OFFLINE = (f"dm-2000it:{ABLATION / 'dm_ipc10_2000it_b64_dsingle.safetensors'},"
 FULL = dict(benchmark="split-cifar10", ipc=10, seeds=3, memories="random,herding,dm,dm+fyi," + OFFLINE,
             protocols="gdumb,naive,er-ace", arch="convnet", epochs=100, dm_iterations=300, dsa_iterations=10,
             dm_batch_real=64, dsa_batch_real=64, dsa_loops="5,10", herding_epochs=1, train_epochs=1,
-            batch_size=128)
+            batch_size=32, train_per_class=1000)
 QUICK = dict(benchmark="split-digits", ipc=3, seeds=2, memories="random,herding,dm,dm+fyi,dm-offline:QUICKSET",
              protocols="gdumb,naive,er-ace", arch="ConvNetW32", epochs=80, dm_iterations=15, dsa_iterations=2,
-             dm_batch_real=32, dsa_batch_real=16, dsa_loops="1,2", herding_epochs=1, train_epochs=30, batch_size=32)
+             dm_batch_real=32, dsa_batch_real=16, dsa_loops="1,2", herding_epochs=1, train_epochs=30, batch_size=32,
+             train_per_class=0)
 QUICK_SET_ITERATIONS = 20
 
 
@@ -81,6 +82,8 @@ def parse_args(argv=None):
     p.add_argument("--strategy", default="naive", help="the strategy of the 'replay' protocol name")
     p.add_argument("--train-epochs", type=int, help="stream strategies: epochs per experience")
     p.add_argument("--batch-size", type=int, help="stream strategies: minibatch size")
+    p.add_argument("--train-per-class", type=int,
+                   help="a reduced benchmark: training images per class (a fixed random subset; 0: all)")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast for memory training and distillation")
     p.add_argument("--threads", type=int, help="torch intra-op threads")
     p.add_argument("--device", default="auto")
@@ -134,6 +137,7 @@ def make_config(args, name: str):
         distill_options={"outer_loop": args.loops[0], "inner_loop": args.loops[1]},
         herding_epochs=args.herding_epochs, epochs=args.epochs, strategy=strategy,
         train_epochs=args.train_epochs, batch_size=args.batch_size, bf16=args.bf16,
+        train_per_class=args.train_per_class or None,
         distill_cache=None if args.fresh else str(Path(args.out) / "distill-cache"),
     )
 
@@ -177,6 +181,8 @@ def estimate(args) -> dict:
     key, ds_name, n_exp = resolve_benchmark(args.benchmark)
     device = resolve_device(args.device)
     ds = load_dataset(ds_name, root=args.data_root)
+    if args.train_per_class:
+        ds = ds.reduced(args.train_per_class)
     info = ds.info
     k = info.num_classes // n_exp
     mask = ds.train.labels < k

@@ -175,13 +175,19 @@ def test_offline_memories_by_label_and_their_cache_follows_the_file(digits, tmp_
     save_synset(a, _noise_synset(digits.info, seed=3))
     assert _run_key(cfg, f"dm-2000it:{a}", 0) != key_before
     assert _run_key(cfg, "random", 0) == _run_key(cfg, "random", 0)
+    # ... and the same bytes elsewhere are the same run (a committed cache serves any clone)
+    moved = tmp_path / "moved" / "a.safetensors"
+    moved.parent.mkdir()
+    moved.write_bytes(a.read_bytes())
+    assert _run_key(cfg, f"dm-2000it:{moved}", 0) == _run_key(cfg, f"dm-2000it:{a}", 0)
+    assert _run_key(cfg, f"other:{moved}", 0) != _run_key(cfg, f"dm-2000it:{a}", 0)
     with pytest.raises(FyiError, match="two memories are named"):
         cl.run_experiment(cl.CLConfig(benchmark="split-digits", buffers=[f"n:{a}", f"n:{b}"], ipc=2, seeds=[0]),
                           device="cpu", progress=False)
 
 
 def test_run_keys_of_older_configs_are_unchanged():
-    """Fields added with the package (order_rule, batch_size_mem) leave the cache keys of older runs alone."""
+    """Fields added with the package (order_rule, batch_size_mem, train_per_class) leave older runs' cache keys alone."""
     import dataclasses
     import hashlib
 
@@ -189,12 +195,13 @@ def test_run_keys_of_older_configs_are_unchanged():
 
     cfg = cl.CLConfig()
     d = dataclasses.asdict(cfg)
-    for k in ("buffers", "seeds", "distill_cache", "order_rule", "batch_size_mem"):
+    for k in ("buffers", "seeds", "distill_cache", "order_rule", "batch_size_mem", "train_per_class"):
         d.pop(k)
     d.update(buffer="dm", seed=1)
     old = hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:20]
     assert _run_key(cfg, "dm", 1) == old
     assert _run_key(dataclasses.replace(cfg, order_rule="numpy"), "dm", 1) != old
+    assert _run_key(dataclasses.replace(cfg, train_per_class=1000), "dm", 1) != old
 
 
 # --------------------------------------------------------------------------- the DM paper's protocol
@@ -271,3 +278,44 @@ def test_cl_cli_memory_flag_and_er_ace(tmp_path, capsys):
     assert main(["cl", "--benchmark", "split-digits", "--strategy", "er-ac", "--protocol", "replay",
                  "--memory", "random", "--out", str(tmp_path)]) == 2
     assert "unknown strategy" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- a reduced benchmark
+def test_reduced_dataset_is_a_fixed_per_class_subset(digits):
+    small = digits.reduced(20)
+    assert small.train.class_counts() == [20] * 10
+    assert small.test is digits.test and "20 training images per class" in small.source
+    assert torch.equal(small.train.images, digits.reduced(20).train.images)  # same seed, same subset
+    assert not torch.equal(small.train.images, digits.reduced(20, seed=1).train.images)
+    # every kept image is one of the class's own training images
+    full = {(bytes(x.numpy().tobytes()), int(y)) for x, y in zip(digits.train.images, digits.train.labels)}
+    assert all((bytes(x.numpy().tobytes()), int(y)) in full for x, y in zip(small.train.images, small.train.labels))
+    with pytest.raises(FyiError, match="larger than class .* training images; use"):
+        digits.reduced(10_000)
+    with pytest.raises(FyiError, match="train_per_class must be"):
+        digits.reduced(0)
+
+
+def test_train_per_class_reduces_the_stream_and_the_memory_sources(tmp_path, capsys):
+    from fyi_apps.cli import main
+
+    base = ["cl", "--benchmark", "split-digits", "--memory", "random", "--ipc", "2", "--seeds", "1",
+            "--protocol", "replay", "--strategy", "naive", "--train-epochs", "1", "--batch-size", "16",
+            "--arch", "ConvNetW32", "--out", str(tmp_path), "--quiet", "--device", "cpu"]
+    assert main(base + ["--train-per-class", "12"]) == 0
+    payload = json.loads((tmp_path / "cl" / "split-digits-5_replay_ipc2.json").read_text())
+    run = payload["runs"][0]
+    assert payload["config"]["train_per_class"] == 12
+    assert "12 training images per class" in payload["source"] and "12 training images" in run["benchmark"]["source"]
+    # the stream is 12 images per class: Avalanche's experiences hold 2 classes x 12 images
+    bench = cl.make_benchmark(fyi_data_reduced(12), 5, seed=0)
+    assert [len(e.dataset) for e in bench.train_stream] == [24] * 5
+    capsys.readouterr()
+    assert main(base + ["--train-per-class", "0"]) == 2
+    assert "--train-per-class" in capsys.readouterr().err
+
+
+def fyi_data_reduced(n):
+    from fyi_apps.data import load_dataset
+
+    return load_dataset("digits").reduced(n)

@@ -130,6 +130,24 @@ class Dataset:
                                         class_name=names[c] if 0 <= int(c) < len(names) else None)
         return self.normalize(self.train.images[idx], device)
 
+    def reduced(self, per_class: int, seed: int = 0) -> "Dataset":
+        """The same dataset with ``per_class`` training images of each class (a seeded random subset, kept
+        in dataset order; the test split is unchanged).  A class with fewer images is refused."""
+        from ..runtime import derive_seed, make_generator
+
+        per_class = validate.integer(per_class, "train_per_class", min=1)
+        counts = self.train.class_counts()
+        if per_class > min(counts):
+            c = counts.index(min(counts))
+            raise FyiError(f"train_per_class {per_class} is larger than class {c} ({self.info.class_names[c]}) of "
+                           f"{self.info.name}, which has {min(counts)} training images; use {min(counts)} or less")
+        g = make_generator(derive_seed(seed, "train-subset", per_class))
+        idx = torch.cat([self.train.sample_indices(c, per_class, g) for c in range(self.train.num_classes)])
+        idx = idx.sort().values
+        train = Split(self.train.images[idx], self.train.labels[idx], self.train.num_classes)
+        return Dataset(self.info, train, self.test, f"{self.source} ({per_class} training images per class, "
+                                                    f"subset seed {seed})")
+
     def check_ipc(self, ipc: int) -> None:
         """Refuse an ``ipc`` (images per class) this dataset cannot give: it must be
         at least 1 (:func:`fyi_apps.validate.ipc`) and no larger than the smallest

@@ -62,6 +62,9 @@ def add_cl_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--batch-size-mem", type=V.positive_int,
                     help="replay: memory images per minibatch (default: --batch-size; er-ace: at most twice "
                          "one experience's memory)")
+    sp.add_argument("--train-per-class", type=V.positive_int,
+                    help="a reduced benchmark: this many training images per class (a fixed random subset, the "
+                         "same for every class order and memory; default: all)")
     sp.add_argument("--bf16", action="store_true", help="bf16 autocast")
     sp.add_argument("--fresh", action="store_true",
                     help="recompute everything (default: reuse finished runs and distillations under OUT/cl/)")
@@ -128,7 +131,7 @@ def configs_from_args(args) -> list:
                        dsa=False if args.no_dsa else preset.get("dsa", True), strategy=args.strategy,
                        train_epochs=args.train_epochs, lr=pick("lr"), batch_size=args.batch_size, bf16=args.bf16,
                        order_rule=args.class_order or preset.get("order_rule", "fyi"),
-                       batch_size_mem=args.batch_size_mem)
+                       batch_size_mem=args.batch_size_mem, train_per_class=args.train_per_class)
         if options:
             cfg.distill_options = options
         for name, value in per_method.items():

@@ -58,6 +58,7 @@ class CLConfig:
     # fields added later: left out of a run's cache key while at their default, so older caches stay valid
     order_rule: str = "fyi"  # class orders: fyi (seeded torch permutation) or numpy (the DM paper's)
     batch_size_mem: int | None = None  # replay: memory images per minibatch (None: ReplayPlugin's / ER-ACE's rule)
+    train_per_class: int | None = None  # a reduced benchmark: this many training images per class (None: all)
 
     @classmethod
     def for_protocol(cls, protocol: str, **fields) -> "CLConfig":
@@ -80,8 +81,13 @@ def run_one(cfg: CLConfig, kind: str, seed: int, *, dataset=None, root=None, dev
     key, ds_name, n_exp = resolve_benchmark(cfg.benchmark, cfg.experiences)
     device = resolve_device(device)
     protocol = PROTOCOLS.get(cfg.protocol)()
-    bench = make_benchmark(dataset if dataset is not None else ds_name, n_exp, seed=seed, name=key, root=root,
-                           order_rule=cfg.order_rule)
+    if dataset is None:
+        from ...data import load_dataset
+
+        dataset = load_dataset(ds_name, root=root)
+        if cfg.train_per_class is not None:
+            dataset = dataset.reduced(cfg.train_per_class)
+    bench = make_benchmark(dataset, n_exp, seed=seed, name=key, root=root, order_rule=cfg.order_rule)
     info = bench.dataset.info
     model = protocol.make_learner(cfg, info, seed)
     buffer = make_memory(kind, ipc=cfg.ipc, num_classes=info.num_classes, info=info, seed=seed, device=device,
@@ -163,7 +169,7 @@ def write_outputs(payload: dict, stem: str | Path) -> dict[str, Path]:
     return paths
 
 
-_LATER_FIELDS = {"order_rule": "fyi", "batch_size_mem": None}
+_LATER_FIELDS = {"order_rule": "fyi", "batch_size_mem": None, "train_per_class": None}
 
 
 def _file_digest(path: str | Path) -> str:
@@ -189,8 +195,8 @@ def _run_key(cfg: CLConfig, kind: str, seed: int) -> str:
             d.pop(k)
     d.update(buffer=kind, seed=int(seed))
     spec = parse_memory_spec(kind)
-    if spec.is_file and Path(spec.path).is_file():
-        d["memory_file"] = _file_digest(spec.path)
+    if spec.is_file and Path(spec.path).is_file():  # a file is its label and its bytes, wherever it lies
+        d.update(buffer=f"{spec.label}:file", memory_file=_file_digest(spec.path))
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
@@ -223,6 +229,8 @@ def run_experiment(cfg: CLConfig, *, out: str | Path | None = None, root=None, d
         raise FyiError(f"two memories are named {', '.join(twice)}; give each LABEL:PATH its own label")
     device = resolve_device(device)
     dataset = load_dataset(ds_name, root=root)
+    if cfg.train_per_class is not None:  # one reduced training set for every memory and class order
+        dataset = dataset.reduced(cfg.train_per_class)
     split_sizes(dataset.info.num_classes, n_exp, dataset.info.name)
     dataset.check_ipc(cfg.ipc)
     for kind in cfg.buffers:  # fail fast on a bad memory name or option
