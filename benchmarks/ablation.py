@@ -110,6 +110,11 @@ def main(argv=None) -> int:
     p.add_argument("--dsa-curve-iterations", type=int, default=40,
                    help="DSA (the method) at IPC 10, FYI off/on, single DSA, for the Fig. 5/6 curves only (not "
                         "evaluated); 0 skips it")
+    p.add_argument("--dsa-curve-loops", default=None,
+                   help="OUTER,INNER loops of the DSA IPC-10 curve runs (default: the reference's 10,50 at IPC 10; "
+                        "an outer iteration then costs minutes on a CPU)")
+    p.add_argument("--curves-only", action="store_true",
+                   help="compute only the DSA IPC-10 curve runs (no cells), e.g. in a process of its own")
     p.add_argument("--batch-real", type=int, default=64)
     p.add_argument("--eval-epochs", type=int, default=300)
     p.add_argument("--seeds", type=int, default=3, help="evaluation seeds 0..N-1")
@@ -156,18 +161,26 @@ def main(argv=None) -> int:
     if "dsa" in methods:
         blocks.append(("dsa", 1, args.dsa_iterations, [(m, m) for m in MODES]))
 
-    def set_path(method, ipc, its, f, dmode) -> Path:
-        return work / f"{method}{'-fyi' if f else ''}_ipc{ipc}_{its}it_b{args.batch_real}_d{dmode}.safetensors"
+    def set_path(method, ipc, its, f, dmode, tag="") -> Path:
+        return work / f"{method}{'-fyi' if f else ''}_ipc{ipc}_{its}it_b{args.batch_real}_d{dmode}{tag}.safetensors"
 
     def eval_cache(sp: Path, emode: str) -> Path:
         key = hashlib.sha256(json.dumps([args.eval_epochs, seeds, emode, ds.source]).encode()).hexdigest()[:10]
         return sp.with_name(sp.stem + f"_e{emode}_{key}.eval.json")
 
     # --quick: DSA at IPC 10 with short (outer, inner) loops, so that the pipeline check stays a minute
-    curve_options = {"outer_loop": 2, "inner_loop": 2} if args.quick else {}
+    curve_loops = "2,2" if args.quick and args.dsa_curve_loops is None else args.dsa_curve_loops
+    curve_options, curve_tag = {}, ""
+    if curve_loops:
+        try:
+            outer, inner = (int(v) for v in curve_loops.split(","))
+        except ValueError:
+            raise SystemExit(f"--dsa-curve-loops takes OUTER,INNER (e.g. 5,10), got {curve_loops!r}") from None
+        curve_options, curve_tag = {"outer_loop": outer, "inner_loop": inner}, f"_loops{outer}-{inner}"
+        budget["dsa_curve_loops"] = [outer, inner]
 
-    def distilled(method, ipc, its, f, dmode, score_every=None, options=None):
-        sp = set_path(method, ipc, its, f, dmode)
+    def distilled(method, ipc, its, f, dmode, score_every=None, options=None, tag=""):
+        sp = set_path(method, ipc, its, f, dmode, tag)
         if sp.exists():
             return fyi.load_synset(sp)
         cfg = fyi.DistillConfig(method=method, dataset=args.dataset, ipc=ipc, fyi="flip" if f else None,
@@ -186,7 +199,7 @@ def main(argv=None) -> int:
                 if cache.exists():
                     cells[name] = json.loads(cache.read_text())
                     continue
-                if args.report_only or f not in fyis or dmode not in dmodes:
+                if args.report_only or args.curves_only or f not in fyis or dmode not in dmodes:
                     continue
                 s = distilled(method, ipc, its, f, dmode)
                 t = time.perf_counter()
@@ -206,10 +219,11 @@ def main(argv=None) -> int:
     curve_blocks = []
     if "dsa" in methods and args.dsa_curve_iterations > 0:
         its = args.dsa_curve_iterations
-        curve_blocks.append(("dsa", 10, its, []))
+        curve_blocks.append(("dsa", 10, its, [], curve_tag))
         if not args.report_only:
             for f in fyis:
-                distilled("dsa", 10, its, f, "single", score_every=max(1, its // 20), options=curve_options)
+                distilled("dsa", 10, its, f, "single", score_every=max(1, its // 20), options=curve_options,
+                          tag=curve_tag)
 
     # ------------------------------------------------------------ the report
     rows, decomp = [], {}
@@ -237,7 +251,7 @@ def main(argv=None) -> int:
     print(table(rows, headers))
     print()
     print(table(drows, dheaders))
-    curves = _curves(work, blocks + curve_blocks, set_path, Path(args.json).parent)
+    curves = _curves(work, [(*b, "") for b in blocks] + curve_blocks, set_path, Path(args.json).parent)
     write_json(args.json, {"command": "python -m benchmarks.ablation " + " ".join(sys.argv[1:]), "budget": budget,
                            "cells": cells, "decomposition": decomp, "curves": curves,
                            "markdown": table(rows, headers, markdown=True),
@@ -252,10 +266,10 @@ def _curves(work: Path, blocks, set_path, out_dir: Path) -> dict:
     from fyi_apps.plots import new_figure, save_figure
 
     written = {}
-    for method, ipc, its, _ in blocks:
+    for method, ipc, its, _, tag in blocks:
         logs = {}
         for f in (False, True):
-            stem = set_path(method, ipc, its, f, "single")
+            stem = set_path(method, ipc, its, f, "single", tag)
             log = stem.with_name(stem.stem + ".log.json")
             if log.exists():
                 logs["FYI" if f else "base"] = json.loads(log.read_text())["log"]
@@ -272,7 +286,8 @@ def _curves(work: Path, blocks, set_path, out_dir: Path) -> dict:
             ax.set_ylabel(ylabel)
             if key == "loss":
                 ax.set_yscale("log")
-            ax.set_title(f"{method.upper()} IPC {ipc}: {ylabel} (cf. paper Fig. {fig_no})", fontsize=9)
+            loops = f", loops {tag[6:].replace('-', ',')}" if tag else ""
+            ax.set_title(f"{method.upper()} IPC {ipc}{loops}: {ylabel} (cf. paper Fig. {fig_no})", fontsize=9)
             ax.legend()
             png = out_dir / f"ablation-{method}-ipc{ipc}-{key}.png"
             save_figure(fig, png)
