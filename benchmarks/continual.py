@@ -15,7 +15,16 @@ Memories (10 images per class by default):
 Protocols: ``gdumb`` (a fresh ConvNet trained on the memory only at every
 step, the DM paper's), ``naive`` (Avalanche ``Naive`` + ``ReplayPlugin`` with
 our storage policy) and ``er-ace`` (Avalanche ``ER_ACE`` with the memory as its
-storage policy); any registered strategy name works.  Every run is repeated
+storage policy); any registered strategy name works.  The stream strategies
+make one pass over each experience (online continual learning), minibatches of
+32 stream images plus 32 replayed ones.
+
+The CPU budget: a reduced Split CIFAR-10 with 1,000 training images per class
+(``--train-per-class``, one fixed random subset for every memory and class
+order; ``--train-per-class 0`` for all 5,000), so that one pass at batch 32
+makes about as many SGD steps per experience (63) as one pass over the full
+data at batch 128 (78).  Online memories come from this subset; the offline
+2,000-iteration sets were distilled from each class's full training data.  Every run is repeated
 over class orders; results are final average accuracy and forgetting
 (Avalanche's metric names), mean +- std over the orders.
 
