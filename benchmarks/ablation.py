@@ -185,7 +185,7 @@ def main(argv=None) -> int:
             return fyi.load_synset(sp)
         cfg = fyi.DistillConfig(method=method, dataset=args.dataset, ipc=ipc, fyi="flip" if f else None,
                                 iterations=its, batch_real=args.batch_real, seed=args.seed, dsa_mode=dmode,
-                                checkpoint_every=min(25, its), score_every=score_every or args.score_every,
+                                checkpoint_every=min(25, max(1, its // 10)), score_every=score_every or args.score_every,
                                 options=dict(options or {}))
         return fyi.Distiller(cfg, ds, device=args.device).run(sp, resume=True, progress=True)
 
