@@ -131,7 +131,8 @@ def configs_from_args(args) -> list:
                        dsa=False if args.no_dsa else preset.get("dsa", True), strategy=args.strategy,
                        train_epochs=args.train_epochs, lr=pick("lr"), batch_size=args.batch_size, bf16=args.bf16,
                        order_rule=args.class_order or preset.get("order_rule", "fyi"),
-                       batch_size_mem=args.batch_size_mem, train_per_class=args.train_per_class)
+                       batch_size_mem=args.batch_size_mem,
+                       train_per_class=getattr(args, "train_per_class", None))
         if options:
             cfg.distill_options = options
         for name, value in per_method.items():
