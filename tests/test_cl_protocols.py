@@ -195,7 +195,7 @@ def test_run_keys_of_older_configs_are_unchanged():
 
     cfg = cl.CLConfig()
     d = dataclasses.asdict(cfg)
-    for k in ("buffers", "seeds", "distill_cache", "order_rule", "batch_size_mem", "train_per_class"):
+    for k in ("buffers", "seeds", "distill_cache", "order_rule", "batch_size_mem", "train_per_class", "dsa_mode"):
         d.pop(k)
     d.update(buffer="dm", seed=1)
     old = hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:20]
@@ -319,3 +319,20 @@ def fyi_data_reduced(n):
     from fyi_apps.data import load_dataset
 
     return load_dataset("digits").reduced(n)
+
+
+def test_gdumb_dsa_mode_reaches_the_memory_training(tmp_path, capsys):
+    from fyi_apps.cli import main
+    from fyi_apps.tasks.continual.experiment import _run_key
+
+    argv = ["cl", "--benchmark", "split-digits", "--memory", "random", "--ipc", "2", "--seeds", "1", "--epochs", "1",
+            "--arch", "ConvNetW32", "--out", str(tmp_path), "--quiet", "--device", "cpu", "--dsa-mode", "fyi"]
+    assert main(argv) == 0
+    run = json.loads((tmp_path / "cl" / "split-digits-5_gdumb_ipc2.json").read_text())["runs"][0]
+    assert run["train"]["eval_config"]["dsa_mode"] == "fyi"
+    cfg = cl.CLConfig()
+    import dataclasses
+    assert _run_key(dataclasses.replace(cfg, dsa_mode="fyi"), "random", 0) != _run_key(cfg, "random", 0)
+    capsys.readouterr()
+    assert main(argv[:-1] + ["sometimes"]) == 2
+    assert "--dsa-mode" in capsys.readouterr().err

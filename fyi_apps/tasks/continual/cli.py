@@ -53,6 +53,9 @@ def add_cl_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--epochs", type=V.positive_int, help="gdumb: training epochs on the memory at each step "
                                                "(default 100; dm-paper 1000)")
     sp.add_argument("--no-dsa", action="store_true", help="gdumb: train on the memory without DSA augmentation")
+    sp.add_argument("--dsa-mode", default="single", choices=["single", "fyi", "all"],
+                    help="gdumb: DSA as in the original papers (single: one random operation), as in the FYI code "
+                         "(fyi: a random flip plus one operation) or all operations")
     sp.add_argument("--strategy", default="naive",
                     help="replay: naive, ewc, lwf (each + ReplayPlugin with the memory) or er-ace "
                          "(Avalanche's ER_ACE with the memory as its storage policy)")
@@ -132,7 +135,8 @@ def configs_from_args(args) -> list:
                        train_epochs=args.train_epochs, lr=pick("lr"), batch_size=args.batch_size, bf16=args.bf16,
                        order_rule=args.class_order or preset.get("order_rule", "fyi"),
                        batch_size_mem=args.batch_size_mem,
-                       train_per_class=getattr(args, "train_per_class", None))
+                       train_per_class=getattr(args, "train_per_class", None),
+                       dsa_mode=getattr(args, "dsa_mode", "single"))
         if options:
             cfg.distill_options = options
         for name, value in per_method.items():

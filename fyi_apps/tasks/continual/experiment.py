@@ -59,6 +59,7 @@ class CLConfig:
     order_rule: str = "fyi"  # class orders: fyi (seeded torch permutation) or numpy (the DM paper's)
     batch_size_mem: int | None = None  # replay: memory images per minibatch (None: ReplayPlugin's / ER-ACE's rule)
     train_per_class: int | None = None  # a reduced benchmark: this many training images per class (None: all)
+    dsa_mode: str = "single"  # gdumb: DSA while training on the memory (single | fyi: flip + one operation | all)
 
     @classmethod
     def for_protocol(cls, protocol: str, **fields) -> "CLConfig":
@@ -169,7 +170,7 @@ def write_outputs(payload: dict, stem: str | Path) -> dict[str, Path]:
     return paths
 
 
-_LATER_FIELDS = {"order_rule": "fyi", "batch_size_mem": None, "train_per_class": None}
+_LATER_FIELDS = {"order_rule": "fyi", "batch_size_mem": None, "train_per_class": None, "dsa_mode": "single"}
 
 
 def _file_digest(path: str | Path) -> str:

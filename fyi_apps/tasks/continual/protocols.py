@@ -249,7 +249,8 @@ class GDumb(Protocol):
         from ...evaluate import EvalConfig
 
         return run_gdumb(bench, memory, arch=cfg.arch, seed=seed, device=device, progress=progress,
-                         cfg=EvalConfig(epochs=cfg.epochs, dsa=cfg.dsa, lr=cfg.lr, bf16=cfg.bf16))
+                         cfg=EvalConfig(epochs=cfg.epochs, dsa=cfg.dsa, dsa_mode=cfg.dsa_mode,
+                                        lr=cfg.lr, bf16=cfg.bf16))
 
 
 @register_protocol("dm-paper")
