@@ -336,3 +336,11 @@ def test_gdumb_dsa_mode_reaches_the_memory_training(tmp_path, capsys):
     capsys.readouterr()
     assert main(argv[:-1] + ["sometimes"]) == 2
     assert "--dsa-mode" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("field, value, message", [("dsa_mode", "mirror", "dsa_mode must be one of"),
+                                                   ("train_per_class", 0, "train_per_class must be")])
+def test_cl_config_fields_are_checked_before_any_run(field, value, message):
+    cfg = cl.CLConfig(benchmark="split-digits", buffers=["random"], ipc=2, seeds=[0], **{field: value})
+    with pytest.raises(FyiError, match=message):
+        cl.run_experiment(cfg, device="cpu", progress=False)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from ... import validate as V
 from ...errors import FyiError
 from ...runtime import resolve_device
 from .benchmarks import ORDER_RULES, make_benchmark, resolve_benchmark, split_sizes
@@ -223,6 +224,9 @@ def run_experiment(cfg: CLConfig, *, out: str | Path | None = None, root=None, d
         raise FyiError(f"unknown class-order rule {cfg.order_rule!r}; use one of {', '.join(ORDER_RULES)}")
     if not cfg.seeds:
         raise FyiError("--seeds must be at least 1")
+    V.choice(cfg.dsa_mode, "dsa_mode", ("single", "fyi", "all"))
+    if cfg.train_per_class is not None:
+        V.integer(cfg.train_per_class, "train_per_class", min=1)
     method_options("dm", cfg.distill_options)  # a typo in a distillation option fails now, whatever the memories
     labels = [memory_label(kind) for kind in cfg.buffers]
     twice = sorted({x for x in labels if labels.count(x) > 1})
