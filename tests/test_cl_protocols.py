@@ -296,7 +296,7 @@ def test_reduced_dataset_is_a_fixed_per_class_subset(digits):
         digits.reduced(0)
 
 
-def test_train_per_class_reduces_the_stream_and_the_memory_sources(tmp_path, capsys):
+def test_train_per_class_reduces_the_stream_and_the_memory_sources(digits, tmp_path, capsys):
     from fyi_apps.cli import main
 
     base = ["cl", "--benchmark", "split-digits", "--memory", "random", "--ipc", "2", "--seeds", "1",
@@ -308,17 +308,11 @@ def test_train_per_class_reduces_the_stream_and_the_memory_sources(tmp_path, cap
     assert payload["config"]["train_per_class"] == 12
     assert "12 training images per class" in payload["source"] and "12 training images" in run["benchmark"]["source"]
     # the stream is 12 images per class: Avalanche's experiences hold 2 classes x 12 images
-    bench = cl.make_benchmark(fyi_data_reduced(12), 5, seed=0)
+    bench = cl.make_benchmark(digits.reduced(12), 5, seed=0)
     assert [len(e.dataset) for e in bench.train_stream] == [24] * 5
     capsys.readouterr()
     assert main(base + ["--train-per-class", "0"]) == 2
     assert "--train-per-class" in capsys.readouterr().err
-
-
-def fyi_data_reduced(n):
-    from fyi_apps.data import load_dataset
-
-    return load_dataset("digits").reduced(n)
 
 
 def test_gdumb_dsa_mode_reaches_the_memory_training(tmp_path, capsys):

@@ -77,6 +77,16 @@ def _mean_std(values: Sequence[float | None]) -> tuple[float | None, float | Non
     return m, math.sqrt(sum((v - m) ** 2 for v in vals) / len(vals))
 
 
+def load_cl_dataset(cfg: CLConfig, ds_name: str, root=None):
+    """The benchmark's dataset: loaded, and reduced to ``cfg.train_per_class`` training images per class if set."""
+    from ...data import load_dataset
+
+    dataset = load_dataset(ds_name, root=root)
+    if cfg.train_per_class is not None:  # one reduced training set for every memory and class order
+        dataset = dataset.reduced(cfg.train_per_class)
+    return dataset
+
+
 def run_one(cfg: CLConfig, kind: str, seed: int, *, dataset=None, root=None, device="auto",
             progress: bool = False) -> dict:
     """One memory kind on one class order (``seed``): the record plus its summary."""
@@ -84,11 +94,7 @@ def run_one(cfg: CLConfig, kind: str, seed: int, *, dataset=None, root=None, dev
     device = resolve_device(device)
     protocol = PROTOCOLS.get(cfg.protocol)()
     if dataset is None:
-        from ...data import load_dataset
-
-        dataset = load_dataset(ds_name, root=root)
-        if cfg.train_per_class is not None:
-            dataset = dataset.reduced(cfg.train_per_class)
+        dataset = load_cl_dataset(cfg, ds_name, root)
     bench = make_benchmark(dataset, n_exp, seed=seed, name=key, root=root, order_rule=cfg.order_rule)
     info = bench.dataset.info
     model = protocol.make_learner(cfg, info, seed)
@@ -214,7 +220,6 @@ def run_experiment(cfg: CLConfig, *, out: str | Path | None = None, root=None, d
 
     from tqdm.auto import tqdm
 
-    from ...data import load_dataset
     from ...runtime import package_versions, write_json
 
     key, ds_name, n_exp = resolve_benchmark(cfg.benchmark, cfg.experiences)
@@ -233,9 +238,7 @@ def run_experiment(cfg: CLConfig, *, out: str | Path | None = None, root=None, d
     if twice:
         raise FyiError(f"two memories are named {', '.join(twice)}; give each LABEL:PATH its own label")
     device = resolve_device(device)
-    dataset = load_dataset(ds_name, root=root)
-    if cfg.train_per_class is not None:  # one reduced training set for every memory and class order
-        dataset = dataset.reduced(cfg.train_per_class)
+    dataset = load_cl_dataset(cfg, ds_name, root)
     split_sizes(dataset.info.num_classes, n_exp, dataset.info.name)
     dataset.check_ipc(cfg.ipc)
     for kind in cfg.buffers:  # fail fast on a bad memory name or option
