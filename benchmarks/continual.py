@@ -95,6 +95,9 @@ def parse_args(argv=None):
                    help="a reduced benchmark: training images per class (a fixed random subset; 0: all)")
     p.add_argument("--dsa-mode", default="single", choices=["single", "fyi", "all"],
                    help="gdumb: DSA while training on the memory (fyi: the FYI code's flip + one operation)")
+    p.add_argument("--stream-aug", default="none", choices=["none", "flip", "dsa", "dsa-fyi"],
+                   help="stream strategies: augmentation of every training minibatch (flip: a random horizontal "
+                        "flip per image)")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast for memory training and distillation")
     p.add_argument("--threads", type=int, help="torch intra-op threads")
     p.add_argument("--device", default="auto")
@@ -148,7 +151,9 @@ def make_config(args, name: str):
         distill_options={"outer_loop": args.loops[0], "inner_loop": args.loops[1]},
         herding_epochs=args.herding_epochs, epochs=args.epochs, strategy=strategy,
         train_epochs=args.train_epochs, batch_size=args.batch_size, bf16=args.bf16,
-        train_per_class=args.train_per_class or None, dsa_mode=args.dsa_mode,
+        train_per_class=args.train_per_class or None,
+        dsa_mode="single" if protocol == "replay" else args.dsa_mode,  # each protocol gets its own augmentation
+        stream_aug=args.stream_aug if protocol == "replay" else "none",
         distill_cache=None if args.fresh else str(Path(args.out) / "distill-cache"),
     )
 

@@ -187,7 +187,7 @@ def test_offline_memories_by_label_and_their_cache_follows_the_file(digits, tmp_
 
 
 def test_run_keys_of_older_configs_are_unchanged():
-    """Fields added with the package (order_rule, batch_size_mem, train_per_class) leave older runs' cache keys alone."""
+    """Fields added with the package (order_rule, batch_size_mem, train_per_class, ...) leave older runs' cache keys alone."""
     import dataclasses
     import hashlib
 
@@ -195,7 +195,8 @@ def test_run_keys_of_older_configs_are_unchanged():
 
     cfg = cl.CLConfig()
     d = dataclasses.asdict(cfg)
-    for k in ("buffers", "seeds", "distill_cache", "order_rule", "batch_size_mem", "train_per_class", "dsa_mode"):
+    for k in ("buffers", "seeds", "distill_cache", "order_rule", "batch_size_mem", "train_per_class", "dsa_mode",
+              "stream_aug"):
         d.pop(k)
     d.update(buffer="dm", seed=1)
     old = hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:20]

@@ -42,6 +42,7 @@ _NAMES = {
     "sources": ("RandomSelection", "HerdingSelection", "FirstKHerding", "FromSynset"),
     "online": ("ONLINE_METHODS", "OnlineDistillation", "method_options"),
     "policy": ("SyntheticReplayBuffer",),
+    "augment": ("StreamAugmentPlugin", "STREAM_AUG_NAMES", "stream_augment_plugins"),
     "strategies": ("StreamStrategy", "make_strategy", "list_strategies", "seeded_global_rng"),
     "protocols": ("KEY_STREAM_ACC", "KEY_STREAM_FORGET", "Protocol", "GDumb", "DMPaper", "StreamReplay",
                   "run_gdumb", "run_replay", "summarise", "list_protocols"),
@@ -77,6 +78,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
                          make_buffer, make_memory, memory_label, parse_memory_spec)
     from .online import ONLINE_METHODS, OnlineDistillation, method_options  # noqa: F401
     from .policy import SyntheticReplayBuffer  # noqa: F401
+    from .augment import STREAM_AUG_NAMES, StreamAugmentPlugin, stream_augment_plugins  # noqa: F401
     from .protocols import (KEY_STREAM_ACC, KEY_STREAM_FORGET, DMPaper, GDumb, Protocol, StreamReplay,  # noqa: F401
                             list_protocols, run_gdumb, run_replay, summarise)
     from .registry import (MEMORIES, PROTOCOLS, STRATEGIES, Registry, register_memory,  # noqa: F401

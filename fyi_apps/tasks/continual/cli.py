@@ -60,6 +60,10 @@ def add_cl_arguments(sp: argparse.ArgumentParser) -> None:
                     help="replay: naive, ewc, lwf (each + ReplayPlugin with the memory) or er-ace "
                          "(Avalanche's ER_ACE with the memory as its storage policy)")
     sp.add_argument("--train-epochs", type=V.positive_int, default=3, help="replay: epochs per experience")
+    sp.add_argument("--stream-aug", default="none", choices=["none", "flip", "dsa", "dsa-fyi"],
+                    help="replay: augmentation of every training minibatch, stream and replayed images: a random "
+                         "horizontal flip per image (flip), one DSA operation (dsa) or the FYI code's flip + one "
+                         "operation (dsa-fyi); default none")
     sp.add_argument("--lr", type=V.positive_float, help="learning rate of the trained network (default 0.01)")
     sp.add_argument("--batch-size", type=V.positive_int, default=128, help="replay: minibatch size")
     sp.add_argument("--batch-size-mem", type=V.positive_int,
@@ -136,7 +140,8 @@ def configs_from_args(args) -> list:
                        order_rule=args.class_order or preset.get("order_rule", "fyi"),
                        batch_size_mem=args.batch_size_mem,
                        train_per_class=getattr(args, "train_per_class", None),
-                       dsa_mode=getattr(args, "dsa_mode", "single"))
+                       dsa_mode=getattr(args, "dsa_mode", "single"),
+                       stream_aug=getattr(args, "stream_aug", "none"))
         if options:
             cfg.distill_options = options
         for name, value in per_method.items():

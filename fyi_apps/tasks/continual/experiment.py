@@ -21,6 +21,7 @@ from typing import Sequence
 from ... import validate as V
 from ...errors import FyiError
 from ...runtime import resolve_device
+from .augment import STREAM_AUG_NAMES
 from .benchmarks import ORDER_RULES, make_benchmark, resolve_benchmark, split_sizes
 from .memory import make_memory, memory_label, parse_memory_spec
 from .online import OnlineDistillation, method_options
@@ -61,6 +62,7 @@ class CLConfig:
     batch_size_mem: int | None = None  # replay: memory images per minibatch (None: ReplayPlugin's / ER-ACE's rule)
     train_per_class: int | None = None  # a reduced benchmark: this many training images per class (None: all)
     dsa_mode: str = "single"  # gdumb: DSA while training on the memory (single | fyi: flip + one operation | all)
+    stream_aug: str = "none"  # replay: augmentation of the training minibatches (none | flip | dsa | dsa-fyi)
 
     @classmethod
     def for_protocol(cls, protocol: str, **fields) -> "CLConfig":
@@ -177,7 +179,8 @@ def write_outputs(payload: dict, stem: str | Path) -> dict[str, Path]:
     return paths
 
 
-_LATER_FIELDS = {"order_rule": "fyi", "batch_size_mem": None, "train_per_class": None, "dsa_mode": "single"}
+_LATER_FIELDS = {"order_rule": "fyi", "batch_size_mem": None, "train_per_class": None, "dsa_mode": "single",
+                 "stream_aug": "none"}
 
 
 def _file_digest(path: str | Path) -> str:
@@ -224,12 +227,13 @@ def run_experiment(cfg: CLConfig, *, out: str | Path | None = None, root=None, d
 
     key, ds_name, n_exp = resolve_benchmark(cfg.benchmark, cfg.experiences)
     protocol = PROTOCOLS.get(cfg.protocol)()
-    protocol.check(cfg)
     if cfg.order_rule not in ORDER_RULES:
         raise FyiError(f"unknown class-order rule {cfg.order_rule!r}; use one of {', '.join(ORDER_RULES)}")
     if not cfg.seeds:
         raise FyiError("--seeds must be at least 1")
     V.choice(cfg.dsa_mode, "dsa_mode", ("single", "fyi", "all"))
+    V.choice(cfg.stream_aug, "stream_aug", STREAM_AUG_NAMES)
+    protocol.check(cfg)
     if cfg.train_per_class is not None:
         V.integer(cfg.train_per_class, "train_per_class", min=1)
     method_options("dm", cfg.distill_options)  # a typo in a distillation option fails now, whatever the memories

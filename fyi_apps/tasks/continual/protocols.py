@@ -30,7 +30,9 @@ from typing import Sequence
 
 import torch
 
+from ...errors import FyiError
 from ...runtime import derive_seed, make_generator, resolve_device
+from .augment import stream_augment_plugins
 from .benchmarks import CLBenchmark
 from .policy import SyntheticReplayBuffer
 from .registry import PROTOCOLS, register_protocol
@@ -145,6 +147,7 @@ def run_replay(
     extra_plugins: Sequence = (),
     progress: bool = False,
     batch_size_mem: int | None = None,
+    stream_aug: str = "none",
 ) -> dict:
     """Protocol 2: an Avalanche strategy trains on each experience's stream plus the memory (``ReplayPlugin``, ER-ACE).
 
@@ -152,6 +155,8 @@ def run_replay(
     experience with Avalanche's ``EvaluationPlugin`` (accuracy and forgetting,
     per experience and stream).  ``model`` defaults to a fresh ``arch`` with one
     output per class (pass the same model to :func:`make_buffer` for herding).
+    ``stream_aug``: augmentation of the training minibatches (:mod:`.augment`:
+    none, flip, dsa, dsa-fyi), seeded from ``seed``.
     """
     from tqdm.auto import tqdm
 
@@ -162,8 +167,9 @@ def run_replay(
     if model is None:
         model = create_model(arch, channels=info.channels, num_classes=info.num_classes,
                              image_size=info.image_size, seed=derive_seed(seed, "cl-replay-net"))
+    plugins = [*stream_augment_plugins(stream_aug, derive_seed(seed, "cl-stream-aug")), *extra_plugins]
     strat = make_strategy(strategy, model, buffer, lr=lr, epochs=epochs, batch_size=batch_size, device=device,
-                          extra_plugins=extra_plugins, batch_size_mem=batch_size_mem)
+                          extra_plugins=plugins, batch_size_mem=batch_size_mem)
     history, memory = [], []
     bar = tqdm(list(enumerate(bench.train_stream)), desc=f"{strategy}+replay {bench.name}", disable=not progress,
                leave=False, dynamic_ncols=True)
@@ -180,7 +186,8 @@ def run_replay(
     return {"protocol": "replay", "history": history, "memory": memory,
             "train": {"strategy": strategy, "arch": arch, "epochs": epochs, "lr": lr, "batch_size": batch_size,
                       "optimizer": "SGD momentum 0.9 wd 5e-4",
-                      **({"batch_size_mem": batch_size_mem} if batch_size_mem is not None else {})}}
+                      **({"batch_size_mem": batch_size_mem} if batch_size_mem is not None else {}),
+                      **({"stream_aug": stream_aug} if stream_aug != "none" else {})}}
 
 
 def summarise(record: dict, experience_classes: Sequence[Sequence[int]]) -> dict:
@@ -245,6 +252,11 @@ class Protocol:
 
 @register_protocol("gdumb")
 class GDumb(Protocol):
+    def check(self, cfg) -> None:
+        if getattr(cfg, "stream_aug", "none") != "none":
+            raise FyiError(f"--stream-aug {cfg.stream_aug} augments the stream strategies' minibatches; the "
+                           f"{self.name} protocol trains on the memory with DSA: use --dsa-mode (single, fyi, all)")
+
     def run(self, cfg, bench, memory, *, model, seed, device, progress):
         from ...evaluate import EvalConfig
 
@@ -266,6 +278,9 @@ class StreamReplay(Protocol):
 
     def check(self, cfg) -> None:
         STRATEGIES.canonical(cfg.strategy)
+        if getattr(cfg, "dsa_mode", "single") != "single":
+            raise FyiError(f"--dsa-mode {cfg.dsa_mode} sets GDumb's DSA on the memory; the stream strategies "
+                           "augment with --stream-aug (none, flip, dsa, dsa-fyi)")
 
     def make_learner(self, cfg, info, seed):
         from ...networks import create_model
@@ -281,7 +296,7 @@ class StreamReplay(Protocol):
             bsm = min(cfg.batch_size, 2 * per * cfg.ipc)
         return run_replay(bench, memory, model=model, strategy=STRATEGIES.canonical(cfg.strategy), arch=cfg.arch,
                           epochs=cfg.train_epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=seed, device=device,
-                          progress=progress, batch_size_mem=bsm)
+                          progress=progress, batch_size_mem=bsm, stream_aug=getattr(cfg, "stream_aug", "none"))
 
 
 def list_protocols() -> list[str]:
