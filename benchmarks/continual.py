@@ -341,7 +341,11 @@ def run(args) -> None:
                      table(curves, ["memory"] + [f"{c} classes" for c in first["classes_seen"]], markdown=True), ""]
         summary["protocols"][name] = {"files": payload["files"], "aggregate": payload["aggregate"],
                                       "config": payload["config"], "versions": payload["versions"]}
-    title = (f"{args.benchmark}, IPC {args.ipc}, mean +- std over {args.seeds} class orders")
+    title = f"{args.benchmark}, IPC {args.ipc}, mean +- std over {args.seeds} class orders"
+    if args.stream_aug != "none":
+        title += f", stream minibatches augmented ({args.stream_aug})"
+    if args.dsa_mode != "single":
+        title += f", GDumb DSA mode {args.dsa_mode}"
     png = cross_plot(results, out / "strategies.png", title)
     minutes = (time.perf_counter() - t0) / 60
     md = [f"Command: `{command}`", "",
