@@ -103,6 +103,8 @@ def parse_args(argv=None):
     p.add_argument("--device", default="auto")
     p.add_argument("--data-root")
     p.add_argument("--out", help="output folder (default benchmarks/results/continual-<benchmark>[-quick])")
+    p.add_argument("--distill-cache", help="folder of cached online distillations (default OUT/distill-cache; "
+                                           "point another --out at the main benchmark's to reuse its memories)")
     p.add_argument("--fresh", action="store_true", help="ignore cached runs and distillations")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -154,7 +156,7 @@ def make_config(args, name: str):
         train_per_class=args.train_per_class or None,
         dsa_mode="single" if protocol == "replay" else args.dsa_mode,  # each protocol gets its own augmentation
         stream_aug=args.stream_aug if protocol == "replay" else "none",
-        distill_cache=None if args.fresh else str(Path(args.out) / "distill-cache"),
+        distill_cache=None if args.fresh else str(args.distill_cache or Path(args.out) / "distill-cache"),
     )
 
 
