@@ -119,3 +119,15 @@ def test_each_protocol_refuses_the_other_protocols_augmentation_before_any_run(f
     cfg = cl.CLConfig(benchmark="split-digits", buffers=["random"], ipc=2, seeds=[0], **fields)
     with pytest.raises(FyiError, match=message):
         cl.run_experiment(cfg, device="cpu", progress=False)
+
+
+def test_cli_choices_are_the_plugins_names():
+    """The CLI lists --stream-aug's choices without importing Avalanche; they must stay the plugin's names."""
+    import argparse
+
+    from fyi_apps.tasks.continual.cli import add_cl_arguments
+
+    p = argparse.ArgumentParser()
+    add_cl_arguments(p)
+    action = next(a for a in p._actions if "--stream-aug" in a.option_strings)
+    assert tuple(action.choices) == cl.STREAM_AUG_NAMES

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from ... import validate as V
+from ...augment import MODES as DSA_MODES
 from ...errors import FyiError
 
 #: what the options default to when neither the user nor the protocol's preset sets them
@@ -53,7 +54,7 @@ def add_cl_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--epochs", type=V.positive_int, help="gdumb: training epochs on the memory at each step "
                                                "(default 100; dm-paper 1000)")
     sp.add_argument("--no-dsa", action="store_true", help="gdumb: train on the memory without DSA augmentation")
-    sp.add_argument("--dsa-mode", default="single", choices=["single", "fyi", "all"],
+    sp.add_argument("--dsa-mode", default="single", choices=DSA_MODES,
                     help="gdumb: DSA as in the original papers (single: one random operation), as in the FYI code "
                          "(fyi: a random flip plus one operation) or all operations")
     sp.add_argument("--strategy", default="naive",

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ... import validate as V
+from ...augment import MODES as DSA_MODES
 from ...errors import FyiError
 from ...runtime import resolve_device
 from .augment import STREAM_AUG_NAMES
@@ -231,7 +232,7 @@ def run_experiment(cfg: CLConfig, *, out: str | Path | None = None, root=None, d
         raise FyiError(f"unknown class-order rule {cfg.order_rule!r}; use one of {', '.join(ORDER_RULES)}")
     if not cfg.seeds:
         raise FyiError("--seeds must be at least 1")
-    V.choice(cfg.dsa_mode, "dsa_mode", ("single", "fyi", "all"))
+    V.choice(cfg.dsa_mode, "dsa_mode", DSA_MODES)
     V.choice(cfg.stream_aug, "stream_aug", STREAM_AUG_NAMES)
     protocol.check(cfg)
     if cfg.train_per_class is not None:
