@@ -43,6 +43,9 @@ NB201 = dict(dataset="cifar10", ipc=10, space="nb201", sample=100, include="", p
              truth="nb201",
              full_epochs=200, test_size=1000, nb201_cells=1, xarch_epochs=100, xarch_seeds=1,
              xarch_archs="convnet", dm_iterations=None, workers=2, topk="10%,20%")
+# the same 100 cells, trained proxies recorded along one 200-epoch run (fyi-apps issue 22): rank correlation
+# against compute; channels-last training (same arithmetic, about 1.2x faster on a CPU for these small cells)
+NB201_CURVES = dict(NB201, proxy_epochs=200, curve="5,10,25,50,100,200", channels_last=True)
 NB201_QUICK = dict(NB201, dataset="cifar10", ipc=1, sample=8, proxy_epochs=2, test_size=100, nb201_width=8, workers=1,
                    topk="50%")
 FULL = dict(dataset="cifar10", ipc=10, sample=20, include="vgg11,resnet18", max_mmacs=100.0, proxy_epochs=40,
@@ -61,7 +64,7 @@ def parse_args(argv=None):
     p.add_argument("--proxy", action="append", default=None, metavar="SYNSET|random|herding",
                    help="proxy training set (repeat); default: random (+ the DM sets in --quick)")
     p.add_argument("--ipc", type=int, default=None, help="images per class of random/herding proxies")
-    p.add_argument("--preset", default="dc", choices=["dc", "nb201"],
+    p.add_argument("--preset", default="dc", choices=["dc", "nb201", "nb201-curves"],
                    help="dc: DC-space ConvNets vs a real-data ground truth; nb201: NAS-Bench-201 cells vs the "
                         "benchmark's 200-epoch accuracies")
     p.add_argument("--space", default=None)
@@ -75,6 +78,8 @@ def parse_args(argv=None):
     p.add_argument("--max-mmacs", type=float, default=None,
                    help="sample only candidates of at most this many million MACs per image (default: no cap)")
     p.add_argument("--proxy-epochs", type=int, default=None)
+    p.add_argument("--curve", default=None, help="proxy epochs of the learning curve, e.g. 5,10,25,50,100,200")
+    p.add_argument("--channels-last", action="store_true", default=None)
     p.add_argument("--truth", default=None, help="ground truth: full or real:N (N images per class)")
     p.add_argument("--full-epochs", type=int, default=None, help="ground-truth epochs")
     p.add_argument("--seeds", type=int, default=1)
@@ -97,11 +102,14 @@ def parse_args(argv=None):
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    if args.preset == "nb201":
-        preset = NB201_QUICK if args.quick else NB201
+    if args.preset.startswith("nb201"):
+        preset = NB201_QUICK if args.quick else NB201_CURVES if args.preset == "nb201-curves" else NB201
     else:
         preset = dict(QUICK if args.quick else FULL, space="dc720", topk="5,10,20")
+    preset = dict(preset)
     preset.setdefault("batch_size", 256)
+    preset.setdefault("curve", "")
+    preset.setdefault("channels_last", False)
     preset.setdefault("nb201_cells", None)
     preset.setdefault("nb201_width", None)
     for k, v in preset.items():
@@ -114,7 +122,7 @@ def parse_args(argv=None):
             setattr(args, k, v)
     args.dm_iterations = preset["dm_iterations"]
     if args.out is None:
-        tag = "-nb201" if args.preset == "nb201" else ""
+        tag = {"nb201": "-nb201", "nb201-curves": "-nb201-curves"}.get(args.preset, "")
         args.out = str(ROOT / "benchmarks" / "results" / f"nas{tag}-{args.dataset}{'-quick' if args.quick else ''}")
     return args
 
@@ -230,6 +238,7 @@ def run(args) -> int:
         truth=args.truth,
         full_epochs=args.full_epochs, seeds=args.seeds, seed=args.seed, topk=nas.topk_list(args.topk),
         test_size=args.test_size, dsa=not args.no_dsa, bf16=args.bf16, workers=args.workers, threads=args.threads,
+        curve=nas.curve_list(args.curve), channels_last=bool(args.channels_last),
         batch_size=args.batch_size, data_root=args.data_root, nb201=args.nb201, nb201_cells=args.nb201_cells, nb201_width=args.nb201_width,
         connected_only=args.connected_only, stratified=args.stratified,
     )

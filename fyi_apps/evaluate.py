@@ -12,7 +12,7 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 
@@ -115,6 +115,8 @@ def train_network(
     std=None,
     progress: bool = False,
     desc: str = "train",
+    checkpoints: Sequence[int] = (),
+    on_checkpoint: Callable[[list[int], float], None] | None = None,
 ) -> dict:
     """Train ``net`` in place on ``images``/``labels`` with the protocol; returns loss stats.
 
@@ -122,6 +124,13 @@ def train_network(
     normalised per batch with ``mean``/``std``).  Both stay on their device
     until a batch is drawn, so a full real training set does not need to fit
     on the GPU as floats.
+
+    ``checkpoints`` are counts of training images seen (image-passes): when a
+    batch takes the count to or past some of them, ``on_checkpoint(reached,
+    train_seconds)`` is called once with the list of those checkpoints (e.g. to
+    test the network: a learning curve from one run).  It may switch the network to eval mode; training resumes
+    in train mode, and the training itself (random draws, updates) is the
+    same as without checkpoints.
     """
     from tqdm.auto import tqdm
 
@@ -141,6 +150,8 @@ def train_network(
     micro = micro_batch_size(cfg, net, device)
     labels = labels.to(device)
     last_loss = float("nan")
+    pending = sorted({int(c) for c in checkpoints if int(c) > 0})
+    seen, train_seconds, t_start = 0, 0.0, time.perf_counter()
     bar = tqdm(range(cfg.epochs), desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
     for _epoch in bar:
         order = torch.randperm(n, generator=generator)
@@ -156,6 +167,16 @@ def train_network(
             opt.zero_grad(set_to_none=True)
             last_loss = backward_in_slices(net, x, loss_fn, micro, bf16=cfg.bf16)
             opt.step()
+            seen += int(idx.numel())
+            if pending and seen >= pending[0]:
+                train_seconds += time.perf_counter() - t_start
+                reached = []
+                while pending and seen >= pending[0]:
+                    reached.append(pending.pop(0))
+                if on_checkpoint is not None:
+                    on_checkpoint(reached, train_seconds)
+                net.train()
+                t_start = time.perf_counter()
         sched.step()
         if not math.isfinite(last_loss):
             raise FyiError(
@@ -179,11 +200,18 @@ def evaluate_images(
     device: str | torch.device = "auto",
     progress: bool = False,
     test_transform=None,
+    curve: Sequence[int] = (),
 ) -> EvalResult:
     """Retrain ``arch`` from scratch on the given training images once per seed; test on ``dataset.test``.
 
     ``dataset`` is a :class:`fyi_apps.data.Dataset` (its info gives channels,
     size, classes, mean/std; its test split is the benchmark).
+
+    ``curve``: counts of training images seen (image-passes; ``epochs x
+    len(images)`` for whole epochs) at which the network is also tested during
+    the same run.  ``extra["curves"]`` then holds, per seed, a list of
+    ``{"images", "epochs", "acc", "seconds"}`` (``seconds``: training time so far,
+    testing excluded).  The final accuracy and the training are unchanged.
     """
     from .networks import create_model
 
@@ -198,6 +226,11 @@ def evaluate_images(
     if int(labels.max()) >= info.num_classes:
         raise FyiError(f"labels go up to {int(labels.max())} but {info.name} has {info.num_classes} classes")
     lr = cfg.resolved_lr(learned_lr)
+    n_train = int(images.shape[0])
+    curve = sorted({int(c) for c in curve})
+    if curve and (curve[0] < 1 or curve[-1] > cfg.epochs * n_train):
+        raise FyiError(f"curve points must lie between 1 and {cfg.epochs * n_train} training images "
+                       f"({cfg.epochs} epochs x {n_train} images); got {curve[0]}..{curve[-1]}")
     accs, secs, extra = [], [], []
     for seed in seeds:
         net = create_model(
@@ -208,23 +241,36 @@ def evaluate_images(
             seed=derive_seed(seed, "eval-net", arch),
         )
         g = make_generator(derive_seed(seed, "eval-train", arch))
+        points: list[dict] = []
+
+        def test(_net=net) -> float:
+            return test_accuracy(
+                _net, dataset.test.images, dataset.test.labels, device=device, mean=info.mean, std=info.std,
+                batch_size=cfg.test_batch_size, bf16=cfg.bf16, channels_last=cfg.channels_last,
+                transform=test_transform,
+            )
+
+        def on_checkpoint(reached: list[int], seconds: float, _points=points) -> None:
+            acc = test()  # one test for every point this batch reached (the same network)
+            _points.extend({"images": r, "epochs": r / n_train, "acc": acc, "seconds": seconds} for r in reached)
+
         t0 = time.perf_counter()
         stats = train_network(
             net, images, labels, cfg, lr=lr, generator=g, device=device,
             mean=info.mean, std=info.std, progress=progress, desc=f"eval {arch} seed {seed}",
+            checkpoints=curve, on_checkpoint=on_checkpoint if curve else None,
         )
         secs.append(time.perf_counter() - t0)
-        acc = test_accuracy(
-            net, dataset.test.images, dataset.test.labels, device=device, mean=info.mean, std=info.std,
-            batch_size=cfg.test_batch_size, bf16=cfg.bf16, channels_last=cfg.channels_last,
-            transform=test_transform,
-        )
+        acc = points[-1]["acc"] if points and points[-1]["images"] == cfg.epochs * n_train else test()
         accs.append(acc)
+        if curve:
+            stats = {**stats, "curve": points}
         extra.append(stats)
     return EvalResult(
         arch=arch, seeds=list(seeds), accs=accs, epochs=cfg.epochs, lr=lr,
         seconds_per_run=sum(secs) / len(secs), num_train=int(images.shape[0]),
-        extra={"train": extra, "config": dataclasses.asdict(cfg)},
+        extra={"train": extra, "config": dataclasses.asdict(cfg),
+               **({"curves": [e["curve"] for e in extra]} if curve else {})},
     )
 
 

@@ -41,7 +41,7 @@ Parallelism, without a scheduler of our own:
 
 Modules, lowest first: :mod:`.measure` (parameters, MACs, fit on the meta
 device), :mod:`.spaces` (named spaces, :func:`register_space`, the sampler),
-:mod:`.sets` (training-set specs), :mod:`.runner` (jobs, the record cache,
+:mod:`.sets` (training-set specs), :mod:`.zerocost` (zero-cost proxies), :mod:`.runner` (jobs, the record cache,
 worker processes, ``torch.distributed``), :mod:`.stats` (rank statistics),
 :mod:`.truth` (ground truths), :mod:`.experiment` (:class:`NasConfig`, the
 plan, :func:`run_ranking`), :mod:`.report` (tables and plots) and :mod:`.cli`
@@ -49,15 +49,16 @@ plan, :func:`run_ranking`), :mod:`.report` (tables and plots) and :mod:`.cli`
 """
 from __future__ import annotations
 
-from .cli import add_common_training_arguments, add_nas_arguments, run_nas_command, topk_list
-from .experiment import NasConfig, build_jobs, check_config, plan, run_ranking, summarize
+from .cli import add_common_training_arguments, add_nas_arguments, curve_list, run_nas_command, topk_list
+from .experiment import NasConfig, build_jobs, check_config, curve_points, plan, run_ranking, summarize
 from .measure import candidate_fits, candidate_mmacs, candidate_params, meta_model
 from .report import candidate_rows, summary_rows, write_json_report, write_markdown, write_report
 from .runner import (RECORD_VERSION, Job, RecordCache, default_threads, distributed_session, execute,
                      finish_distributed, init_distributed, make_job, materialize, rank_world, remember_dataset,
                      run_jobs, shard, train_job)
 from .sets import (FREE_PROXIES, SetSpec, content_hash, data_digest, early_stopping_set, free_proxy, resolve_set,
-                   unique_labels)
+                   unique_labels, zero_cost_sets)
+from .zerocost import ZERO_COST, score_network
 from .spaces import (DC_ACTS, DC_DEPTHS, DC_NORMS, DC_POOLS, DC_WIDTHS, NAMED_SPACES, Space, dc_candidate, dc_space,
                      list_spaces, nb201_space, register_space, sample_candidates, space_candidates, split_names,
                      unique_names)
@@ -73,14 +74,14 @@ __all__ = [
     "candidate_fits", "candidate_mmacs", "candidate_params", "meta_model",
     # training sets
     "SetSpec", "resolve_set", "unique_labels", "free_proxy", "early_stopping_set", "FREE_PROXIES", "data_digest",
-    "content_hash",
+    "content_hash", "zero_cost_sets", "ZERO_COST", "score_network",
     # runner
     "Job", "make_job", "RecordCache", "RECORD_VERSION", "remember_dataset", "materialize", "train_job", "run_jobs",
     "execute", "default_threads", "init_distributed", "rank_world", "shard", "finish_distributed",
     "distributed_session",
     # statistics, ground truth, the ranking, the report, the command line
     "rank_stats", "topk_counts", "is_connected_candidate", "benchmark_table", "truth_set",
-    "NasConfig", "check_config", "plan", "build_jobs", "summarize", "run_ranking",
+    "NasConfig", "check_config", "plan", "build_jobs", "curve_points", "summarize", "run_ranking",
     "summary_rows", "candidate_rows", "write_report", "write_json_report", "write_markdown",
-    "add_common_training_arguments", "add_nas_arguments", "run_nas_command", "topk_list",
+    "add_common_training_arguments", "add_nas_arguments", "run_nas_command", "topk_list", "curve_list",
 ]

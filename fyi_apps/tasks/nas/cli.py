@@ -33,9 +33,11 @@ def add_nas_arguments(sp) -> None:
     from ... import validate as V
 
     sp.add_argument("--dataset", required=True)
-    sp.add_argument("--proxy", action="append", default=None, metavar="SYNSET|random|herding|early|params|flops",
+    sp.add_argument("--proxy", action="append", default=None, metavar="SYNSET|random|herding|early|params|flops|...",
                     help="a proxy: a synthetic set, a random or herding real subset, early (full data for one proxy "
-                         "run's compute), or params / flops (no training); repeat for several (default: random)")
+                         "run's compute), params / flops (no training), or a zero-cost proxy (synflow, snip, "
+                         "grad_norm, grasp, fisher, jacob_cov, naswot: one minibatch, no training); repeat for "
+                         "several (default: random)")
     sp.add_argument("--ipc", type=V.positive_int, default=None,
                     help="images per class of random/herding proxies (default: the first synthetic proxy's IPC)")
     sp.add_argument("--space", default="dc720",
@@ -45,6 +47,9 @@ def add_nas_arguments(sp) -> None:
     sp.add_argument("--max-mmacs", type=V.positive_float, default=None,
                     help="sample only candidates of at most this many million MACs per image (a compute cap)")
     sp.add_argument("--proxy-epochs", type=V.positive_int, default=300)
+    sp.add_argument("--curve", default="", metavar="E1,E2,...",
+                    help="learning curve: also test every trained proxy after these proxy epochs of the same run "
+                         "(e.g. 5,10,25,50,100,200; early stopping at the same image-passes)")
     sp.add_argument("--truth", default="full",
                     help="ground truth: full (train on the whole training set), real:N (N random images per class, "
                          "a cheaper stated budget) or nb201 (NAS-Bench-201's 200-epoch accuracies; --space nb201)")
@@ -66,6 +71,20 @@ def add_nas_arguments(sp) -> None:
     add_common_training_arguments(sp)
 
 
+def curve_list(text: str) -> list[int]:
+    """``"5,10,25"`` -> ``[5, 10, 25]`` (proxy epochs of the learning curve; empty text: no curve)."""
+    from ...errors import FyiError
+
+    out = []
+    for t in (t.strip() for t in str(text or "").split(",")):
+        if t:
+            try:
+                out.append(int(t))
+            except ValueError:
+                raise FyiError(f"--curve takes proxy epochs separated by commas (5,10,25), got {t!r}") from None
+    return sorted(set(out))
+
+
 def topk_list(text: str) -> list:
     """``"5,10%,20%"`` -> ``[5, "10%", "20%"]`` (checked now; percentages resolve per ranking)."""
     items = [t.strip() for t in str(text).split(",") if t.strip()]
@@ -82,7 +101,7 @@ def run_nas_command(args) -> None:
     cfg = NasConfig(
         dataset=args.dataset, proxies=args.proxy or ["random"], ipc=args.ipc, space=args.space,
         sample=args.sample or None, include=split_names(args.include), max_mmacs=args.max_mmacs,
-        proxy_epochs=args.proxy_epochs,
+        proxy_epochs=args.proxy_epochs, curve=curve_list(args.curve),
         truth=args.truth, full_epochs=args.full_epochs, seeds=args.seeds, seed=args.seed,
         topk=topk_list(args.topk),
         test_size=args.test_size,

@@ -10,6 +10,7 @@ the proxy training sets (:mod:`.sets`) and the ground truth (:mod:`.truth`);
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -21,7 +22,8 @@ import torch
 from ...errors import FyiError
 from .measure import candidate_mmacs
 from .runner import Job, RecordCache, execute, make_job, rank_world, remember_dataset
-from .sets import FREE_PROXIES, SetSpec, early_stopping_set, free_proxy, resolve_set, unique_labels
+from .sets import FREE_PROXIES, SetSpec, early_stopping_set, free_proxy, resolve_set, unique_labels, zero_cost_sets
+from .zerocost import ZERO_COST
 from .spaces import nb201_space, sample_candidates
 from .stats import is_connected_candidate, rank_stats, topk_counts
 from .truth import benchmark_table, truth_set
@@ -40,6 +42,9 @@ class NasConfig:
     max_mmacs: float | None = None  # leave out sampled candidates above this many million MACs per image
     candidates: list[str] | None = None  # an explicit list replaces space/sample
     proxy_epochs: int = 300
+    # learning curve: proxy epochs at which every trained proxy is also tested in the same run (early stopping:
+    # the same image-passes); [] = the final accuracy only
+    curve: list[int] = field(default_factory=list)
     truth: str = "full"  # full, real:N (a stated cheaper ground truth), or nb201 (the benchmark's accuracies)
     nb201: str | None = None  # path of the NAS-Bench-201 table (else $FYI_NB201, else the data roots)
     nb201_cells: int | None = None  # cells per stage of nb201 candidates (the benchmark: 5; DC-Bench: 1)
@@ -76,12 +81,21 @@ def check_config(cfg: NasConfig) -> None:
             raise FyiError(f"--{name.replace('_', '-')} must be a positive integer, got {v!r}")
     if not cfg.proxies:
         raise FyiError("no proxy given; pass --proxy SYNSET, random or herding")
+    for e in cfg.curve:
+        if not isinstance(e, int) or isinstance(e, bool) or not 1 <= e <= cfg.proxy_epochs:
+            raise FyiError(f"curve points are proxy epochs between 1 and proxy_epochs ({cfg.proxy_epochs}), got {e!r}")
 
 
 def _is_real_subset(text: str) -> bool:
     """A proxy built from the real data (random, herding, early) or from the candidates (params, flops)."""
     base = text.strip().lower().split(":")[0]
-    return base in ("random", "herding", "early", "params", "flops") and not Path(text).exists()
+    return (base in ("random", "herding", "early", "params", "flops") or _zero_cost_name(text) is not None) \
+        and not Path(text).exists()
+
+
+def _zero_cost_name(text: str) -> str | None:
+    key = str(text).strip().lower().replace("-", "_")
+    return key if key in ZERO_COST else None
 
 
 def plan(cfg: NasConfig, dataset, *, device="auto", progress: bool = False,
@@ -111,10 +125,14 @@ def plan(cfg: NasConfig, dataset, *, device="auto", progress: bool = False,
     if ipc is None and resolved:
         ipc = resolved[min(resolved)].ipc or None  # "a real subset of the same size" as the first synthetic set
     specs = []
+    zc = [_zero_cost_name(p) for p in cfg.proxies if _zero_cost_name(p) and not Path(p).exists()]
+    zc_specs = dict(zip(zc, zero_cost_sets(zc, dataset, seed=cfg.seed)[0])) if zc else {}
     for i, p in enumerate(cfg.proxies):
         key = p.strip().lower()
         if i in resolved:
             specs.append(resolved[i])
+        elif _zero_cost_name(p) in zc_specs:
+            specs.append(zc_specs[_zero_cost_name(p)])
         elif key in FREE_PROXIES:
             specs.append(free_proxy(key, cands, dataset))
         elif key == "early":
@@ -123,6 +141,21 @@ def plan(cfg: NasConfig, dataset, *, device="auto", progress: bool = False,
             specs.append(resolve_set(p, dataset, ipc=ipc, seed=cfg.seed, herding_epochs=cfg.herding_epochs,
                                      device=device, progress=progress, cache_dir=cache_dir))
     return cands, unique_labels(specs), truth
+
+
+def curve_points(cfg: NasConfig, spec: SetSpec) -> list[tuple[int, int]]:
+    """``(proxy epochs, image-passes)`` of each learning-curve point of a trained proxy (none without ``cfg.curve``).
+
+    A proxy set of n images trained for E epochs is tested after ``e * n``
+    image-passes for each ``e`` in ``cfg.curve`` up to E; early stopping after the
+    same image-passes as a proxy of ``ipc`` images per class (its
+    ``curve_unit``), so that both sit at the same compute.
+    """
+    if not cfg.curve or not spec.trains:
+        return []
+    unit = spec.curve_unit or spec.num_images
+    total = (spec.epochs or cfg.proxy_epochs) * spec.num_images
+    return [(int(e), int(e) * unit) for e in sorted(set(cfg.curve)) if int(e) * unit <= total]
 
 
 def build_jobs(cfg: NasConfig, candidates, proxies, truth) -> list[Job]:
@@ -135,14 +168,48 @@ def build_jobs(cfg: NasConfig, candidates, proxies, truth) -> list[Job]:
                 if spec.trains:
                     jcfg = pcfg if spec.epochs is None else cfg.eval_config(spec.epochs)
                     jobs.append(make_job(c, spec, jcfg, s, role="proxy", test_size=cfg.test_size,
-                                         data_root=cfg.data_root))
+                                         data_root=cfg.data_root, curve=[n for _, n in curve_points(cfg, spec)]))
             if truth.trains:
                 jobs.append(make_job(c, truth, tcfg, s, role="truth", test_size=cfg.test_size, data_root=cfg.data_root))
+    zero = zero_cost_job_set(cfg, proxies)
+    if zero is not None:  # one scoring job per candidate for all zero-cost measures (seed: the ranking's seed)
+        jobs += [make_job(c, zero, cfg.eval_config(1), cfg.seed, role="zerocost", data_root=cfg.data_root)
+                 for c in candidates]
     return jobs
+
+
+def zero_cost_job_set(cfg: NasConfig, proxies) -> SetSpec | None:
+    """The spec of the shared zero-cost scoring job of these proxies (None without zero-cost proxies)."""
+    measures = [p.source for p in proxies if p.kind == "zerocost"]
+    if not measures:
+        return None
+    digest = next(p.digest for p in proxies if p.kind == "zerocost")
+    from .zerocost import BATCH, DEFAULT_BATCH
+
+    return SetSpec(label="zero-cost", kind="zerocost", dataset=proxies[0].dataset, digest=digest,
+                   num_images=max(BATCH.get(m, DEFAULT_BATCH) for m in measures), source=",".join(measures))
 
 
 def _mean(xs):
     return sum(xs) / len(xs)
+
+
+def _curve(cfg: NasConfig, spec: SetSpec, candidates, by: dict, t_acc: dict) -> list[dict]:
+    """Rank statistics of a trained proxy at each point of its learning curve (accuracies over seeds averaged)."""
+    out = []
+    for epochs, images in curve_points(cfg, spec):
+        acc, sec = {}, []
+        for c in candidates:
+            pts = [p for r in by.get((c, "proxy", spec.label), []) if not r.get("error")
+                   for p in (r.get("curve") or []) if p.get("images") == images]
+            if pts and c in t_acc:
+                acc[c] = _mean([p["acc"] for p in pts])
+                sec.append(_mean([p["seconds"] for p in pts]))
+        ok = [c for c in candidates if c in acc]
+        out.append({"epochs": epochs, "image_passes": images, "seconds": _mean(sec) if sec else None,
+                    "accs": acc, "stats": rank_stats([acc[c] for c in ok], [t_acc[c] for c in ok], names=ok,
+                                                     ks=topk_counts(cfg.topk, len(ok)))})
+    return out
 
 
 def summarize(cfg: NasConfig, candidates, proxies, truth, jobs: Sequence[Job], records: dict[str, dict]) -> dict:
@@ -155,7 +222,20 @@ def summarize(cfg: NasConfig, candidates, proxies, truth, jobs: Sequence[Job], r
 
     def collect(spec_label: str, role: str):
         acc, sec, err = {}, {}, {}
-        if not specs[spec_label].trains:
+        spec = specs[spec_label]
+        if spec.kind == "zerocost":
+            for c in candidates:
+                recs = by.get((c, "zerocost", "zero-cost"), [])
+                if recs:
+                    acc[c] = recs[0]["scores"].get(spec.source, float("nan"))
+                    sec[c] = float(recs[0]["score_seconds"].get(spec.source, 0.0))
+            finite = [v for v in acc.values() if v is not None and math.isfinite(v)]
+            low = (min(finite) - 1.0) if finite else 0.0
+            for c, v in list(acc.items()):
+                if v is None or not math.isfinite(v):
+                    acc[c] = low  # a score that is not a number ranks last
+            return acc, sec, err
+        if not spec.trains:
             values = dict(specs[spec_label].values)
             return {c: values[c] for c in candidates}, {c: 0.0 for c in candidates}, {}
         for c in candidates:
@@ -181,6 +261,8 @@ def summarize(cfg: NasConfig, candidates, proxies, truth, jobs: Sequence[Job], r
             entry["stats_connected"] = rank_stats([p_acc[c] for c in connected], [t_acc[c] for c in connected],
                                                   names=connected, ks=topk_counts(cfg.topk, len(connected)))
         ps, ts = sum(p_sec[c] for c in ok), sum(t_sec[c] for c in ok)
+        if curve_points(cfg, spec):
+            entry["curve"] = _curve(cfg, spec, candidates, by, t_acc)
         out_proxies.append({
             "label": spec.label, "kind": spec.kind, "set": spec.describe(),
             "epochs": None if not spec.trains else (spec.epochs or cfg.proxy_epochs),

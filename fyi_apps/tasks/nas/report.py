@@ -9,6 +9,10 @@ import os
 from pathlib import Path
 
 
+#: proxy kinds whose values are scores, not accuracies
+_SCORES = ("score", "zerocost")
+
+
 def _fmt(v, digits: int = 3) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
@@ -47,12 +51,12 @@ def candidate_rows(report: dict) -> tuple[list[list], list[str]]:
     ranks = report["proxies"][0]["stats"]["truth_rank"] if report["proxies"] else {}
     macs = report.get("mmacs") or {}
     headers = ["candidate", "M MACs", f"truth ({report['truth']['label']}) %", "rank"]
-    headers += [p["label"] + ("" if p.get("kind") == "score" else " %") for p in report["proxies"]]
+    headers += [p["label"] + ("" if p.get("kind") in _SCORES else " %") for p in report["proxies"]]
     order = sorted(report["candidates"], key=lambda c: -t.get(c, -1))
     rows = []
     for c in order:
         row = [c, _fmt(macs.get(c), 1), _fmt(100 * t[c], 2) if c in t else "failed", ranks.get(c, "-")]
-        row += [("failed" if c not in p["accs"] else f"{p['accs'][c]:.4g}" if p.get("kind") == "score"
+        row += [("failed" if c not in p["accs"] else f"{p['accs'][c]:.4g}" if p.get("kind") in _SCORES
                  else _fmt(100 * p["accs"][c], 2)) for p in report["proxies"]]
         rows.append(row)
     return rows, headers
@@ -72,7 +76,8 @@ def write_report(report: dict, out_dir: str | os.PathLike, *, name: str = "nas",
                        "truth": [report["truth"]["accs"][c] for c in ok],
                        "ranks": [p["stats"]["truth_rank"][c] for c in ok], "stats": p["stats"],
                        "best": p["stats"]["best"]["candidate"], "names": ok,
-                       **({"xscale": 1.0, "xlabel": p["label"], "xlog": True} if p.get("kind") == "score" else {})})
+                       **({"xscale": 1.0, "xlabel": p["label"], "xlog": True} if p.get("kind") == "score" else
+                          {"xscale": 1.0, "xlabel": p["label"]} if p.get("kind") == "zerocost" else {})})
     png = rank_scatter(panels, out / f"{name}.png",
                        title=f"{report['dataset']}: proxy vs ground truth ({report['truth']['label']}, "
                              f"{report['truth']['epochs']} epochs); numbers = ground-truth rank")

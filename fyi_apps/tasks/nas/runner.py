@@ -27,7 +27,7 @@ from .spaces import unique_names
 
 
 #: Bump when a change makes old cached records incomparable with new ones.
-RECORD_VERSION = 1
+RECORD_VERSION = 2  # 2: settings at their default value left out of the key
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class Job:
     role: str = "proxy"
     test_size: int | None = None
     data_root: str | None = None
+    curve: tuple[int, ...] = ()  # image-passes at which the network is also tested (a learning curve)
 
     @property
     def config(self):
@@ -50,22 +51,30 @@ class Job:
 
     @property
     def key(self) -> str:
+        from ...evaluate import EvalConfig
+
         cfg = self.config
+        defaults = dataclasses.asdict(EvalConfig())
+        # settings at their default value are left out, so that a new EvalConfig field keeps old keys valid
+        # (a changed default needs a RECORD_VERSION bump)
         ident = {
             "v": RECORD_VERSION, "candidate": self.candidate, "dataset": self.train.dataset,
-            "train": self.train.digest, "lr": cfg.resolved_lr(self.train.lr), "cfg": dict(self.cfg),
+            "train": self.train.digest, "lr": cfg.resolved_lr(self.train.lr),
+            "cfg": {k: v for k, v in self.cfg if k not in defaults or defaults[k] != v},
             "cutmix": self.train.cutmix, "seed": int(self.seed), "test_size": self.test_size,
         }
+        if self.curve:  # keys of runs without a curve are those of earlier versions
+            ident["curve"] = list(self.curve)
         return content_hash(ident)[:24]
 
 
 def make_job(candidate: str, train: SetSpec, cfg, seed: int, *, role: str = "proxy",
-             test_size: int | None = None, data_root: str | None = None) -> Job:
+             test_size: int | None = None, data_root: str | None = None, curve: Sequence[int] = ()) -> Job:
     d = dataclasses.asdict(cfg)
     if train.cutmix and not d.get("cutmix"):
         d["cutmix"] = train.cutmix  # IDC's evaluation, as evaluate_synset does
     return Job(candidate=candidate, train=train, cfg=tuple(sorted(d.items())), seed=int(seed), role=role,
-               test_size=test_size, data_root=data_root)
+               test_size=test_size, data_root=data_root, curve=tuple(sorted({int(c) for c in curve})))
 
 
 class RecordCache:
@@ -162,11 +171,49 @@ def materialize(job: Job):
     raise FyiError(f"unknown training-set kind {spec.kind!r}")
 
 
+def score_job(job: Job, device: str | torch.device = "auto") -> dict:
+    """The zero-cost scores of one candidate (a ``zerocost`` job): its record, not cached here."""
+    from ...networks import create_model
+    from ...runtime import derive_seed, make_generator, package_versions, resolve_device
+    from .zerocost import score_network
+
+    device = resolve_device(device)
+    ds = _dataset_for(job)
+    info = ds.info
+    measures = job.train.source.split(",")
+    g = make_generator(derive_seed(job.seed, "zero-cost-batch"))
+    idx = torch.randperm(len(ds.train), generator=g)[: job.train.num_images]
+    from ...training import as_float
+
+    x = as_float(ds.train.images[idx].to(device), info.mean, info.std)
+    y = ds.train.labels[idx].to(device)
+    net_seed = derive_seed(job.seed, "eval-net", job.candidate)
+
+    def make_net():
+        return create_model(job.candidate, channels=info.channels, num_classes=info.num_classes,
+                            image_size=info.image_size, seed=net_seed).to(device)
+
+    t0 = time.perf_counter()
+    scores, seconds = score_network(make_net, x, y, measures)
+    return {
+        "key": job.key, "candidate": job.candidate, "role": job.role, "set": job.train.label,
+        "set_digest": job.train.digest, "dataset": job.train.dataset, "num_train": int(idx.numel()),
+        "seed": job.seed, "measures": measures,
+        # -inf (a score that is not a number, e.g. a cell cut off from its input) is stored as null: ranks last
+        "scores": {m: (v if v != float("-inf") else None) for m, v in scores.items()}, "score_seconds": seconds,
+        "acc": None, "error": None, "train_seconds": time.perf_counter() - t0, "seconds": time.perf_counter() - t0,
+        "device": str(device), "threads": torch.get_num_threads(), "rank": rank_world()[0],
+        "versions": package_versions(), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
 def train_job(job: Job, device: str | torch.device = "auto", progress: bool = False, rank: int | None = None) -> dict:
     """Train and test one job in this process and return its record (not cached here)."""
     from ...evaluate import evaluate_images
     from ...runtime import package_versions
 
+    if job.train.kind == "zerocost":
+        return score_job(job, device)
     images, labels, ds, lr, transform = materialize(job)
     t0 = time.perf_counter()
     rec: dict[str, Any] = {
@@ -177,9 +224,11 @@ def train_job(job: Job, device: str | torch.device = "auto", progress: bool = Fa
     try:
         extra = {} if transform is None else {"test_transform": transform}
         res = evaluate_images(images, labels, ds, arch=job.candidate, cfg=job.config, seeds=[job.seed],
-                              learned_lr=lr, device=device, progress=progress, **extra)
+                              learned_lr=lr, device=device, progress=progress, curve=job.curve, **extra)
         rec.update(acc=res.accs[0], train_seconds=res.seconds_per_run, lr=res.lr,
                    final_loss=res.extra["train"][0].get("final_loss"), error=None)
+        if job.curve:
+            rec["curve"] = res.extra["curves"][0]
     except FyiError as e:  # e.g. a candidate whose training diverges: a deterministic failure, recorded
         rec.update(acc=None, train_seconds=time.perf_counter() - t0, error=str(e))
     rec.update(

@@ -44,12 +44,14 @@ class SetSpec:
     cutmix: float = 0.0
     source: str = ""
     epochs: int | None = None  # training epochs on this set (None: the ranking's proxy epochs)
+    # image-passes per proxy epoch, for learning-curve points (0: num_images; early stopping: ipc x classes)
+    curve_unit: int = 0
     # kind "table" (a benchmark's accuracies) or "score" (params, FLOPs): one value per candidate, no training
     values: tuple[tuple[str, float], ...] | None = None
 
     @property
     def trains(self) -> bool:
-        return self.kind not in ("table", "score")
+        return self.kind not in ("table", "score", "zerocost")
 
     def describe(self) -> dict:
         d = dataclasses.asdict(self)
@@ -208,6 +210,26 @@ def free_proxy(kind: str, candidates: Sequence[str], dataset) -> SetSpec:
                    num_images=0, source=kind, values=tuple(sorted(values.items())))
 
 
+def zero_cost_sets(measures: Sequence[str], dataset, *, seed: int = 0) -> tuple[list[SetSpec], SetSpec]:
+    """``(one spec per measure, the spec of the shared scoring job)`` of zero-cost proxies (:mod:`.zerocost`).
+
+    One job per candidate computes every requested measure on one minibatch of
+    real training images drawn with ``seed``; each measure is then a proxy of
+    its own (``kind="zerocost"``, ``source`` = the measure).
+    """
+    from .zerocost import BATCH, DEFAULT_BATCH, check_measures
+
+    measures = check_measures(measures)
+    name = dataset.info.name
+    digest = content_hash("zerocost", data_digest(dataset), int(seed), measures)
+    batch = max(BATCH.get(m, DEFAULT_BATCH) for m in measures)
+    job = SetSpec(label="zero-cost", kind="zerocost", dataset=name, digest=digest, num_images=batch,
+                  source=",".join(measures))
+    specs = [SetSpec(label=m, kind="zerocost", dataset=name, digest=digest, num_images=BATCH.get(m, DEFAULT_BATCH),
+                     source=m) for m in measures]
+    return specs, job
+
+
 def early_stopping_set(dataset, ipc: int | None, proxy_epochs: int, *, seed: int = 0) -> SetSpec:
     """The DC paper's early-stopping baseline: the full training set for the compute of one proxy run.
 
@@ -227,4 +249,5 @@ def early_stopping_set(dataset, ipc: int | None, proxy_epochs: int, *, seed: int
     dataset.check_ipc(n)
     spec = resolve_set(f"real:{n}", dataset, seed=seed)
     return dataclasses.replace(spec, label=f"early stopping (full data, {n} images/class once)", epochs=1,
+                               curve_unit=int(ipc) * dataset.info.num_classes,
                                source=f"first steps of full-data training: {n} images per class, 1 epoch, seed {seed}")
