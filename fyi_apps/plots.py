@@ -250,3 +250,49 @@ def accuracy_vs_classes(curves: dict, png_path, title: str | None = None) -> Pat
     if title:
         ax.set_title(title, fontsize=10)
     return save_figure(fig, png_path)
+
+
+# --------------------------------------------------------------------------- #
+# rank correlation against compute
+# --------------------------------------------------------------------------- #
+def rank_curves(series: Sequence[dict], png_path, title: str | None = None,
+                axes: Sequence[tuple[str, str]] = (("image_passes", "training images seen per candidate (image-passes)"),
+                                                   ("seconds", "proxy seconds per candidate (measured)"))) -> Path:
+    """Spearman's rho (with its 95 % interval) against proxy compute, one panel per compute axis.
+
+    ``series``: dicts with ``label`` and ``points`` (dicts with ``rho``, ``low``,
+    ``high`` and one value per axis key); a series of one point is drawn as a
+    marker (a proxy that does not train: its own cost), longer ones as lines.
+    Points with a cost of 0 (e.g. the parameter count) are drawn at the left
+    edge of the log axis and named so in the legend.
+    """
+    if not series:
+        raise FyiError("nothing to plot: no proxy results")
+    fig = new_figure(6.5 * len(axes), 5.0 + (0.4 if title else 0))
+    for a, (key, xlabel) in enumerate(axes):
+        ax = fig.add_subplot(1, len(axes), a + 1)
+        costs = [p[key] for s in series for p in s["points"] if p.get(key)]
+        floor = min(costs) / 3 if costs else 1.0
+        for i, s in enumerate(series):
+            pts = [p for p in s["points"] if p.get("rho") is not None and p.get(key) is not None]
+            if not pts:
+                continue
+            xs = [p[key] if p[key] > 0 else floor for p in pts]
+            ys = [p["rho"] for p in pts]
+            lo = [p["rho"] - p["low"] if p.get("low") is not None else 0 for p in pts]
+            hi = [p["high"] - p["rho"] if p.get("high") is not None else 0 for p in pts]
+            free = all(p[key] <= 0 for p in pts)
+            label = s["label"] + (" (no cost)" if free else "")
+            style = dict(marker="o", linestyle="-", markersize=4) if len(pts) > 1 else \
+                dict(marker="Dsv^<>ph*"[i % 9], linestyle="none", markersize=7)
+            ax.errorbar(xs, ys, yerr=[lo, hi], capsize=2, label=label, alpha=0.85, **style)
+        ax.set_xscale("log")
+        ax.axhline(0.0, color="grey", linewidth=0.6)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("Spearman rho vs ground truth (95 % bootstrap interval)")
+        ax.grid(True, which="both", alpha=0.25)
+        if a == 0:
+            ax.legend(fontsize=7, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save_figure(fig, png_path)

@@ -50,7 +50,9 @@ plan, :func:`run_ranking`), :mod:`.report` (tables and plots) and :mod:`.cli`
 from __future__ import annotations
 
 from .cli import add_common_training_arguments, add_nas_arguments, curve_list, run_nas_command, topk_list
-from .experiment import NasConfig, build_jobs, check_config, curve_points, plan, run_ranking, summarize
+from .experiment import (VOTE, NasConfig, build_jobs, check_config, curve_points, ensemble_entries, ensemble_parts, plan,
+                         run_ranking, summarize)
+from .result import ProxyStats, RankingResult
 from .measure import candidate_fits, candidate_mmacs, candidate_params, meta_model
 from .report import candidate_rows, summary_rows, write_json_report, write_markdown, write_report
 from .runner import (RECORD_VERSION, Job, RecordCache, default_threads, distributed_session, execute,
@@ -82,6 +84,7 @@ __all__ = [
     # statistics, ground truth, the ranking, the report, the command line
     "rank_stats", "topk_counts", "is_connected_candidate", "benchmark_table", "truth_set",
     "NasConfig", "check_config", "plan", "build_jobs", "curve_points", "summarize", "run_ranking",
+    "ensemble_parts", "ensemble_entries", "VOTE", "RankingResult", "ProxyStats",
     "summary_rows", "candidate_rows", "write_report", "write_json_report", "write_markdown",
     "add_common_training_arguments", "add_nas_arguments", "run_nas_command", "topk_list", "curve_list",
 ]

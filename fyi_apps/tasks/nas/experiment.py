@@ -21,6 +21,7 @@ import torch
 
 from ...errors import FyiError
 from .measure import candidate_mmacs
+from .result import RankingResult
 from .runner import Job, RecordCache, execute, make_job, rank_world, remember_dataset
 from .sets import FREE_PROXIES, SetSpec, early_stopping_set, free_proxy, resolve_set, unique_labels, zero_cost_sets
 from .zerocost import ZERO_COST
@@ -45,6 +46,9 @@ class NasConfig:
     # learning curve: proxy epochs at which every trained proxy is also tested in the same run (early stopping:
     # the same image-passes); [] = the final accuracy only
     curve: list[int] = field(default_factory=list)
+    # ensembles: the mean rank of several proxies, e.g. "params+synflow", "dm ipc10+params"; "vote" is
+    # synflow+jacob_cov+snip (Abdelfattah et al.'s vote)
+    ensembles: list[str] = field(default_factory=list)
     truth: str = "full"  # full, real:N (a stated cheaper ground truth), or nb201 (the benchmark's accuracies)
     nb201: str | None = None  # path of the NAS-Bench-201 table (else $FYI_NB201, else the data roots)
     nb201_cells: int | None = None  # cells per stage of nb201 candidates (the benchmark: 5; DC-Bench: 1)
@@ -212,6 +216,75 @@ def _curve(cfg: NasConfig, spec: SetSpec, candidates, by: dict, t_acc: dict) -> 
     return out
 
 
+#: the zero-cost vote of Abdelfattah et al. (ICLR 2021), as a mean-rank ensemble
+VOTE = ("synflow", "jacob_cov", "snip")
+
+
+def ensemble_parts(cfg: NasConfig, text: str, labels: Sequence[str]) -> list[str]:
+    """The proxy labels an ensemble names (``a+b``, matched to proxy labels or to the ``--proxy`` texts)."""
+    names = list(VOTE) if text.strip().lower() == "vote" else [t.strip() for t in text.split("+") if t.strip()]
+    by_text = {str(p).strip().lower(): lab for p, lab in zip(cfg.proxies, labels)}
+    by_label = {lab.lower(): lab for lab in labels}
+    out = []
+    for n in names:
+        key = n.lower()
+        lab = by_label.get(key) or by_text.get(key) or by_label.get(key.replace("-", "_"))
+        if lab is None:
+            raise FyiError(f"ensemble {text!r} names {n!r}, which is not one of this ranking's proxies "
+                           f"({', '.join(labels)}); add it with --proxy")
+        out.append(lab)
+    if len(out) < 2:
+        raise FyiError(f"ensemble {text!r} needs at least two proxies joined by '+', e.g. params+synflow")
+    return out
+
+
+def _mean_rank(parts: Sequence[dict], candidates: Sequence[str]) -> dict[str, float]:
+    """The mean over ``parts`` ({candidate: value}, larger is better) of each candidate's rank (1 = worst)."""
+    from scipy.stats import rankdata
+
+    ok = [c for c in candidates if all(c in p for p in parts)]
+    ranks = [rankdata([p[c] for c in ok]) for p in parts]
+    return {c: float(sum(r[i] for r in ranks) / len(ranks)) for i, c in enumerate(ok)}
+
+
+def ensemble_entries(cfg: NasConfig, report: dict, truth: SetSpec) -> list[dict]:
+    """One report entry per ensemble of ``cfg.ensembles`` (mean rank of its proxies; curves where one has one)."""
+    entries = {p["label"]: p for p in report["proxies"]}
+    t_acc, cands = report["truth"]["accs"], report["candidates"]
+    out = []
+    for text in cfg.ensembles:
+        parts = [entries[lab] for lab in ensemble_parts(cfg, text, list(entries))]
+        values = _mean_rank([p["accs"] for p in parts], cands)
+        ok = [c for c in cands if c in values and c in t_acc]
+        seconds = {c: sum((p.get("seconds") or {}).get(c, 0.0) for p in parts) for c in ok}
+        stats_ = rank_stats([values[c] for c in ok], [t_acc[c] for c in ok], names=ok,
+                            ks=topk_counts(cfg.topk, len(ok)))
+        trained = [p for p in parts if p.get("epochs") is not None]
+        entry = {"label": "ensemble: " + " + ".join(p["label"] for p in parts), "kind": "ensemble",
+                 "components": [p["label"] for p in parts],
+                 "set": {"num_images": sum(p["set"].get("num_images") or 0 for p in trained) or None},
+                 "epochs": trained[0]["epochs"] if len(trained) == 1 else None,
+                 "accs": values, "seconds": seconds, "failed": {}, "stats": stats_,
+                 "cost": {"proxy_seconds": sum(seconds.values()), "truth_seconds": None, "saved": None}}
+        curved = [p for p in parts if p.get("curve")]
+        if len(curved) == 1:  # the others are fixed scores: the ensemble follows the trained proxy's curve
+            base = curved[0]
+            others = [p for p in parts if p is not base]
+            fixed = sum((_mean([v for v in (p.get("seconds") or {}).values()]) if p.get("seconds") else 0.0)
+                        for p in others)
+            entry["curve"] = []
+            for point in base["curve"]:
+                v = _mean_rank([point["accs"], *[p["accs"] for p in others]], cands)
+                okp = [c for c in cands if c in v and c in t_acc]
+                entry["curve"].append({
+                    "epochs": point["epochs"], "image_passes": point["image_passes"],
+                    "seconds": None if point["seconds"] is None else point["seconds"] + fixed, "accs": v,
+                    "stats": rank_stats([v[c] for c in okp], [t_acc[c] for c in okp], names=okp,
+                                        ks=topk_counts(cfg.topk, len(okp)))})
+        out.append(entry)
+    return out
+
+
 def summarize(cfg: NasConfig, candidates, proxies, truth, jobs: Sequence[Job], records: dict[str, dict]) -> dict:
     """The ranking report (JSON-able) from the finished records."""
     by: dict[tuple, list[dict]] = {}
@@ -289,11 +362,12 @@ def run_ranking(
     dataset=None,
     device: str | torch.device = "auto",
     progress: bool = True,
-) -> dict:
+) -> RankingResult:
     """Train every candidate on every proxy and on the ground truth (cached, resumable) and rank them.
 
-    Returns the report on every rank (under ``torchrun`` all ranks gather all
-    records); only rank 0 should write files.
+    Returns the :class:`~fyi_apps.tasks.nas.result.RankingResult` on every rank
+    (under ``torchrun`` all ranks gather all records); only rank 0 should write
+    files.
     """
     from ...data import load_dataset
     from ...runtime import package_versions
@@ -311,13 +385,16 @@ def run_ranking(
         candidates, proxies, truth = box[0]
     else:
         candidates, proxies, truth = plan(cfg, dataset, device=device, progress=progress, cache_dir=cache_dir)
+    for text in cfg.ensembles:  # a misspelt ensemble fails before any training
+        ensemble_parts(cfg, text, [p.label for p in proxies])
     jobs = build_jobs(cfg, candidates, proxies, truth)
     records = execute(jobs, RecordCache(cache_dir), workers=cfg.workers, threads=cfg.threads, device=device,
                       progress=progress, desc="nas")
     report = summarize(cfg, candidates, proxies, truth, jobs, records)
+    report["proxies"] += ensemble_entries(cfg, report, truth)
     info = dataset.info
     report["mmacs"] = {c: candidate_mmacs(c, channels=info.channels, num_classes=info.num_classes,
                                           image_size=info.image_size) for c in candidates}
     report.update(cache=str(cache_dir), world_size=world, wall_seconds=time.perf_counter() - t0,
                   versions=package_versions(), time=time.strftime("%Y-%m-%dT%H:%M:%S"))
-    return report
+    return RankingResult(report)

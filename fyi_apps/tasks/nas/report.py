@@ -17,32 +17,115 @@ def _fmt(v, digits: int = 3) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
+def _ci(stats: dict, key: str) -> str:
+    ci = (stats.get("ci") or {}).get(key)
+    return f"{_fmt(stats.get(key))} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci and stats.get(key) is not None \
+        else _fmt(stats.get(key))
+
+
+def _p(v) -> str:
+    return "-" if v is None else f"{v:.1g}"
+
+
+def _search(stats: dict, n: str) -> str:
+    s = (stats.get("search") or {}).get(n)
+    return "-" if not s else f"{100 * s['mean']:.2f} +- {100 * s['std']:.2f}"
+
+
 def summary_rows(report: dict) -> tuple[list[list], list[str]]:
-    """One row per proxy: rho, tau, top-k figures, proxy's best, cost ratio."""
+    """One row per proxy: rho and tau with 95 % intervals and p-values, top-k figures, search, pick, cost."""
     ks = sorted({k for p in report["proxies"] for k in p["stats"]["top"]}, key=int)
+    ns = sorted({n for p in report["proxies"] for n in p["stats"].get("search", {})}, key=int)
     connected = any("stats_connected" in p for p in report["proxies"])
-    headers = ["proxy", "images", "epochs", "rho", "tau"]
+    headers = ["proxy", "images", "epochs", "rho [95% CI]", "p", "tau [95% CI]"]
     if connected:
         headers += ["rho / tau (connected cells)"]
     for k in ks:
-        headers += [f"rho@{k}", f"tau@{k}", f"overlap@{k}"]
+        headers += [f"rho@{k} [95% CI]", f"tau@{k}", f"overlap@{k}"]
+    headers += [f"search N={n}: truth %" for n in ns]
     headers += ["best: truth acc % (rank)", "oracle %", "proxy compute (s)", "compute saved"]
     rows = []
     for p in report["proxies"]:
         s = p["stats"]
-        row = [p["label"], p["set"]["num_images"] or "-", p["epochs"] or "-", _fmt(s["spearman"]), _fmt(s["kendall"])]
+        row = [p["label"], p["set"].get("num_images") or "-", p["epochs"] or "-", _ci(s, "spearman"),
+               _p(s.get("spearman_p")), _ci(s, "kendall")]
         if connected:
             sc = p.get("stats_connected") or s
             row += [f"{_fmt(sc['spearman'])} / {_fmt(sc['kendall'])}"]
         for k in ks:
             t = s["top"].get(k)
-            row += [_fmt(t and t["spearman"]), _fmt(t and t["kendall"]), _fmt(t and t["overlap"], 2)]
+            row += [_ci(t, "spearman") if t else "-", _fmt(t and t["kendall"]), _fmt(t and t["overlap"], 2)]
+        row += [_search(s, n) for n in ns]
         b = s["best"]
         saved = p["cost"]["saved"]
         row += [f"{100 * b['truth_acc']:.2f} ({b['truth_rank']}/{s['n']})", f"{100 * b['oracle_acc']:.2f}",
                 f"{p['cost']['proxy_seconds']:.0f}", "-" if saved is None else f"{saved:.1f}x"]
         rows.append(row)
     return rows, headers
+
+
+def _oracle_row(report: dict) -> list[str]:
+    """The search's oracle (the best of the N drawn), for the search columns."""
+    for p in report["proxies"]:
+        search = p["stats"].get("search") or {}
+        if search:
+            return [f"{100 * v['oracle_mean']:.2f} +- {100 * v['oracle_std']:.2f}" for _, v in
+                    sorted(search.items(), key=lambda kv: int(kv[0]))]
+    return []
+
+
+def curve_rows(report: dict) -> list[tuple[str, list[list], list[str]]]:
+    """One table per compute budget of the learning curves: ``[(title, rows, headers)]``.
+
+    Each budget (proxy epochs) lists every trained proxy (and every ensemble
+    that follows one) at that point, then the proxies that do not train, at
+    their own cost, for comparison.
+    """
+    curved = [p for p in report["proxies"] if p.get("curve")]
+    if not curved:
+        return []
+    ks = sorted({k for p in curved for c in p["curve"] for k in c["stats"]["top"]}, key=int)
+    ns = sorted({n for p in curved for c in p["curve"] for n in c["stats"].get("search", {})}, key=int)
+    headers = ["proxy", "image-passes / candidate", "s / candidate", "rho [95% CI]", "p", "tau [95% CI]"]
+    headers += [f"rho@{k}" for k in ks] + [f"overlap@{k}" for k in ks] + [f"search N={n}: truth %" for n in ns]
+
+    def row(label, point_stats, passes, seconds):
+        s = point_stats
+        return ([label, passes if passes is not None else "-", "-" if seconds is None else f"{seconds:.2f}",
+                 _ci(s, "spearman"), _p(s.get("spearman_p")), _ci(s, "kendall")]
+                + [_fmt((s["top"].get(k) or {}).get("spearman")) for k in ks]
+                + [_fmt((s["top"].get(k) or {}).get("overlap"), 2) for k in ks] + [_search(s, n) for n in ns])
+
+    fixed = []
+    for p in report["proxies"]:
+        if not p.get("curve") and p.get("epochs") is None:
+            secs = p.get("seconds") or {}
+            fixed.append(row(p["label"] + " (no training)", p["stats"], p["set"].get("num_images") or 0,
+                             sum(secs.values()) / len(secs) if secs else 0.0))
+    out = []
+    for e in sorted({c["epochs"] for p in curved for c in p["curve"]}):
+        rows = [row(p["label"], c["stats"], c["image_passes"], c["seconds"])
+                for p in curved for c in p["curve"] if c["epochs"] == e]
+        if ns:
+            rows.append(["search oracle (best of the N drawn)", "", "", "", "", ""] + [""] * (2 * len(ks))
+                        + _oracle_row(report))
+        out.append((f"{e} proxy epochs", rows + fixed, headers))
+    return out
+
+
+def curve_series(report: dict) -> list[dict]:
+    """The points of :func:`fyi_apps.plots.rank_curves` for every proxy of the report."""
+    series = []
+    for p in report["proxies"]:
+        pts = p.get("curve") or [{"image_passes": 0 if p.get("epochs") is None and p.get("kind") != "zerocost"
+                                  else (p["set"].get("num_images") or 0) * (p.get("epochs") or 1),
+                                  "seconds": (sum((p.get("seconds") or {}).values()) / len(p["seconds"]))
+                                  if p.get("seconds") else 0.0, "stats": p["stats"]}]
+        series.append({"label": p["label"], "points": [
+            {"image_passes": c["image_passes"], "seconds": c["seconds"], "rho": c["stats"].get("spearman"),
+             "low": ((c["stats"].get("ci") or {}).get("spearman") or [None, None])[0],
+             "high": ((c["stats"].get("ci") or {}).get("spearman") or [None, None])[1]} for c in pts]})
+    return series
 
 
 def candidate_rows(report: dict) -> tuple[list[list], list[str]]:
@@ -68,6 +151,7 @@ def write_report(report: dict, out_dir: str | os.PathLike, *, name: str = "nas",
     from ...report import table
 
     out = Path(out_dir)
+    report = dict(report)  # a RankingResult or a plain report
     report, json_path = write_json_report(report, out / f"{name}.json", command)
     panels = []
     for p in report["proxies"]:
@@ -83,19 +167,31 @@ def write_report(report: dict, out_dir: str | os.PathLike, *, name: str = "nas",
                              f"{report['truth']['epochs']} epochs); numbers = ground-truth rank")
     srows, sheads = summary_rows(report)
     crows, cheads = candidate_rows(report)
+    curves = curve_rows(report)
+    paths = {"json": json_path, "png": png}
+    curve_md = ""
+    if curves:
+        from ...plots import rank_curves
+
+        paths["curves_png"] = rank_curves(curve_series(report), out / f"{name}-curves.png",
+                                          title=f"{report['dataset']}: rank correlation against proxy compute "
+                                                f"({len(report['candidates'])} candidates)")
+        curve_md = "".join(f"\n\n### {title}\n\n" + table(rows, heads, markdown=True) for title, rows, heads in curves)
     md = (f"Ranking of {len(report['candidates'])} candidates on {report['dataset']}; ground truth: "
           f"{report['truth']['label']} ({report['truth']['set']['num_images']} images, {report['truth']['epochs']} "
-          f"epochs); seeds {report['seeds']}.\n\n" + table(srows, sheads, markdown=True) + "\n\n"
-          + table(crows, cheads, markdown=True) + "\n")
-    return {"json": json_path, "png": png, "md": write_markdown(md, out / f"{name}.md", command)}
+          f"epochs); seeds {report['seeds']}. Intervals: percentile bootstrap over the candidates (1,000 "
+          f"resamples); p: the test of no correlation (scipy.stats); search N: the true accuracy of the proxy's "
+          f"pick among N random candidates, mean +- std over 1,000 draws.\n\n"
+          + table(srows, sheads, markdown=True) + curve_md + "\n\n" + table(crows, cheads, markdown=True) + "\n")
+    paths["md"] = write_markdown(md, out / f"{name}.md", command)
+    return paths
 
 
 def write_json_report(report: dict, path: Path, command: str | None = None) -> tuple[dict, Path]:
     """``report`` (plus the ``command`` that made it, if given) as JSON at ``path``: ``(report, path)``."""
     from ...runtime import write_json
 
-    if command:
-        report = {**report, "command": command}
+    report = {**report, "command": command} if command else dict(report)
     return report, write_json(path, report)
 
 
