@@ -78,6 +78,8 @@ def parse_args(argv=None):
     p.add_argument("--max-mmacs", type=float, default=None,
                    help="sample only candidates of at most this many million MACs per image (default: no cap)")
     p.add_argument("--proxy-epochs", type=int, default=None)
+    p.add_argument("--ensemble", action="append", default=None, metavar="A+B",
+                   help="mean-rank ensemble of proxies (labels or --proxy texts joined by '+'; 'vote'); repeat")
     p.add_argument("--curve", default=None, help="proxy epochs of the learning curve, e.g. 5,10,25,50,100,200")
     p.add_argument("--channels-last", action="store_true", default=None)
     p.add_argument("--truth", default=None, help="ground truth: full or real:N (N images per class)")
@@ -238,7 +240,7 @@ def run(args) -> int:
         truth=args.truth,
         full_epochs=args.full_epochs, seeds=args.seeds, seed=args.seed, topk=nas.topk_list(args.topk),
         test_size=args.test_size, dsa=not args.no_dsa, bf16=args.bf16, workers=args.workers, threads=args.threads,
-        curve=nas.curve_list(args.curve), channels_last=bool(args.channels_last),
+        curve=nas.curve_list(args.curve), channels_last=bool(args.channels_last), ensembles=list(args.ensemble or []),
         batch_size=args.batch_size, data_root=args.data_root, nb201=args.nb201, nb201_cells=args.nb201_cells, nb201_width=args.nb201_width,
         connected_only=args.connected_only, stratified=args.stratified,
     )

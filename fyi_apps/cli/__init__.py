@@ -122,7 +122,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     chosen = selected_command(argv) if argv is not None else None
     for command in COMMANDS:
         sp = sub.add_parser(command.name, parents=[common], aliases=list(command.aliases), help=command.help,
-                            description=command.help)
+                            description=command.help, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         sp.set_defaults(func=_runner(command))
         if argv is None or command is chosen:
             command.function("arguments")(sp)

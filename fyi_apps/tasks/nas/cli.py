@@ -42,7 +42,9 @@ def add_nas_arguments(sp) -> None:
                     help="images per class of random/herding proxies (default: the first synthetic proxy's IPC)")
     sp.add_argument("--space", default="dc720",
                     help=f"candidate space: {', '.join(list_spaces())}, or a comma-separated list of models")
-    sp.add_argument("--sample", type=V.non_negative_int, default=24, help="candidates drawn from the space (0: all of them)")
+    sp.add_argument("--sample", type=V.non_negative_int, default=None,
+                    help="candidates drawn from the space (0: all of them; default: 24 from a named space, "
+                         "every candidate of an explicit list)")
     sp.add_argument("--include", default="", help="candidates always added, e.g. vgg11,resnet18")
     sp.add_argument("--max-mmacs", type=V.positive_float, default=None,
                     help="sample only candidates of at most this many million MACs per image (a compute cap)")
@@ -63,6 +65,9 @@ def add_nas_arguments(sp) -> None:
                     help="nb201: leave out cells whose output is disconnected from the input (they score 10 %%)")
     sp.add_argument("--stratified", action="store_true",
                     help="nb201: draw --sample cells evenly across the NAS-Bench-201 accuracy range")
+    sp.add_argument("--ensemble", action="append", default=None, metavar="A+B",
+                    help="also rank by the mean rank of several proxies (their labels or --proxy texts joined by "
+                         "'+', e.g. params+synflow); 'vote' = synflow+jacob_cov+snip; repeat for several")
     sp.add_argument("--full-epochs", type=V.positive_int, default=30, help="ground-truth training epochs")
     sp.add_argument("--seeds", type=V.positive_int, default=1, help="training seeds per candidate and set")
     sp.add_argument("--topk", default="5,10,20",
@@ -100,8 +105,8 @@ def run_nas_command(args) -> None:
     name = args.name or "nas"
     cfg = NasConfig(
         dataset=args.dataset, proxies=args.proxy or ["random"], ipc=args.ipc, space=args.space,
-        sample=args.sample or None, include=split_names(args.include), max_mmacs=args.max_mmacs,
-        proxy_epochs=args.proxy_epochs, curve=curve_list(args.curve),
+        sample=args.sample, include=split_names(args.include), max_mmacs=args.max_mmacs,
+        proxy_epochs=args.proxy_epochs, curve=curve_list(args.curve), ensembles=list(args.ensemble or []),
         truth=args.truth, full_epochs=args.full_epochs, seeds=args.seeds, seed=args.seed,
         topk=topk_list(args.topk),
         test_size=args.test_size,

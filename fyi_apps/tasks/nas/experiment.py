@@ -25,7 +25,10 @@ from .result import RankingResult
 from .runner import Job, RecordCache, execute, make_job, rank_world, remember_dataset
 from .sets import FREE_PROXIES, SetSpec, early_stopping_set, free_proxy, resolve_set, unique_labels, zero_cost_sets
 from .zerocost import ZERO_COST
-from .spaces import nb201_space, sample_candidates
+from .spaces import NAMED_SPACES, nb201_space, sample_candidates
+
+#: candidates drawn from a named space when ``sample`` is not given
+DEFAULT_SAMPLE = 24
 from .stats import is_connected_candidate, rank_stats, topk_counts
 from .truth import benchmark_table, truth_set
 
@@ -38,7 +41,8 @@ class NasConfig:
     proxies: list[str] = field(default_factory=lambda: ["random"])
     ipc: int | None = None  # size of random/herding proxies (default: the first synthetic proxy's IPC)
     space: str = "dc720"
-    sample: int | None = 24  # None/0: every candidate of the space
+    # candidates drawn from the space; 0: all of them; None: 24 from a named space, all of an explicit list
+    sample: int | None = None
     include: list[str] = field(default_factory=list)
     max_mmacs: float | None = None  # leave out sampled candidates above this many million MACs per image
     candidates: list[str] | None = None  # an explicit list replaces space/sample
@@ -118,7 +122,10 @@ def plan(cfg: NasConfig, dataset, *, device="auto", progress: bool = False,
             if cfg.space.strip().lower() != "nb201":
                 raise FyiError("--stratified samples by the NAS-Bench-201 accuracies; use it with --space nb201")
             stratify = table.truth(info.name, nb201_space())
-        cands = sample_candidates(cfg.space, cfg.sample, seed=cfg.seed, include=cfg.include, channels=info.channels,
+        sample = cfg.sample
+        if sample is None:
+            sample = DEFAULT_SAMPLE if cfg.space.strip().lower() in NAMED_SPACES else 0
+        cands = sample_candidates(cfg.space, sample or None, seed=cfg.seed, include=cfg.include, channels=info.channels,
                                   num_classes=info.num_classes, image_size=info.image_size, max_mmacs=cfg.max_mmacs,
                                   connected_only=cfg.connected_only, stratify=stratify, variant=variant)
     if len(cands) < 2:

@@ -11,6 +11,7 @@ NASWOT (Mellor et al., ICML 2021) reports.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Sequence
 
 from ...errors import FyiError
@@ -74,7 +75,8 @@ def bootstrap_intervals(proxy: Sequence[float], truth: Sequence[float], *, resam
     small = p.size <= 200
     for name, fn, vec in (("spearman", _spearman_axis, True),
                           ("kendall", _kendall_axis if small else _kendall_one, small)):
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a degenerate resample gives an undefined (None) interval
             res = stats.bootstrap((p, t), fn, paired=True, vectorized=vec, n_resamples=int(resamples),
                                   confidence_level=confidence, method="percentile", batch=100,
                                   random_state=np.random.default_rng(seed))
