@@ -87,7 +87,9 @@ def test_named_spaces_and_lists():
 
 
 def test_a_registered_space_is_one_decorated_class(monkeypatch):
-    monkeypatch.setattr(nas.spaces, "NAMED_SPACES", dict(nas.NAMED_SPACES))  # leave the real registry alone
+    from fyi_apps.networks import spaces as registry
+
+    monkeypatch.setattr(registry, "NAMED_SPACES", dict(nas.NAMED_SPACES))  # leave the real registry alone
 
     @nas.register_space("Tiny")
     class Tiny(nas.Space):
@@ -95,7 +97,7 @@ def test_a_registered_space_is_one_decorated_class(monkeypatch):
             return ["convnet:depth=1,width=8", "mlp:width=16", "mlp:width=8"]
 
     assert Tiny.name == "tiny" and "tiny" in nas.list_spaces() and "tiny" not in nas.NAMED_SPACES
-    assert nas.space_candidates(" TINY ") == Tiny().candidates() == nas.spaces.NAMED_SPACES["tiny"]()
+    assert nas.space_candidates(" TINY ") == Tiny().candidates() == registry.NAMED_SPACES["tiny"]()
     assert set(sample_candidates("tiny", 2, seed=0, channels=1, image_size=8)) < set(Tiny().candidates())
     with pytest.raises(FyiError, match="already registered"):
         nas.register_space("tiny")(type("Other", (nas.Space,), {}))

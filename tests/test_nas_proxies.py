@@ -220,3 +220,40 @@ def test_the_report_has_curve_tables_and_the_compute_figure(ranking, tmp_path):
     assert "[95% CI]" in md and "| p " in md
     assert paths["curves_png"].stat().st_size > 10_000
     assert json.loads(paths["json"].read_text())["command"] == "fyi nas ..."
+
+
+# ----------------------------------------------------------------- space-drawn distillation
+@pytest.mark.parametrize("fyi", [None, "flip"])
+def test_space_drawn_dm_is_reproducible_recorded_and_resumable(digits, tmp_path, fyi):
+    from fyi_apps.distill import DistillConfig, Distiller
+    from fyi_apps.networks import nb201
+    from fyi_apps.synset import load_synset
+
+    arch = "space:nb201;cells=1;width=4"
+    cfg = DistillConfig(method="dm", dataset="digits", ipc=1, iterations=6, batch_real=8, arch=arch, fyi=fyi, seed=3)
+    a = Distiller(cfg, digits, device="cpu").run(tmp_path / "a.safetensors", progress=False)
+    b = Distiller(cfg, digits, device="cpu").run(tmp_path / "b.safetensors", progress=False)
+    assert torch.equal(a.images, b.images)
+    drawn = load_synset(tmp_path / "a.safetensors").extra["drawn_archs"]
+    assert drawn["space"] == arch and drawn["count"] == 6 == len(drawn["names"])
+    assert all(n.startswith("nb201:") and n.endswith(";cells=1;width=4") for n in drawn["names"])
+    assert len(set(drawn["names"])) > 1 and {n[6:-16] for n in drawn["names"]} <= set(nb201.all_cells())
+    other = Distiller(DistillConfig(**{**cfg.__dict__, "seed": 4}), digits, device="cpu").run(progress=False)
+    assert other.extra["drawn_archs"]["names"] != drawn["names"]  # the draws follow the seed
+    out = tmp_path / "c.safetensors"
+    assert Distiller(cfg, digits, device="cpu").run(out, progress=False, stop_after=2) is None
+    resumed = Distiller(cfg, digits, device="cpu").run(out, resume=True, progress=False)
+    assert torch.equal(resumed.images, a.images) and resumed.extra["drawn_archs"] == drawn
+
+
+def test_space_arch_lists_and_errors():
+    from fyi_apps.networks.spaces import draw_architecture, space_arch
+
+    assert space_arch("space:mlp|convnet|mlp") == (["mlp", "convnet"], "")
+    g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    assert [draw_architecture("space:classic", g1) for _ in range(5)] == \
+        [draw_architecture("space:classic", g2) for _ in range(5)]
+    with pytest.raises(FyiError, match="unknown space"):
+        space_arch("space:nb202")
+    with pytest.raises(FyiError, match="nb201 space only"):
+        space_arch("space:classic;cells=1")

@@ -52,6 +52,7 @@ class Context:
         self.generator = make_generator(cfg.seed)
         self.view: FYIView | None = get_view(cfg.fyi)
         self.aug = None
+        self.drawn: list[str] = []  # networks drawn from a space (--arch space:...), in order
         self._mean = torch.tensor(self.info.mean, device=device).view(1, -1, 1, 1)
         self._std = torch.tensor(self.info.std, device=device).view(1, -1, 1, 1)
         self.train_images = dataset.train.images.to(device)  # uint8, normalised per batch
@@ -87,10 +88,22 @@ class Context:
 
     # ---------------------------------------------------------------- networks
     def new_net(self, arch: str | None = None, *, frozen: bool = False) -> torch.nn.Module:
-        from ..networks import create_model
+        """A freshly initialised network (seeded from the run's generator).
 
+        With ``--arch space:NAME`` (or ``space:a|b|c``) every call first draws
+        the architecture from the space with the same generator, so the
+        sequence of networks is reproducible from the seed; the drawn names
+        are kept in :attr:`drawn` (and in the output's metadata).
+        """
+        from ..networks import create_model
+        from ..networks.spaces import SPACE_PREFIX, draw_architecture
+
+        arch = arch or self.cfg.arch
+        if arch.strip().lower().startswith(SPACE_PREFIX):
+            arch = draw_architecture(arch, self.generator)
+            self.drawn.append(arch)
         net = create_model(
-            arch or self.cfg.arch, channels=self.info.channels, num_classes=self.num_classes,
+            arch, channels=self.info.channels, num_classes=self.num_classes,
             image_size=self.info.image_size, seed=self.draw_seed(),
         ).to(self.device)
         if self.cfg.channels_last:
@@ -205,6 +218,26 @@ def _stem(path: Path) -> Path:
     return path.with_name(name)
 
 
+def _arch_examples(arch: str) -> list[str]:
+    """The names to check for ``--arch``: itself, or for a space every listed model (a named space: its first)."""
+    from ..networks.spaces import SPACE_PREFIX, space_arch
+
+    if not arch.strip().lower().startswith(SPACE_PREFIX):
+        return [arch]
+    names, variant = space_arch(arch)
+    return [n + variant for n in (names if len(names) <= 32 else names[:1])]
+
+
+def _drawn_metadata(arch: str, drawn: list[str]) -> dict:
+    """What a space-drawn run records: the space, how many networks it drew, which (in order) and their hash."""
+    if not drawn:
+        return {}
+    import hashlib
+
+    return {"drawn_archs": {"space": arch, "count": len(drawn),
+                            "sha256": hashlib.sha256("\n".join(drawn).encode()).hexdigest(), "names": list(drawn)}}
+
+
 class Distiller:
     """Runs a method from a config: ``Distiller(cfg, dataset).run(output)``."""
 
@@ -217,8 +250,8 @@ class Distiller:
         self.device = resolve_device(device)
         dataset.check_ipc(self.cfg.ipc)
         info = dataset.info  # an unknown or unfit --arch fails here, not at the first iteration
-        check_model_names([self.cfg.arch], "--arch", channels=info.channels, num_classes=info.num_classes,
-                          image_size=info.image_size)
+        check_model_names(_arch_examples(self.cfg.arch), "--arch", channels=info.channels,
+                          num_classes=info.num_classes, image_size=info.image_size)
         self.ctx = Context(self.cfg, dataset, self.device)
         if self.cfg.dsa:
             self.ctx.aug = DSA(self.cfg.dsa_strategy, mode=self.cfg.dsa_mode)
@@ -265,6 +298,7 @@ class Distiller:
             "generator": self.ctx.generator.get_state(),
             "method": self.method.state_dict(),
             "log": self.log,
+            "drawn": list(self.ctx.drawn),
         })
 
     def _load_checkpoint(self, path: Path) -> None:
@@ -284,6 +318,7 @@ class Distiller:
         self.ctx.generator.set_state(state["generator"])
         self.method.load_state_dict(state["method"])
         self.log = state["log"]
+        self.ctx.drawn = list(state.get("drawn") or [])
         self.start_iteration = self._last_checkpoint = state["iteration"]
 
     def _stored_identity(self, theirs: dict) -> dict:
@@ -400,6 +435,7 @@ class Distiller:
                 "iterations_done": len(self.log),
                 "final_loss": self.log[-1]["loss"] if self.log else None,
                 "seconds": seconds,
+                **_drawn_metadata(cfg.arch, self.ctx.drawn),
             },
         )
 

@@ -37,7 +37,9 @@ def add_distill_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--lr-img", type=V.positive_float, help="learning rate of the synthetic images")
     sp.add_argument("--batch-real", type=V.positive_int, help="real images per class per iteration")
     sp.add_argument("--init", default="real", choices=["real", "noise"])
-    sp.add_argument("--arch", default="convnet", help="network used for matching")
+    sp.add_argument("--arch", default="convnet",
+                    help="network used for matching; space:NAME (e.g. space:nb201;cells=1) or space:a|b|c draws a "
+                         "new architecture from that space for every network (seeded, recorded in the output)")
     sp.add_argument("--no-dsa", action="store_true", help="switch DSA off (DM/DSA/MTT use it by default)")
     sp.add_argument("--dsa-mode", default="single", choices=["single", "fyi", "all"])
     sp.add_argument("--extend-flip", action="store_true", help="distil from the flip-extended training set")

@@ -1,166 +1,22 @@
-"""Candidate spaces: named lists of architecture strings, a registry, and the sampler.
+"""Candidate spaces of a ranking: :func:`sample_candidates` draws from a named space or an explicit list.
 
 Candidates are plain strings that :func:`fyi_apps.networks.create_model`
-understands (JSON keys, cache keys and CLI values alike).  A named space is a
-:class:`Space` subclass registered with :func:`register_space`;
-:func:`sample_candidates` draws from a named space or an explicit list.
+understands (JSON keys, cache keys and CLI values alike).  The named spaces and
+their registry live with the networks (:mod:`fyi_apps.networks.spaces`, so
+that a distillation can draw its networks from them too) and are re-exported
+here.
 """
 from __future__ import annotations
 
-import itertools
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import torch
 
 from ...errors import FyiError
+from ...networks.spaces import (DC_ACTS, DC_DEPTHS, DC_NORMS, DC_POOLS, DC_WIDTHS, NAMED_SPACES, Space,  # noqa: F401
+                                dc_candidate, dc_space, list_spaces, nb201_space, register_space, space_candidates,
+                                split_names, unique_names)
 from .measure import candidate_fits, candidate_mmacs
-
-DC_DEPTHS = (1, 2, 3, 4)
-DC_WIDTHS = (32, 64, 128, 256)
-DC_ACTS = ("sigmoid", "relu", "leakyrelu")
-DC_NORMS = ("none", "batch", "layer", "instance", "group")
-DC_POOLS = ("none", "max", "avg")
-
-
-def dc_candidate(depth: int, width: int, act: str, norm: str, pool: str) -> str:
-    """The candidate string of one ConvNet of the DC search space."""
-    return f"convnet:depth={int(depth)},width={int(width)},act={act},norm={norm},pool={pool}"
-
-
-def dc_space() -> list[str]:
-    """The 720 ConvNets of the DC paper's architecture search space, in a fixed order."""
-    return [dc_candidate(*knobs) for knobs in itertools.product(DC_DEPTHS, DC_WIDTHS, DC_ACTS, DC_NORMS, DC_POOLS)]
-
-
-_CLASSIC = ["convnet", "vgg11", "resnet18", "alexnet"]
-# timm models that build and train at 32 px (see the shared reference facts)
-_TIMM = ["timm:resnet18", "timm:mobilenetv2_050", "timm:regnetx_002", "timm:efficientnet_b0"]
-
-
-def nb201_space() -> list[str]:
-    """The 15,625 NAS-Bench-201 cells as ``nb201:<cell string>`` candidates (:mod:`fyi_apps.networks.nb201`)."""
-    from ...networks.nb201 import PREFIX, all_cells
-
-    return [PREFIX + c for c in all_cells()]
-
-
-class Space:
-    """A named candidate space: :meth:`candidates` lists its candidate strings in a fixed order.
-
-    Adding a space is one decorated class::
-
-        @register_space("tiny")
-        class TinySpace(Space):
-            def candidates(self) -> list[str]:
-                return ["convnet:depth=1,width=8", "mlp:width=16"]
-
-    after which ``fyi nas --space tiny`` and :func:`sample_candidates` draw
-    from it (the draw, the size check and the compute cap are the same for
-    every space).  Calling a registered space returns its candidates, so
-    ``NAMED_SPACES[name]()`` is the list.
-    """
-
-    name: str = ""
-
-    def candidates(self) -> list[str]:
-        raise NotImplementedError
-
-    def __call__(self) -> list[str]:
-        return self.candidates()
-
-
-#: name (lower case) -> the registered :class:`Space` (calling it gives the candidate list)
-NAMED_SPACES: dict[str, Space] = {}
-
-
-def register_space(name: str):
-    """Class decorator: register a :class:`Space` subclass under ``name`` (case-insensitive, not re-usable)."""
-    if not isinstance(name, str) or not name.strip() or ":" in name or "," in name:
-        raise FyiError(f"bad space name {name!r}; use a non-empty name without ':' or ','")
-    key = name.strip().lower()
-
-    def decorator(cls: type[Space]) -> type[Space]:
-        if not (isinstance(cls, type) and issubclass(cls, Space)):
-            raise FyiError(f"@register_space({name!r}) decorates a subclass of Space, got {cls!r}")
-        if key in NAMED_SPACES and type(NAMED_SPACES[key]) is not cls:
-            raise FyiError(f"space name {name!r} is already registered; pick another name")
-        cls.name = key
-        NAMED_SPACES[key] = cls()
-        return cls
-
-    return decorator
-
-
-@register_space("dc720")
-class DCSpace(Space):
-    """The DC paper's 720 ConvNets (:func:`dc_space`)."""
-
-    def candidates(self) -> list[str]:
-        return dc_space()
-
-
-@register_space("nb201")
-class NB201Space(Space):
-    """The 15,625 NAS-Bench-201 cells (:func:`nb201_space`)."""
-
-    def candidates(self) -> list[str]:
-        return nb201_space()
-
-
-@register_space("classic")
-class ClassicSpace(Space):
-    """ConvNet, VGG-11, ResNet-18, AlexNet."""
-
-    def candidates(self) -> list[str]:
-        return list(_CLASSIC)
-
-
-@register_space("mixed")
-class MixedSpace(Space):
-    """The classic four plus a few timm models that build and train at 32 px."""
-
-    def candidates(self) -> list[str]:
-        return list(_CLASSIC) + list(_TIMM)
-
-
-def list_spaces() -> list[str]:
-    return sorted(NAMED_SPACES)
-
-
-def space_candidates(space: str | Sequence[str]) -> list[str]:
-    """A named space (``dc720``, ``classic``, ``mixed``), a comma-separated list, or a list of names."""
-    if isinstance(space, str):
-        key = space.strip().lower()
-        if key in NAMED_SPACES:
-            return NAMED_SPACES[key]()
-        names = split_names(space)
-    else:
-        names = [str(s).strip() for s in space if str(s).strip()]
-    if not names:
-        raise FyiError(f"empty candidate space {space!r}; use {', '.join(list_spaces())} or a comma-separated list of models")
-    return unique_names(names)
-
-
-def split_names(text: str) -> list[str]:
-    """Split ``a,convnet:depth=2,width=64,b`` at the commas that start a new model name."""
-    out: list[str] = []
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        if out and "=" in part and ":" not in part.split("=")[0]:
-            out[-1] += "," + part  # a key=value option of the previous model
-        else:
-            out.append(part)
-    return out
-
-
-def unique_names(names: Iterable[str]) -> list[str]:
-    seen, out = set(), []
-    for n in names:
-        if n not in seen:
-            seen.add(n)
-            out.append(n)
-    return out
 
 
 def sample_candidates(
