@@ -47,6 +47,7 @@ from .resnet import ResNet18
 from .alexnet import AlexNet
 from .mlp import MLP
 from .timm_models import TimmNet
+from .slim_resnet import SlimResNet18
 
 __all__ = [
     "AlexNet",
@@ -55,6 +56,7 @@ __all__ = [
     "InstanceNorm",
     "MLP",
     "ResNet18",
+    "SlimResNet18",
     "TimmNet",
     "VGG11",
     "batch_slice",

@@ -29,8 +29,7 @@ BENCHMARKS: dict[str, tuple[str, int, tuple[int, ...]]] = {
     "split-cifar100": ("cifar100", 10, (5, 10, 20)),
 }
 
-#: class-order rules: ``fyi`` (a seeded torch permutation) and ``numpy`` (the DM paper's CL_DM.py)
-ORDER_RULES = ("fyi", "numpy")
+from .choices import ORDER_RULES  # noqa: E402,F401  (re-exported)
 
 
 def resolve_benchmark(name: str, experiences: int | None = None) -> tuple[str, str, int]:
@@ -59,6 +58,8 @@ def class_order(num_classes: int, seed: int, rule: str = "fyi") -> list[int]:
     ``rule="numpy"`` is the DM paper's (``np.random.seed(seed); np.random.permutation(n)``),
     drawn from a private ``RandomState`` so numpy's global RNG is left alone.
     """
+    if rule == "fixed":
+        return list(range(int(num_classes)))
     if rule == "numpy":
         import numpy as np
 
@@ -127,6 +128,7 @@ def make_benchmark(
     name: str | None = None,
     root=None,
     order_rule: str = "fyi",
+    holdout: float = 0.0,
 ) -> CLBenchmark:
     """A class-incremental split of a fyi-apps dataset, built by Avalanche's ``class_incremental_benchmark``.
 
@@ -135,6 +137,9 @@ def make_benchmark(
     ``order_rule``); it is passed to Avalanche explicitly (Avalanche's own
     ``seed=`` would reseed torch's global RNG).  Images are the dataset's
     normalised float tensors; every item carries task label 0 (class-incremental).
+    ``holdout`` > 0 keeps that fraction of each class's training images out of
+    the stream (as Avalanche's ``benchmark_with_validation_stream`` does per
+    experience), drawn with ``seed``.
     """
     from ...data import load_dataset
 
@@ -154,6 +159,8 @@ def make_benchmark(
         if missing:
             raise FyiError(f"{info.name} {split_name} split has no images of classes {missing}; "
                            "a class-incremental benchmark needs every class in both splits")
+    if holdout:
+        dataset = _without_holdout(dataset, float(holdout), 0 if seed is None else seed)
     x_train = dataset.normalize(dataset.train.images)
     x_test = dataset.normalize(dataset.test.images)
     train = tensor_dataset(x_train, dataset.train.labels)
@@ -167,6 +174,26 @@ def make_benchmark(
     return CLBenchmark(name=name or f"split-{info.name}", dataset=dataset, scenario=scenario, class_order=order,
                        experience_classes=exp_classes, seed=seed, test_images=x_test,
                        test_labels=dataset.test.labels.clone(), order_rule=order_rule)
+
+
+def _without_holdout(dataset, fraction: float, seed: int):
+    """The dataset with ``fraction`` of each class's training images removed (a seeded random choice)."""
+    import dataclasses
+
+    from ...data import Split
+
+    if not 0 < fraction < 1:
+        raise FyiError(f"holdout must be a fraction in (0, 1), got {fraction!r}")
+    g = make_generator(derive_seed(seed, "cl-holdout"))
+    keep = []
+    labels = dataset.train.labels
+    for c in range(dataset.info.num_classes):
+        idx = (labels == c).nonzero().flatten()
+        n_out = int(round(fraction * idx.numel()))
+        keep.append(idx[torch.randperm(idx.numel(), generator=g)[n_out:]])
+    keep = torch.cat(keep).sort().values
+    train = Split(dataset.train.images[keep], labels[keep], dataset.train.num_classes)
+    return dataclasses.replace(dataset, train=train)
 
 
 # --------------------------------------------------------------------------- #

@@ -12,9 +12,14 @@ from pathlib import Path
 from ... import validate as V
 from ...augment import MODES as DSA_MODES
 from ...errors import FyiError
+from .choices import ORDER_RULES, STREAM_AUG_NAMES
 
 #: what the options default to when neither the user nor the protocol's preset sets them
-CLI_DEFAULTS = {"benchmark": "split-cifar10", "ipc": 10, "seeds": 3, "epochs": 100, "lr": 0.01}
+CLI_DEFAULTS = {"benchmark": "split-cifar10", "ipc": 10, "seeds": 3, "epochs": 100, "lr": 0.01,
+                "memory": "random,herding,dm,dm+fyi", "arch": "convnet", "strategy": "naive", "train_epochs": 3,
+                "batch_size": 128, "stream_aug": "none"}
+#: preset fields that have no option of their own (a protocol's preset sets them)
+PRESET_ONLY = ("momentum", "weight_decay", "holdout", "drop_last", "eval_batch_size")
 
 
 def _csv(text: str) -> list[str]:
@@ -24,23 +29,28 @@ def _csv(text: str) -> list[str]:
 def add_cl_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--benchmark", help="split-cifar10 (default), split-fashion-mnist, split-digits, "
                                         "split-cifar100[-5|-10|-20]")
-    sp.add_argument("--memory", "--buffer", "--buffers", dest="memory", default="random,herding,dm,dm+fyi",
+    sp.add_argument("--memory", "--buffer", "--buffers", dest="memory", default=None,
                     help="replay memories, comma-separated: random, herding, dm, dm+fyi, dsa, dsa+fyi, dc, dc+fyi "
                          "(distilled online per experience), file:PATH or LABEL:PATH (a synthetic-set file distilled "
-                         "offline, e.g. dm:sets/dm_ipc10.safetensors)")
+                         "offline, e.g. dm:sets/dm_ipc10.safetensors), or native (er-ace's own buffer); default "
+                         "random,herding,dm,dm+fyi (er-ace-avalanche: native)")
     sp.add_argument("--ipc", type=V.positive_int, help="memory images per class (default 10; dm-paper 20)")
     sp.add_argument("--protocol", default="gdumb",
                     help="gdumb: fresh network on the memory at each step; dm-paper: gdumb with the DM paper's "
                          "settings (Split CIFAR-100 in 5 and 10 steps, IPC 20, 1000 epochs, 5 numpy class orders); "
-                         "replay: an Avalanche strategy (--strategy) trains on the stream and replays the memory")
+                         "replay: an Avalanche strategy (--strategy) trains on the stream and replays the memory; "
+                         "er-ace-avalanche: Avalanche's ER-ACE baseline on Split CIFAR-10 (its reference settings, "
+                         "5 seeds)")
     sp.add_argument("--seeds", type=V.positive_int, help="number of class orders (seed, seed+1, ...; default 3, dm-paper 5)")
     sp.add_argument("--experiences", type=V.int_list_arg(min=1),
                     help="number of experiences, or several (5,10) run one after the other "
                          "(default: the benchmark's; dm-paper 5,10)")
-    sp.add_argument("--class-order", choices=["fyi", "numpy"],
-                    help="class orders from a seeded torch permutation (fyi, default) or "
-                         "np.random.seed(k).permutation (numpy, the DM paper's; dm-paper's default)")
-    sp.add_argument("--arch", default="convnet", help="network trained on the memory (and used for distillation)")
+    sp.add_argument("--class-order", choices=list(ORDER_RULES),
+                    help="class orders from a seeded torch permutation (fyi, default), "
+                         "np.random.seed(k).permutation (numpy, the DM paper's; dm-paper's default) or 0..n-1 "
+                         "(fixed, er-ace-avalanche's)")
+    sp.add_argument("--arch", help="network trained on the memory (and used for distillation; default convnet, "
+                                   "er-ace-avalanche slimresnet18:incremental=True)")
     sp.add_argument("--iterations", help="online distillation iterations per experience: N, or per method "
                                          "(default dm=300,dsa=10,dc=10)")
     sp.add_argument("--batch-real", help="distillation: real images per class per iteration: N, or per method "
@@ -57,16 +67,17 @@ def add_cl_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--dsa-mode", default="single", choices=DSA_MODES,
                     help="gdumb: DSA as in the original papers (single: one random operation), as in the FYI code "
                          "(fyi: a random flip plus one operation) or all operations")
-    sp.add_argument("--strategy", default="naive",
+    sp.add_argument("--strategy",
                     help="replay: naive, ewc, lwf (each + ReplayPlugin with the memory) or er-ace "
                          "(Avalanche's ER_ACE with the memory as its storage policy)")
-    sp.add_argument("--train-epochs", type=V.positive_int, default=3, help="replay: epochs per experience")
-    sp.add_argument("--stream-aug", default="none", choices=["none", "flip", "dsa", "dsa-fyi"],
+    sp.add_argument("--train-epochs", type=V.positive_int, help="replay: epochs per experience (default 3)")
+    sp.add_argument("--stream-aug", choices=list(STREAM_AUG_NAMES),
                     help="replay: augmentation of every training minibatch, stream and replayed images: a random "
                          "horizontal flip per image (flip), one DSA operation (dsa) or the FYI code's flip + one "
-                         "operation (dsa-fyi); default none")
+                         "operation (dsa-fyi), or Avalanche's default CIFAR transform (crop-flip: random crop with 4 px "
+                         "padding + flip; er-ace-avalanche's); default none")
     sp.add_argument("--lr", type=V.positive_float, help="learning rate of the trained network (default 0.01)")
-    sp.add_argument("--batch-size", type=V.positive_int, default=128, help="replay: minibatch size")
+    sp.add_argument("--batch-size", type=V.positive_int, help="replay: minibatch size (default 128)")
     sp.add_argument("--batch-size-mem", type=V.positive_int,
                     help="replay: memory images per minibatch (default: --batch-size; er-ace: at most twice "
                          "one experience's memory)")
@@ -124,7 +135,8 @@ def configs_from_args(args) -> list:
 
     args.benchmark = pick("benchmark")
     n_seeds = args.seeds if args.seeds is not None else len(preset.get("seeds", ())) or CLI_DEFAULTS["seeds"]
-    memories = _csv(args.memory)
+    memories = _csv(args.memory if args.memory is not None else ",".join(preset["buffers"]) if "buffers" in preset
+                    else CLI_DEFAULTS["memory"])
     if not memories:
         raise FyiError("--memory needs at least one memory (random, herding, dm, dm+fyi, dsa, dsa+fyi, LABEL:PATH ...)")
     options = parse_options(args.distill_option, "--distill-option")
@@ -134,15 +146,15 @@ def configs_from_args(args) -> list:
     for n_exp in _experiences(args, protocol):
         key, _, n = resolve_benchmark(args.benchmark, n_exp)
         cfg = CLConfig(benchmark=key, buffers=list(memories), ipc=pick("ipc"), protocol=PROTOCOLS.canonical(args.protocol),
-                       seeds=list(range(args.seed, args.seed + n_seeds)), experiences=n, arch=args.arch,
+                       seeds=list(range(args.seed, args.seed + n_seeds)), experiences=n, arch=pick("arch"),
                        lr_img=args.lr_img, herding_epochs=args.herding_epochs, epochs=pick("epochs"),
-                       dsa=False if args.no_dsa else preset.get("dsa", True), strategy=args.strategy,
-                       train_epochs=args.train_epochs, lr=pick("lr"), batch_size=args.batch_size, bf16=args.bf16,
+                       dsa=False if args.no_dsa else preset.get("dsa", True), strategy=pick("strategy"),
+                       train_epochs=pick("train_epochs"), lr=pick("lr"), batch_size=pick("batch_size"), bf16=args.bf16,
                        order_rule=args.class_order or preset.get("order_rule", "fyi"),
-                       batch_size_mem=args.batch_size_mem,
+                       batch_size_mem=pick("batch_size_mem"),
                        train_per_class=getattr(args, "train_per_class", None),
                        dsa_mode=getattr(args, "dsa_mode", "single"),
-                       stream_aug=getattr(args, "stream_aug", "none"))
+                       stream_aug=pick("stream_aug"), **{k: preset[k] for k in PRESET_ONLY if k in preset})
         if options:
             cfg.distill_options = options
         for name, value in per_method.items():

@@ -63,7 +63,12 @@ class CLConfig:
     batch_size_mem: int | None = None  # replay: memory images per minibatch (None: ReplayPlugin's / ER-ACE's rule)
     train_per_class: int | None = None  # a reduced benchmark: this many training images per class (None: all)
     dsa_mode: str = "single"  # gdumb: DSA while training on the memory (single | fyi: flip + one operation | all)
-    stream_aug: str = "none"  # replay: augmentation of the training minibatches (none | flip | dsa | dsa-fyi)
+    stream_aug: str = "none"  # replay: augmentation of the training minibatches (none | flip | dsa | dsa-fyi | crop-flip)
+    momentum: float = 0.9  # replay: SGD momentum
+    weight_decay: float = 5e-4  # replay: SGD weight decay
+    holdout: float = 0.0  # replay: fraction of each experience's training data held out (Avalanche's validation stream)
+    drop_last: bool = False  # replay: drop each experience's last incomplete minibatch
+    eval_batch_size: int | None = None  # replay: Avalanche's eval_mb_size (None: max(batch_size, 256))
 
     @classmethod
     def for_protocol(cls, protocol: str, **fields) -> "CLConfig":
@@ -98,7 +103,8 @@ def run_one(cfg: CLConfig, kind: str, seed: int, *, dataset=None, root=None, dev
     protocol = PROTOCOLS.get(cfg.protocol)()
     if dataset is None:
         dataset = load_cl_dataset(cfg, ds_name, root)
-    bench = make_benchmark(dataset, n_exp, seed=seed, name=key, root=root, order_rule=cfg.order_rule)
+    bench = make_benchmark(dataset, n_exp, seed=seed, name=key, root=root, order_rule=cfg.order_rule,
+                           holdout=cfg.holdout)
     info = bench.dataset.info
     model = protocol.make_learner(cfg, info, seed)
     buffer = make_memory(kind, ipc=cfg.ipc, num_classes=info.num_classes, info=info, seed=seed, device=device,
@@ -181,7 +187,8 @@ def write_outputs(payload: dict, stem: str | Path) -> dict[str, Path]:
 
 
 _LATER_FIELDS = {"order_rule": "fyi", "batch_size_mem": None, "train_per_class": None, "dsa_mode": "single",
-                 "stream_aug": "none"}
+                 "stream_aug": "none", "momentum": 0.9, "weight_decay": 5e-4, "holdout": 0.0, "drop_last": False,
+                 "eval_batch_size": None}
 
 
 def _file_digest(path: str | Path) -> str:
@@ -237,6 +244,9 @@ def run_experiment(cfg: CLConfig, *, out: str | Path | None = None, root=None, d
     protocol.check(cfg)
     if cfg.train_per_class is not None:
         V.integer(cfg.train_per_class, "train_per_class", min=1)
+    V.number(cfg.holdout, "holdout", min=0.0, max=0.5)
+    V.number(cfg.momentum, "momentum", min=0.0)
+    V.number(cfg.weight_decay, "weight_decay", min=0.0)
     method_options("dm", cfg.distill_options)  # a typo in a distillation option fails now, whatever the memories
     labels = [memory_label(kind) for kind in cfg.buffers]
     twice = sorted({x for x in labels if labels.count(x) > 1})

@@ -148,6 +148,10 @@ def run_replay(
     progress: bool = False,
     batch_size_mem: int | None = None,
     stream_aug: str = "none",
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    drop_last: bool = False,
+    eval_batch_size: int | None = None,
 ) -> dict:
     """Protocol 2: an Avalanche strategy trains on each experience's stream plus the memory (``ReplayPlugin``, ER-ACE).
 
@@ -167,27 +171,39 @@ def run_replay(
     if model is None:
         model = create_model(arch, channels=info.channels, num_classes=info.num_classes,
                              image_size=info.image_size, seed=derive_seed(seed, "cl-replay-net"))
-    plugins = [*stream_augment_plugins(stream_aug, derive_seed(seed, "cl-stream-aug")), *extra_plugins]
+    black = -torch.tensor(info.mean) / torch.tensor(info.std)  # crop-flip pads with black pixels
+    plugins = [*stream_augment_plugins(stream_aug, derive_seed(seed, "cl-stream-aug"), black), *extra_plugins]
     strat = make_strategy(strategy, model, buffer, lr=lr, epochs=epochs, batch_size=batch_size, device=device,
-                          extra_plugins=plugins, batch_size_mem=batch_size_mem)
+                          extra_plugins=plugins, batch_size_mem=batch_size_mem, momentum=momentum,
+                          weight_decay=weight_decay, eval_batch_size=eval_batch_size)
     history, memory = [], []
     bar = tqdm(list(enumerate(bench.train_stream)), desc=f"{strategy}+replay {bench.name}", disable=not progress,
                leave=False, dynamic_ncols=True)
     with seeded_global_rng(derive_seed(seed, "cl-replay-loader"), device):
         for i, exp in bar:
             t0 = time.perf_counter()
-            strat.train(exp, eval_streams=[])
+            strat.train(exp, eval_streams=[], **({"drop_last": True} if drop_last else {}))
             t_train = time.perf_counter() - t0
             metrics = _scalars(strat.eval(bench.test_stream[: i + 1]))
             history.append(metrics)
-            memory.append({"size": len(buffer), "class_counts": {str(c): n for c, n in buffer.class_counts().items()},
-                           "seconds_train": t_train})
+            memory.append({**_memory_state(buffer), "seconds_train": t_train})
             bar.set_postfix(acc=f"{100 * metrics.get(KEY_STREAM_ACC, float('nan')):.1f}")
     return {"protocol": "replay", "history": history, "memory": memory,
             "train": {"strategy": strategy, "arch": arch, "epochs": epochs, "lr": lr, "batch_size": batch_size,
-                      "optimizer": "SGD momentum 0.9 wd 5e-4",
+                      "optimizer": f"SGD momentum {momentum:g} wd {weight_decay:g}",
+                      **({"drop_last": True} if drop_last else {}),
                       **({"batch_size_mem": batch_size_mem} if batch_size_mem is not None else {}),
                       **({"stream_aug": stream_aug} if stream_aug != "none" else {})}}
+
+
+def _memory_state(buffer) -> dict:
+    """Size and per-class counts of the memory (the strategy's own buffer for ``native``)."""
+    native = getattr(buffer, "native_policy", None)
+    if native is None:
+        return {"size": len(buffer), "class_counts": {str(c): n for c, n in buffer.class_counts().items()}}
+    groups = getattr(native, "buffer_groups", {}) or {}
+    counts = {str(c): len(g.buffer) for c, g in sorted(groups.items())}
+    return {"size": sum(counts.values()), "class_counts": counts, "policy": type(native).__name__}
 
 
 def summarise(record: dict, experience_classes: Sequence[Sequence[int]]) -> dict:
@@ -296,7 +312,31 @@ class StreamReplay(Protocol):
             bsm = min(cfg.batch_size, 2 * per * cfg.ipc)
         return run_replay(bench, memory, model=model, strategy=STRATEGIES.canonical(cfg.strategy), arch=cfg.arch,
                           epochs=cfg.train_epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=seed, device=device,
-                          progress=progress, batch_size_mem=bsm, stream_aug=getattr(cfg, "stream_aug", "none"))
+                          progress=progress, batch_size_mem=bsm, stream_aug=getattr(cfg, "stream_aug", "none"),
+                          momentum=cfg.momentum, weight_decay=cfg.weight_decay, drop_last=cfg.drop_last,
+                          eval_batch_size=cfg.eval_batch_size)
+
+
+@register_protocol("er-ace-avalanche", "avalanche-er-ace")
+class AvalancheERACE(StreamReplay):
+    """Avalanche's ER-ACE baseline on Split CIFAR-10 (continual-learning-baselines, ``split_cifar10/er_ace.py``).
+
+    Its settings: 5 experiences in the fixed class order 0..9, 5 % of each
+    experience held out (``benchmark_with_validation_stream(.., 0.05)``),
+    Avalanche's SlimResNet18 with an ``IncrementalClassifier``, plain SGD lr 0.1
+    (no momentum, no weight decay), minibatches of 10 stream + 10 replayed images,
+    one epoch, ``drop_last``, a memory of 1,000 images (ER-ACE's own
+    class-balanced buffer: ``--memory native``; other memories hold 100 per
+    class), evaluation minibatches of 64, and Avalanche's default CIFAR-10
+    training transform (random crop with 4 px padding + horizontal flip; the
+    script passes no transform of its own).  Target (``tests/target_results.csv``):
+    final average accuracy over the test stream 0.45 +- 0.03.
+    """
+
+    defaults = {"benchmark": "split-cifar10", "buffers": ["native"], "ipc": 100, "seeds": [0, 1, 2, 3, 4],
+                "arch": "slimresnet18:incremental=True", "strategy": "er-ace", "train_epochs": 1, "lr": 0.1,
+                "batch_size": 10, "batch_size_mem": 10, "momentum": 0.0, "weight_decay": 0.0, "holdout": 0.05,
+                "drop_last": True, "eval_batch_size": 64, "order_rule": "fixed", "stream_aug": "crop-flip"}
 
 
 def list_protocols() -> list[str]:

@@ -30,6 +30,26 @@ def _class_positions(y: torch.Tensor, c: int, per_class: int) -> torch.Tensor:
     return idx
 
 
+@register_memory("native")
+class NativeMemory(MemorySource):
+    """The strategy's own memory (ER-ACE's class-balanced reservoir buffer, filling all ``mem_size`` slots).
+
+    Nothing is selected here: the strategy keeps the Avalanche buffer it was
+    published with, which is what a reproduction of its baseline needs.
+    """
+
+    kind = "native"
+    needs_data = False
+    native = True
+
+    @classmethod
+    def from_spec(cls, spec, opts):
+        return cls()
+
+    def select(self, classes, per_class, x, y, *, agent_state=None, experience=None):
+        raise FyiError("the native memory is the strategy's own buffer; use --memory native with --strategy er-ace")
+
+
 @register_memory("random")
 class RandomSelection(MemorySource):
     """Class-balanced random real images (each class's own seeded stream)."""

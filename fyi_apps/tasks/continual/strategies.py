@@ -95,7 +95,10 @@ class ERACE(StreamStrategy):
 
         bsm = int(batch_size_mem or common["train_mb_size"])
         strat = ER_ACE(mem_size=memory.max_size, batch_size_mem=bsm, **common)
-        strat.storage_policy = memory  # ER-ACE calls storage_policy.update(strategy) before each experience
+        if getattr(memory.source, "native", False):
+            memory.native_policy = strat.storage_policy  # ER-ACE's own class-balanced buffer, kept
+        else:
+            strat.storage_policy = memory  # ER-ACE calls storage_policy.update(strategy) before each experience
         return strat
 
 
@@ -120,12 +123,14 @@ def seeded_global_rng(seed: int, device: torch.device):
 def make_strategy(name: str, model, buffer, *, lr: float = 0.01, epochs: int = 1,
                   batch_size: int = 128, batch_size_mem: int | None = None, device="auto",
                   extra_plugins: Sequence = (), ewc_lambda: float = 1.0, lwf_alpha: float = 1.0,
-                  lwf_temperature: float = 2.0):
+                  lwf_temperature: float = 2.0, momentum: float = 0.9, weight_decay: float = 5e-4,
+                  eval_batch_size: int | None = None):
     """An Avalanche strategy (``naive``, ``ewc``, ``lwf``, ``er-ace``, ...) that replays from ``buffer``.
 
     ``buffer``: the replay memory (:class:`~.policy.SyntheticReplayBuffer`).
     ``batch_size_mem``: memory images per minibatch (ReplayPlugin's default:
     ``batch_size``; ER-ACE replays only once the memory holds that many).
+    A memory of kind ``native`` keeps the strategy's own buffer (ER-ACE only).
     """
     from avalanche.evaluation.metrics import accuracy_metrics, forgetting_metrics
     from avalanche.training.plugins import EvaluationPlugin
@@ -133,13 +138,16 @@ def make_strategy(name: str, model, buffer, *, lr: float = 0.01, epochs: int = 1
     if str(name).lower() not in STRATEGIES:
         raise FyiError(f"unknown strategy {name!r}; use one of {', '.join(STRATEGIES.names())}")
     builder = STRATEGIES.get(name)(ewc_lambda=ewc_lambda, lwf_alpha=lwf_alpha, lwf_temperature=lwf_temperature)
+    if getattr(getattr(buffer, "source", None), "native", False) and not isinstance(builder, ERACE):
+        raise FyiError(f"the native memory is ER-ACE's own buffer; strategy {name!r} has none: use --strategy er-ace "
+                       "or another --memory")
     device = resolve_device(device)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="No loggers specified")
         evaluator = EvaluationPlugin(accuracy_metrics(experience=True, stream=True),
                                      forgetting_metrics(experience=True, stream=True), loggers=[])
     common = dict(model=model, optimizer=opt, criterion=torch.nn.CrossEntropyLoss(), train_mb_size=batch_size,
-                  train_epochs=epochs, eval_mb_size=max(batch_size, 256), device=device,
+                  train_epochs=epochs, eval_mb_size=eval_batch_size or max(batch_size, 256), device=device,
                   plugins=list(extra_plugins), evaluator=evaluator)
     return builder.build(common, buffer, batch_size_mem)
