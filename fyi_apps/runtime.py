@@ -194,6 +194,48 @@ def write_json(path: str | os.PathLike, obj: Any, what: str = "JSON file") -> Pa
     return Path(path)
 
 
+#: the field of a sealed JSON file that holds the hash of the rest
+SEAL = "_sha256"
+
+
+def _seal_digest(obj: dict) -> str:
+    import hashlib
+
+    body = {k: v for k, v in obj.items() if k != SEAL}
+    text = json.dumps(body, sort_keys=True, default=_json_default, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def write_sealed_json(path: str | os.PathLike, obj: dict, what: str = "JSON file") -> Path:
+    """:func:`write_json` of a dict plus ``_sha256``, the hash of the rest, so that a changed byte is noticed.
+
+    The object is written as it will be read back (JSON round trip), and the
+    hash is of that, so floats and tuples compare equal after reading.
+    """
+    plain = json.loads(json.dumps({k: v for k, v in obj.items() if k != SEAL}, default=_json_default))
+    return write_json(path, {**plain, SEAL: _seal_digest(plain)}, what)
+
+
+def read_sealed_json(path: str | os.PathLike) -> tuple[dict | None, str | None]:
+    """``(object, None)`` for an intact sealed file; ``(None, why)`` for a missing, unreadable or altered one.
+
+    A file without ``_sha256`` (written before sealing) is returned as it is.
+    """
+    p = Path(path)
+    try:
+        obj = json.loads(p.read_text())
+    except FileNotFoundError:
+        return None, "missing"
+    except (OSError, ValueError) as e:
+        return None, f"unreadable ({type(e).__name__})"
+    if not isinstance(obj, dict):
+        return None, "not a JSON object"
+    seal = obj.pop(SEAL, None)
+    if seal is not None and seal != _seal_digest(obj):
+        return None, "its content hash does not match (changed or corrupted on disk)"
+    return obj, None
+
+
 def save_torch(path: str | os.PathLike, obj: Any, what: str = "file") -> Path:
     """``torch.save`` atomically (checkpoints, caches)."""
     with atomic_path(path, what) as tmp:

@@ -142,7 +142,8 @@ def test_table_lookup_and_refusals(tmp_path, monkeypatch):
     (",".join(COLUMNS) + "\n90,50,30,|nor_conv_3x3~0|+|bad|,u\n", "line 2 is malformed"),
     (",".join(COLUMNS) + f"\nninety,50,30,{BEST},u\n", "line 2 is malformed"),
     (",".join(COLUMNS) + f"\n190,50,30,{BEST},u\n", "percentages"),
-    ("", "needs the columns"),
+    ("", "is empty"),
+    (",".join(COLUMNS) + "\n", "no rows (a header only)"),
 ])
 def test_malformed_table_is_refused_with_one_line(tmp_path, content, says):
     path = tmp_path / "bad.csv"

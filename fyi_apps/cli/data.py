@@ -13,6 +13,8 @@ def cmd_data(args) -> None:
     from ..data import dataset_info, list_datasets
     from ..report import table
 
+    if args.name is not None and not str(args.name).strip():
+        raise FyiError("empty dataset name; give a name from `fyi data` (e.g. cifar10) or leave it out to list them")
     if not args.name:
         rows = []
         for name in list_datasets():

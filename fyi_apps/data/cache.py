@@ -20,7 +20,17 @@ from .decode import _resize_all
 log = logging.getLogger("fyi_apps.data")
 
 #: Bump when the decoded content of any dataset changes; old caches are then ignored.
-FORMAT_VERSION = 1
+#: 2: every cache entry carries a content hash of its tensors, checked on read.
+FORMAT_VERSION = 2
+
+
+def content_digest(*tensors: torch.Tensor) -> str:
+    """sha256 over the tensors' bytes (the decoded images and labels), in order."""
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(str((t.dtype, tuple(t.shape))).encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _stat_fingerprint(paths: Iterable[Path], base: Path | None = None) -> str:
@@ -57,13 +67,19 @@ def _cached(req: LoadRequest, fingerprint: str, source: str,
             blob = torch.load(path, map_location="cpu", weights_only=True)
             if blob.get("format") != FORMAT_VERSION or blob.get("key") != key:
                 raise ValueError("stale cache entry")
+            tensors = (blob["train_images"], blob["train_labels"], blob["test_images"], blob["test_labels"])
+            if blob.get("content_sha256") != content_digest(*tensors):
+                raise ValueError("its content hash does not match: the file was changed or corrupted on disk")
             info = DatasetInfo(**{k: (tuple(v) if isinstance(v, list) else v)
                                   for k, v in blob["info"].items()})
             train = Split(blob["train_images"], blob["train_labels"], info.num_classes)
             test = Split(blob["test_images"], blob["test_labels"], info.num_classes)
             return Dataset(info, train, test, source)
-        except Exception as exc:  # unreadable cache: decode again and overwrite it
-            log.warning("ignoring unreadable dataset cache %s (%s)", path, exc)
+        except Exception as exc:  # unreadable or altered cache: decode again and overwrite it
+            import sys
+
+            print(f"fyi: warning: dataset cache {path} is not usable ({exc}); it is a cache, so the dataset is "
+                  "decoded again and the file replaced", file=sys.stderr)
     log.info("decoding %s (once; cached afterwards)", source)
     info, train, test = decode()
     if req.image_size is not None and info.image_size != req.image_size:
@@ -73,6 +89,7 @@ def _cached(req: LoadRequest, fingerprint: str, source: str,
             "format": FORMAT_VERSION, "key": key, "info": asdict(info), "source": source,
             "train_images": train.images, "train_labels": train.labels,
             "test_images": test.images, "test_labels": test.labels,
+            "content_sha256": content_digest(train.images, train.labels, test.images, test.labels),
         })
     return Dataset(info, train, test, source)
 

@@ -223,10 +223,35 @@ def load_dataset(name: str, root: str | Path | None = None, *, extend_flip: bool
                        "not a Dataset; fix the loader")
     if image_size is not None and ds.info.image_size != image_size:
         ds = _resized(ds, image_size)
+    _check_not_constant(ds)
     if extend_flip:
         ds = Dataset(ds.info, flip_extend(ds.train), ds.test,
                      ds.source + "; training images extended with their horizontal flips")
     return ds
+
+
+def _check_not_constant(ds: Dataset) -> None:
+    """Refuse a training split whose images are all the same (std 0); warn about a class whose images are."""
+    import sys
+
+    info = ds.info
+    if any(float(s) == 0.0 for s in info.std):
+        raise FyiError(f"every training image of {info.name} has the same value in some channel (std "
+                       f"{tuple(info.std)}): there is nothing to learn and normalising would divide by zero; check "
+                       f"the image files ({ds.source})")
+    x, y = ds.train.images, ds.train.labels
+    if x.numel() == 0:
+        return
+    flat = x.reshape(x.shape[0], -1)
+    constant = []
+    for c in range(info.num_classes):
+        rows = flat[y == c]
+        if rows.shape[0] > 1 and bool((rows == rows[:1]).all()):
+            constant.append(info.class_names[c] if c < len(info.class_names) else str(c))
+    if constant:
+        print(f"fyi: warning: every training image of class(es) {', '.join(map(str, constant))} of {info.name} is "
+              "identical (std 0 within the class); distilling or training on it learns nothing about that class",
+              file=sys.stderr)
 
 
 def _missing(req: LoadRequest, what: str, looked_for: str, where: Sequence[Path] | None = None) -> FyiError:

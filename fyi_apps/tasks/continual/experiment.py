@@ -13,6 +13,7 @@ import dataclasses
 import io
 import math
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,6 +220,18 @@ def _run_key(cfg: CLConfig, kind: str, seed: int) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
+def _run_problem(rec: dict, rkey: str) -> str | None:
+    """Why a cached run is not a finished run of ``rkey`` (None when it is one)."""
+    summary = rec.get("summary")
+    if rec.get("run_key") not in (None, rkey):
+        return "it belongs to other settings"
+    if not isinstance(summary, dict) or not isinstance(summary.get("stream_acc"), list):
+        return "it has no summary"
+    if not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in summary["stream_acc"]):
+        return "its accuracies are not numbers"
+    return None
+
+
 def run_experiment(cfg: CLConfig, *, out: str | Path | None = None, root=None, device="auto",
                    progress: bool = True, command: str | None = None, resume_dir: str | Path | None = None) -> dict:
     """Every memory of ``cfg`` on every class order; returns (and writes, if ``out``) the results.
@@ -231,7 +244,7 @@ def run_experiment(cfg: CLConfig, *, out: str | Path | None = None, root=None, d
 
     from tqdm.auto import tqdm
 
-    from ...runtime import package_versions, write_json
+    from ...runtime import package_versions, write_sealed_json
 
     key, ds_name, n_exp = resolve_benchmark(cfg.benchmark, cfg.experiences)
     protocol = PROTOCOLS.get(cfg.protocol)()
@@ -271,15 +284,19 @@ def run_experiment(cfg: CLConfig, *, out: str | Path | None = None, root=None, d
             tag = f"replay-{cfg.strategy}" if cfg.protocol == "replay" else cfg.protocol
             path = Path(resume_dir) / f"{key}-{n_exp}_{tag}_ipc{cfg.ipc}_{safe}_seed{s}_{rkey}.json"
             if path.exists():
-                try:
-                    runs.append(json.loads(path.read_text()))
+                from ...runtime import read_sealed_json
+
+                rec, why = read_sealed_json(path)
+                why = why or _run_problem(rec, rkey)
+                if why is None:
+                    runs.append(rec)
                     continue
-                except (OSError, ValueError):
-                    pass  # unreadable: run again
+                print(f"fyi: warning: cached run {path} is not usable ({why}); it is a cache, so the run is done "
+                      "again and the file replaced", file=sys.stderr)
         rec = run_one(cfg, kind, s, dataset=dataset, device=device, progress=progress)
         rec["run_key"] = rkey
         if path is not None:
-            write_json(path, rec)
+            write_sealed_json(path, rec, "cached run")
         runs.append(rec)
     payload = {"config": dataclasses.asdict(cfg), "benchmark": key, "dataset": dataset.info.name,
                "source": dataset.source, "n_experiences": n_exp, "device": str(device),

@@ -121,9 +121,17 @@ class OnlineDistillation(MemorySource):
         t0 = time.perf_counter()
         path = self._cache_path(cfg, sub)
         cached = path is not None and path.exists()
+        syn = None
         if cached:
-            syn = load_synset(path)
-        else:
+            try:
+                syn = load_synset(path)
+            except FyiError as e:  # a cache entry the user never made: say so, distil again, replace it
+                import sys
+
+                print(f"fyi: warning: cached online distillation {path} is not usable ({e}); it is a cache, so it "
+                      "is distilled again and the file replaced", file=sys.stderr)
+                cached = False
+        if syn is None:
             syn = Distiller(cfg, sub, device=self.device).run(None, progress=self.progress)
             if path is not None:
                 save_synset(path, syn)

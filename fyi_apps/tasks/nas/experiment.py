@@ -89,6 +89,10 @@ def check_config(cfg: NasConfig) -> None:
             raise FyiError(f"--{name.replace('_', '-')} must be a positive integer, got {v!r}")
     if not cfg.proxies:
         raise FyiError("no proxy given; pass --proxy SYNSET, random or herding")
+    reads_table = cfg.truth.strip().lower() == "nb201" or cfg.stratified
+    if cfg.nb201 and not reads_table:
+        raise FyiError(f"--nb201 {cfg.nb201} names the NAS-Bench-201 table, which only --truth nb201 or --stratified "
+                       f"read, but the ground truth is {cfg.truth!r}; drop --nb201 or use --truth nb201")
     for e in cfg.curve:
         if not isinstance(e, int) or isinstance(e, bool) or not 1 <= e <= cfg.proxy_epochs:
             raise FyiError(f"curve points are proxy epochs between 1 and proxy_epochs ({cfg.proxy_epochs}), got {e!r}")

@@ -69,10 +69,17 @@ class BenchmarkTable:
         p = find_table(path, data_root)
         try:
             with open(p, newline="") as f:
-                rows = list(csv.DictReader(f))
+                reader = csv.DictReader(f)
+                rows = list(reader)
+                header = list(reader.fieldnames or [])
         except (OSError, UnicodeDecodeError, csv.Error) as e:
             raise FyiError(f"cannot read the NAS-Bench-201 table {p}: {e}; pass a valid CSV with --nb201 PATH") from None
         need = ["ArchitectureString", *COLUMNS.values()]
+        if not header:
+            raise FyiError(f"{p} is empty; pass the NAS-Bench-201 accuracy CSV with --nb201 PATH")
+        if not rows and all(k in header for k in need):
+            raise FyiError(f"{p} has the NAS-Bench-201 columns but no rows (a header only); pass the whole CSV "
+                           "with --nb201 PATH")
         if not rows or any(k not in rows[0] for k in need):
             raise FyiError(f"{p} is not the NAS-Bench-201 accuracy table: it needs the columns {', '.join(need)}; "
                            "pass the right CSV with --nb201 PATH")

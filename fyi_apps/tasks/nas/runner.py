@@ -78,7 +78,17 @@ def make_job(candidate: str, train: SetSpec, cfg, seed: int, *, role: str = "pro
 
 
 class RecordCache:
-    """One JSON file per finished job, ``<folder>/<key>.json``, written atomically."""
+    """One JSON file per finished job, ``<folder>/<key>.json``, written atomically and sealed with a content hash.
+
+    A record that is unreadable, whose hash does not match, or whose fields
+    are not what a finished job writes is reported on stderr with its path and
+    treated as missing: it is a cache, so the job runs again and replaces it.
+
+    Two processes sharing the folder share the work: a job is *claimed*
+    (``<key>.claim``, created exclusively, holding the claimant's host and pid)
+    before it runs; the other process skips it and later picks up its record,
+    or takes it over when the claimant has died.
+    """
 
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
@@ -87,20 +97,119 @@ class RecordCache:
         return self.folder / f"{key}.json"
 
     def get(self, key: str) -> dict | None:
+        from ...runtime import read_sealed_json
+
         p = self.path(key)
-        try:
-            rec = json.loads(p.read_text())
-        except (OSError, ValueError):
-            return None  # missing or unreadable: train again
-        return rec if isinstance(rec, dict) and rec.get("key") == key else None
+        rec, why = read_sealed_json(p)
+        if rec is None:
+            if why != "missing":
+                _warn_record(p, why)
+            return None
+        problem = record_problem(rec, key)
+        if problem:
+            _warn_record(p, problem)
+            return None
+        return rec
 
     def put(self, record: dict) -> None:
-        from ...runtime import write_json
+        from ...runtime import write_sealed_json
 
-        write_json(self.path(record["key"]), record)
+        write_sealed_json(self.path(record["key"]), record, "run record")
 
     def keys(self) -> set[str]:
         return {p.stem for p in self.folder.glob("*.json")} if self.folder.exists() else set()
+
+    # ------------------------------------------------------------- claims
+    def claim_path(self, key: str) -> Path:
+        return self.folder / f"{key}.claim"
+
+    def claim(self, key: str) -> bool:
+        """Claim a job for this process; False when a live process holds it (or it is already finished)."""
+        import socket
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        p = self.claim_path(key)
+        for _ in range(2):
+            try:
+                fd = os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if self._claim_alive(p):
+                    return False
+                try:
+                    p.unlink()  # its process is gone: take it over
+                except FileNotFoundError:
+                    pass
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}))
+            return True
+        return False
+
+    def release(self, key: str) -> None:
+        try:
+            self.claim_path(key).unlink()
+        except FileNotFoundError:
+            pass
+
+    def claimed_elsewhere(self, key: str) -> bool:
+        p = self.claim_path(key)
+        return p.exists() and self._claim_alive(p)
+
+    @staticmethod
+    def _claim_alive(p: Path) -> bool:
+        import socket
+
+        try:
+            info = json.loads(p.read_text())
+            host, pid = info["host"], int(info["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return False  # half-written or foreign: not a live claim
+        if host != socket.gethostname():
+            return True  # another machine's: trust it
+        if pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+def _warn_record(path: Path, why: str) -> None:
+    import sys
+
+    print(f"fyi: warning: run record {path} is not usable ({why}); it is a cache entry, so the run is done again "
+          "and the record replaced", file=sys.stderr)
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def record_problem(rec: dict, key: str) -> str | None:
+    """Why ``rec`` is not a finished job's record for ``key`` (None when it is one)."""
+    if rec.get("key") != key:
+        return f"it belongs to another run (key {rec.get('key')!r})"
+    if rec.get("error"):
+        return None if isinstance(rec["error"], str) else "its error field is not text"
+    if "scores" in rec:  # a zero-cost scoring job
+        if not isinstance(rec["scores"], dict) or not all(v is None or _number(v) for v in rec["scores"].values()):
+            return "its scores are not numbers"
+        if not isinstance(rec.get("score_seconds"), dict) or not all(_number(v) for v in rec["score_seconds"].values()):
+            return "its score times are not numbers"
+        return None
+    if not _number(rec.get("acc")) or not 0.0 <= rec["acc"] <= 1.0:
+        return f"its accuracy {rec.get('acc')!r} is not a number in [0, 1]"
+    if not _number(rec.get("train_seconds")):
+        return "its training time is not a number"
+    curve = rec.get("curve")
+    if curve is not None:
+        if not isinstance(curve, list) or not all(
+                isinstance(p, dict) and all(_number(p.get(k)) for k in ("images", "acc", "seconds")) for p in curve):
+            return "its learning curve is not a list of numeric points"
+    return None
 
 
 # per-process caches of loaded datasets and synthetic sets (workers rebuild sets from specs)
@@ -246,10 +355,42 @@ def _pool_init(threads: int) -> None:
         pass
 
 
-def _pool_run(job: Job, device: str, cache_folder: str, rank: int) -> dict:
-    rec = train_job(job, device, rank=rank)
-    RecordCache(cache_folder).put(rec)
+def _pool_run(job: Job, device: str, cache_folder: str, rank: int) -> dict | None:
+    return _claimed_run(job, device, RecordCache(cache_folder), rank=rank)
+
+
+def _claimed_run(job: Job, device, cache: RecordCache, rank: int | None = None) -> dict | None:
+    """Run ``job`` if this process can claim it (None when another live process holds it); cache its record."""
+    rec = cache.get(job.key)
+    if rec is not None:  # finished by another process meanwhile
+        return rec
+    if not cache.claim(job.key):
+        return None
+    try:
+        rec = train_job(job, device, rank=rank)
+        cache.put(rec)
+    finally:
+        cache.release(job.key)
     return rec
+
+
+def _wait_for_others(jobs: Sequence[Job], cache: RecordCache, device, done: dict, bar, poll: float = 2.0) -> None:
+    """Jobs another process claimed: take their records when they appear, run them if the claimant died."""
+    waiting = list(jobs)
+    while waiting:
+        still = []
+        for j in waiting:
+            rec = cache.get(j.key)
+            if rec is None and not cache.claimed_elsewhere(j.key):
+                rec = _claimed_run(j, device, cache)
+            if rec is None:
+                still.append(j)
+            else:
+                done[j.key] = rec
+                bar.update(1)
+        if still:
+            time.sleep(poll)
+        waiting = still
 
 
 def default_threads(workers: int) -> int:
@@ -290,6 +431,7 @@ def run_jobs(
     if not todo:
         return done
     bar = tqdm(total=len(todo), desc=desc, disable=not progress, dynamic_ncols=True)
+    deferred: list[Job] = []  # claimed by another process on the same folder
     if workers <= 1:
         old_threads = torch.get_num_threads()
         if threads:
@@ -297,10 +439,13 @@ def run_jobs(
         try:
             for j in todo:
                 bar.set_postfix_str(_short(j.candidate) + " / " + j.train.label)
-                rec = train_job(j, device, progress=False)
-                cache.put(rec)
+                rec = _claimed_run(j, device, cache)
+                if rec is None:
+                    deferred.append(j)
+                    continue
                 done[j.key] = rec
                 bar.update(1)
+            _wait_for_others(deferred, cache, device, done, bar)
         finally:
             torch.set_num_threads(old_threads)
             bar.close()
@@ -315,11 +460,15 @@ def run_jobs(
     pool = ProcessPoolExecutor(max_workers=int(workers), mp_context=ctx, initializer=_pool_init, initargs=(threads,))
     rank = rank_world()[0]
     try:
-        futures = [pool.submit(_pool_run, j, str(device), str(cache.folder), rank) for j in todo]
+        futures = {pool.submit(_pool_run, j, str(device), str(cache.folder), rank): j for j in todo}
         for fut in as_completed(futures):
             rec = fut.result()
+            if rec is None:
+                deferred.append(futures[fut])
+                continue
             done[rec["key"]] = rec
             bar.update(1)
+        _wait_for_others(deferred, cache, device, done, bar)
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)  # finished records are already in the cache
         raise

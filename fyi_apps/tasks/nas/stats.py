@@ -192,9 +192,12 @@ def topk_counts(topk: Sequence, n: int) -> list[int]:
     for k in topk:
         text = str(k).strip()
         try:
-            out.append(max(2, round(n * float(text[:-1]) / 100)) if text.endswith("%") else int(text))
+            value = float(text[:-1]) if text.endswith("%") else int(text)
         except ValueError:
             raise FyiError(f"--topk takes counts or percentages (5,10%,20%), got {k!r}") from None
+        if value <= 0 or (text.endswith("%") and value > 100):
+            raise FyiError(f"--topk takes positive counts or percentages up to 100% (5,10%,20%), got {k!r}")
+        out.append(max(2, round(n * value / 100)) if text.endswith("%") else int(value))
     return sorted(set(out))
 
 

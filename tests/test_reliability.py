@@ -1,0 +1,149 @@
+"""Nothing corrupt is used silently: sealed records and caches, claims shared by two processes, options that
+do not apply are refused, constant data is named (fyi-apps issue 27)."""
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from fyi_apps.errors import FyiError
+from fyi_apps.runtime import read_sealed_json, write_sealed_json
+from fyi_apps.tasks import nas
+
+
+def test_a_sealed_json_notices_a_changed_byte(tmp_path):
+    p = write_sealed_json(tmp_path / "r.json", {"acc": 0.5, "curve": [1, 2.5]})
+    assert read_sealed_json(p) == ({"acc": 0.5, "curve": [1, 2.5]}, None)
+    p.write_text(p.read_text().replace("0.5", "0.6"))  # still valid JSON
+    obj, why = read_sealed_json(p)
+    assert obj is None and "hash does not match" in why
+    p.write_text("{not json")
+    assert read_sealed_json(p)[1].startswith("unreadable")
+    assert read_sealed_json(tmp_path / "none.json") == (None, "missing")
+
+
+def _jobs(digits, n=3):
+    from fyi_apps.evaluate import EvalConfig
+
+    spec = nas.resolve_set("random:2", digits)
+    return [nas.make_job(f"mlp:width={8 * (i + 1)}", spec, EvalConfig(epochs=1, dsa=False), 0) for i in range(n)]
+
+
+@pytest.mark.parametrize("corrupt", ["string accuracy", "flipped byte", "other key"])
+def test_a_bad_nas_record_is_reported_and_recomputed(digits, tmp_path, capsys, corrupt):
+    nas.remember_dataset(digits)
+    jobs = _jobs(digits, 1)
+    cache = nas.RecordCache(tmp_path)
+    good = nas.run_jobs(jobs, cache, device="cpu", progress=False)[jobs[0].key]
+    path = cache.path(jobs[0].key)
+    rec = json.loads(path.read_text())
+    if corrupt == "string accuracy":
+        rec.pop("_sha256")
+        rec["acc"] = "0.9"
+        path.write_text(json.dumps(rec))
+    elif corrupt == "flipped byte":
+        text = path.read_text()
+        i = text.index('"acc": ') + len('"acc": ') + 2
+        path.write_text(text[:i] + ("7" if text[i] != "7" else "3") + text[i + 1:])
+    else:
+        rec.pop("_sha256")
+        rec["key"] = "0" * 24
+        path.write_text(json.dumps(rec))
+    again = nas.run_jobs(jobs, cache, device="cpu", progress=False)[jobs[0].key]
+    err = capsys.readouterr().err
+    assert f"run record {path} is not usable" in err and "done again" in err
+    assert again["acc"] == good["acc"]  # recomputed: same seed, same bits
+    assert cache.get(jobs[0].key)["acc"] == good["acc"]  # and replaced
+
+
+def test_claims_keep_a_live_process_s_job_and_take_over_a_dead_one(tmp_path):
+    cache = nas.RecordCache(tmp_path)
+    assert cache.claim("k1") and not cache.claimed_elsewhere("k1")  # our own claim
+    cache.release("k1")
+    import socket
+
+    cache.claim_path("k2").write_text(json.dumps({"host": socket.gethostname(), "pid": os.getppid()}))
+    assert cache.claimed_elsewhere("k2") and not cache.claim("k2")  # a live process holds it
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    cache.claim_path("k3").write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid}))
+    assert not cache.claimed_elsewhere("k3") and cache.claim("k3")  # its process is gone: taken over
+
+
+def _share(folder, log):
+    import fyi_apps.tasks.nas.runner as runner
+    from fyi_apps.data import load_dataset
+
+    digits = load_dataset("digits")
+    nas.remember_dataset(digits)
+    original = runner.train_job
+
+    def counted(job, *a, **k):
+        with open(log, "a") as f:
+            f.write(job.key + "\n")
+        return original(job, *a, **k)
+
+    runner.train_job = counted
+    nas.run_jobs(_jobs(digits, 6), nas.RecordCache(folder), device="cpu", progress=False)
+
+
+def test_two_processes_on_one_folder_share_the_work(digits, tmp_path):
+    ctx = multiprocessing.get_context("spawn")
+    log = tmp_path / "trained.txt"
+    procs = [ctx.Process(target=_share, args=(str(tmp_path / "cache"), str(log))) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(240)
+    assert all(p.exitcode == 0 for p in procs)
+    trained = log.read_text().split()
+    assert sorted(trained) == sorted({j.key for j in _jobs(digits, 6)})  # every job once, none twice
+
+
+def test_options_that_do_not_apply_are_refused(tmp_path):
+    csv = tmp_path / "table.csv"
+    csv.write_text("")
+    with pytest.raises(FyiError, match="only --truth nb201 or --stratified"):
+        nas.check_config(nas.NasConfig(dataset="digits", truth="real:2", nb201=str(csv)))
+    for bad in ("0", "-3", "0%", "150%"):
+        with pytest.raises(FyiError, match="positive counts"):
+            nas.topk_list(bad)
+
+
+def test_constant_data_is_named(tmp_path, capsys):
+    from PIL import Image
+
+    from fyi_apps.data import load_dataset
+
+    for split in ("train", "test"):
+        for c, value in (("a", 0), ("b", 0)):
+            d = tmp_path / split / c
+            d.mkdir(parents=True)
+            for i in range(3):
+                Image.new("RGB", (8, 8), (value, value, value)).save(d / f"{i}.png")
+    with pytest.raises(FyiError, match="nothing to learn"):
+        load_dataset(f"imagefolder:{tmp_path}", cache=False)
+    (tmp_path / "train" / "b" / "0.png").unlink()
+    Image.new("RGB", (8, 8), (200, 10, 90)).save(tmp_path / "train" / "b" / "0.png")
+    load_dataset(f"imagefolder:{tmp_path}", cache=False)
+    assert "class(es) a of" in capsys.readouterr().err
+
+
+def test_a_corrupted_dataset_cache_is_decoded_again(tmp_path, monkeypatch, capsys):
+    from fyi_apps.data import load_dataset
+    from test_data import write_cifar10
+
+    write_cifar10(tmp_path / "data")
+    monkeypatch.setenv("FYI_CACHE", str(tmp_path / "cache"))
+    first = load_dataset("cifar10", root=tmp_path / "data")
+    files = list((tmp_path / "cache" / "datasets").glob("*.pt"))
+    assert len(files) == 1
+    blob = torch.load(files[0], weights_only=True)
+    blob["train_images"][0, 0, 0, 0] ^= 0xFF  # a flipped byte inside the decoded images
+    torch.save(blob, files[0])
+    again = load_dataset("cifar10", root=tmp_path / "data")
+    assert "is not usable" in capsys.readouterr().err
+    assert torch.equal(again.train.images, first.train.images)
