@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 
+from . import validate
 from .augment import DEFAULT_STRATEGY
 from .errors import FyiError
 from .runtime import derive_seed, flush_denormals, make_generator, resolve_device
@@ -215,7 +216,10 @@ def evaluate_images(
     """
     from .networks import create_model
 
-    cfg = cfg or EvalConfig()
+    cfg = _eval_config(cfg)
+    dataset = _dataset(dataset)
+    seeds = validate.seed_list(seeds, "seeds")
+    arch = validate.text(arch, "arch")
     device = resolve_device(device)
     info = dataset.info
     if images.dim() != 4 or images.shape[1] != info.channels or images.shape[-1] != info.image_size:
@@ -274,6 +278,45 @@ def evaluate_images(
     )
 
 
+def _eval_config(cfg) -> "EvalConfig":
+    """``cfg`` as an :class:`EvalConfig`: one, None (the defaults) or a dict of its fields."""
+    if cfg is None:
+        return EvalConfig()
+    if isinstance(cfg, EvalConfig):
+        return cfg
+    if isinstance(cfg, dict):
+        unknown = sorted(set(cfg) - {f.name for f in dataclasses.fields(EvalConfig)})
+        if unknown:
+            raise FyiError(f"cfg has unknown field(s) {', '.join(map(str, unknown))}; EvalConfig's fields are "
+                           f"{', '.join(f.name for f in dataclasses.fields(EvalConfig))}")
+        return EvalConfig(**cfg)
+    raise FyiError(f"cfg must be an EvalConfig (or a dict of its fields), got {type(cfg).__name__}")
+
+
+def _dataset(dataset):
+    """A loaded dataset, or a dataset name to load (e.g. "digits")."""
+    from .data import Dataset, load_dataset
+
+    if isinstance(dataset, Dataset):
+        return dataset
+    if isinstance(dataset, str):
+        return load_dataset(dataset)
+    raise FyiError(f"dataset must be a Dataset or a dataset name (e.g. 'cifar10'), got {type(dataset).__name__}")
+
+
+def _synset(synset):
+    """A synthetic set, or the path of one to load."""
+    import os
+
+    from .synset import SyntheticSet, load_synset
+
+    if isinstance(synset, SyntheticSet):
+        return synset
+    if isinstance(synset, (str, os.PathLike)):
+        return load_synset(synset)
+    raise FyiError(f"synset must be a SyntheticSet or the path of a .safetensors set, got {type(synset).__name__}")
+
+
 def check_compatible(synset, dataset) -> None:
     """One clear line when a synthetic set does not belong to ``dataset``."""
     info = dataset.info
@@ -307,9 +350,14 @@ def evaluate_synset(
     """The paper's protocol for a :class:`~fyi_apps.synset.SyntheticSet`, for each architecture.
 
     The set is decoded first (IDC's multi-formation), never flip-extended.
+    ``synset`` may be a path, ``dataset`` a name, ``archs`` one name or a list,
+    ``cfg`` an :class:`EvalConfig` or a dict of its fields.
     """
+    synset, dataset = _synset(synset), _dataset(dataset)
+    archs = validate.name_list(archs, "archs")
+    seeds = validate.seed_list(seeds, "seeds")
     check_compatible(synset, dataset)
-    cfg = cfg or EvalConfig()
+    cfg = _eval_config(cfg)
     if cfg.cutmix == 0 and synset.config.get("eval_cutmix"):
         cfg = dataclasses.replace(cfg, cutmix=float(synset.config["eval_cutmix"]))
     images, labels = synset.decoded()

@@ -145,7 +145,27 @@ def write_failure(path: str | os.PathLike, exc: BaseException, what: str = "file
     else:
         first = (str(exc).splitlines() or [type(exc).__name__])[0].strip()[:160]
         reason, fix = f"{type(exc).__name__}: {first}", "check the path and the disk"
-    return FyiError(f"could not write {what} {path}: {reason}; {fix}")
+    err = FyiError(f"could not write {what} {path}: {reason}; {fix}")
+    err.write_failure = True  # the CLI adds what was kept and how to resume
+    return err
+
+
+# --------------------------------------------------------------------------- what a stopped run leaves behind
+#: what the current command has kept so far that a rerun resumes from (key -> one phrase)
+_KEPT: dict[str, str] = {}
+
+
+def note_kept(key: str, what: str | None) -> None:
+    """Record (or, with None, forget) something a stopped run leaves to resume from, e.g. a checkpoint."""
+    if what is None:
+        _KEPT.pop(key, None)
+    else:
+        _KEPT[key] = what
+
+
+def kept_notes() -> list[str]:
+    """What :func:`note_kept` recorded, in order."""
+    return list(_KEPT.values())
 
 
 @contextlib.contextmanager

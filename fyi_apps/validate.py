@@ -227,6 +227,50 @@ def int_list(value: Any, name: str = "", *, min: int | None = 1) -> list[int]:
 
 
 # --------------------------------------------------------------------------- paths
+def name_list(value: Any, name: str = "", *, split: bool = True) -> list[str]:
+    """One name or several: ``"a"``, ``"a,b"`` (``split``) or a sequence of strings -> ``["a", "b"]``; at least one.
+
+    A string is never iterated character by character.
+    """
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.split(",")] if split else [value.strip()]
+    elif isinstance(value, (list, tuple)):
+        parts = []
+        for v in value:
+            if isinstance(v, os.PathLike):
+                v = os.fspath(v)
+            if not isinstance(v, str):
+                raise FyiError(f"{_label(name)}must be a name or a list of names, got an entry {_shown(v)} "
+                               f"(a {_kind(v)})")
+            parts.append(v.strip())
+    else:
+        raise FyiError(f"{_label(name)}must be a name or a list of names, got {_shown(value)} (a {_kind(value)})")
+    parts = [p for p in parts if p]
+    if not parts:
+        raise FyiError(f"{_label(name)}needs at least one name, got {value!r}")
+    return parts
+
+
+def seed_list(value: Any, name: str = "seeds") -> list[int]:
+    """A list (or tuple, or range) of integer seeds, at least one: ``[0, 1, 2]``; a bare int is refused."""
+    if isinstance(value, (list, tuple, range)):
+        out = [integer(v, name, min=0) for v in value]
+        if out:
+            return out
+        raise FyiError(f"{_label(name)}needs at least one seed, got {value!r}; e.g. [0, 1, 2]")
+    raise FyiError(f"{_label(name)}must be a list of integer seeds (e.g. [0, 1, 2]), got {_shown(value)} "
+                   f"(a {_kind(value)})")
+
+
+def path_value(value: Any, name: str = "path") -> Path:
+    """A str or os.PathLike as a Path (any other type refused with one line naming ``name``)."""
+    if isinstance(value, (str, os.PathLike)) and str(value).strip():
+        return Path(value)
+    raise FyiError(f"{_label(name)}must be a file path, got {_shown(value)} (a {_kind(value)})")
+
+
 def existing_file(path: Any, what: str = "file") -> Path:
     """An existing file (not a folder)."""
     p = Path(text(path, what))
@@ -333,6 +377,7 @@ def dir_arg(what: str = "folder") -> Callable[[str], Path]:
 
 
 __all__ = [
+    "name_list", "seed_list", "path_value",
     "integer", "ipc", "MIN_IPC", "number", "probability", "boolean", "choice", "text", "typed", "int_list",
     "existing_file", "existing_dir", "output_file", "output_dir", "safe_name",
     "arg_type", "positive_int", "non_negative_int", "any_int", "positive_float", "non_negative_float",

@@ -196,13 +196,14 @@ def test_run_keys_of_older_configs_are_unchanged():
     cfg = cl.CLConfig()
     d = dataclasses.asdict(cfg)
     for k in ("buffers", "seeds", "distill_cache", "order_rule", "batch_size_mem", "train_per_class", "dsa_mode",
-              "stream_aug"):
-        d.pop(k)
+              "stream_aug", "momentum", "weight_decay", "holdout", "drop_last", "eval_batch_size"):
+        d.pop(k)  # fields the older configs did not have
     d.update(buffer="dm", seed=1)
     old = hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:20]
     assert _run_key(cfg, "dm", 1) == old
     assert _run_key(dataclasses.replace(cfg, order_rule="numpy"), "dm", 1) != old
     assert _run_key(dataclasses.replace(cfg, train_per_class=1000), "dm", 1) != old
+    assert _run_key(dataclasses.replace(cfg, momentum=0.0), "dm", 1) != old
 
 
 # --------------------------------------------------------------------------- the DM paper's protocol

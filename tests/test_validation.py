@@ -432,11 +432,16 @@ def test_trajectory_length_message_suggests_a_value_that_works(digits, experts, 
                             options={"buffers": str(experts), "syn_steps": 2, **opts})
         return Distiller(cfg, digits, device="cpu")
 
-    with pytest.raises(FyiError, match="stored epochs") as e:
+    with pytest.raises(FyiError, match="store 2 epochs") as e:
         make(**bad)
-    key, value = re.search(r"--option (\w+)=(\d+)", str(e.value)).groups()
-    assert int(value) != bad[key]
-    make(**{**bad, key: int(value)})  # the suggested value is accepted
+    suggested = {k: int(v) for k, v in re.findall(r"--option (\w+)=(\d+)", str(e.value))}
+    assert set(suggested) == {"expert_epochs", "max_start_epoch", "syn_steps"}
+    assert any(suggested[k] != v for k, v in bad.items())
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the whole suggested set fits: no error, not even a warning
+        make(**suggested)
 
 
 def test_unpickling_hint_names_an_option_that_exists(capsys, tmp_path):
@@ -474,3 +479,26 @@ def test_argparse_types_accept_good_values():
     assert validate.int_list_arg()("1, 2,5") == [1, 2, 5]
     with pytest.raises(FyiError, match="got '3'"):
         validate.integer("3", "x")  # no silent string conversion in Python
+
+
+@pytest.mark.parametrize("method", ["mtt", "ftd"])
+def test_following_the_trajectory_advice_ends_in_a_run_that_works(digits, experts, method):
+    """2-epoch experts with the default options: each message's suggested --option values, applied as they
+    are, lead to a finished run within two corrections (the advice is checked as a whole, not one at a time)."""
+    import warnings
+
+    opts = {"buffers": str(experts)}
+    for attempt in range(3):
+        cfg = DistillConfig(method, "digits", 1, iterations=30, arch=ARCH, options=dict(opts))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                Distiller(cfg, digits, device="cpu").run(progress=False)
+            break
+        except FyiError as e:
+            found = re.findall(r"--option (\w+)=([0-9.e+-]+)", str(e))
+            assert found, f"attempt {attempt}: no --option advice in {e}"
+            opts.update({k: (float(v) if any(c in v for c in ".e") else int(v)) for k, v in found})
+    else:
+        pytest.fail(f"still failing after following the advice: {opts}")
+    assert attempt <= 2

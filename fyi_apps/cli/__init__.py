@@ -49,6 +49,8 @@ class Command:
     aliases: tuple[str, ...] = ()
     #: check that ``--out`` is a writable folder before running
     needs_out: bool = False
+    #: how a stopped run continues: "flag" (the same command with --resume), "rerun" (the same command) or ""
+    resume: str = ""
 
     def function(self, which: str) -> Callable:
         module, _, name = getattr(self, which).partition(":")
@@ -73,16 +75,20 @@ COMMANDS: tuple[Command, ...] = (
     Command("quickstart", "a 5-minute tour on the bundled digits: DM vs DM+FYI vs random, with a report",
             "fyi_apps.quickstart:add_quickstart_arguments", "fyi_apps.quickstart:run_quickstart_command"),
     Command("distill", "distil a synthetic set (dc, dsa, dm, idc, mtt, ftd), optionally with FYI",
-            "fyi_apps.distill.cli:add_distill_arguments", "fyi_apps.distill.cli:run_distill_command"),
+            "fyi_apps.distill.cli:add_distill_arguments", "fyi_apps.distill.cli:run_distill_command", resume="flag"),
     Command("experts", "train expert trajectories for MTT/FTD (resumable: rerun the same command)",
-            "fyi_apps.cli.experts:add_experts_arguments", "fyi_apps.cli.experts:cmd_experts", aliases=("buffers",)),
+            "fyi_apps.cli.experts:add_experts_arguments", "fyi_apps.cli.experts:cmd_experts", aliases=("buffers",),
+            resume="rerun"),
     Command("cl", "continual learning: synthetic sets as Avalanche replay memories on Split benchmarks",
-            "fyi_apps.tasks.continual.cli:add_cl_arguments", "fyi_apps.tasks.continual.cli:run_cl_command"),
+            "fyi_apps.tasks.continual.cli:add_cl_arguments", "fyi_apps.tasks.continual.cli:run_cl_command",
+            resume="rerun"),
     Command("nas", "rank architectures on a proxy (synthetic set or real subset) against a ground truth; "
                    "resumable, --workers N or torchrun",
-            "fyi_apps.tasks.nas.cli:add_nas_arguments", "fyi_apps.tasks.nas.cli:run_nas_command", needs_out=True),
+            "fyi_apps.tasks.nas.cli:add_nas_arguments", "fyi_apps.tasks.nas.cli:run_nas_command", needs_out=True,
+            resume="rerun"),
     Command("xarch", "cross-architecture matrix: train every set on every architecture (paper Table 3)",
-            "fyi_apps.tasks.xarch:add_xarch_arguments", "fyi_apps.tasks.xarch:run_xarch_command", needs_out=True),
+            "fyi_apps.tasks.xarch:add_xarch_arguments", "fyi_apps.tasks.xarch:run_xarch_command", needs_out=True,
+            resume="rerun"),
 )
 
 
@@ -148,20 +154,62 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
+    command = selected_command(argv)
+    previous = _on_sigterm()
     try:
         from ..runtime import resolve_device
 
         args.device = str(resolve_device(args.device))
         args.func(args)
     except FyiError as e:
-        print(f"fyi: error: {e}", file=sys.stderr)
+        tail = _resume_hint(command, argv) if getattr(e, "write_failure", False) else ""
+        print(f"fyi: error: {e}{tail}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("fyi: interrupted", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, Terminated) as e:
+        what = "stopped by SIGTERM" if isinstance(e, Terminated) else "interrupted"
+        print(f"fyi: {what}{_resume_hint(command, argv)}", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
     except BrokenPipeError:  # `fyi ... | head`: the reader went away; stop quietly
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        if previous is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+class Terminated(BaseException):
+    """SIGTERM (what schedulers send) turned into an exception, so that the run stops like on Ctrl-C."""
+
+
+def _on_sigterm():
+    """Make SIGTERM raise :class:`Terminated` in the main thread; returns the previous handler (None elsewhere)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _resume_hint(command: Command | None, argv: list[str]) -> str:
+    """``; kept ...; to resume run: fyi ...`` for what the stopped command leaves behind (empty when nothing)."""
+    import shlex
+
+    from ..runtime import kept_notes
+
+    kept = kept_notes()
+    if not kept or command is None or not command.resume:
+        return ""
+    args = list(argv)
+    if command.resume == "flag" and "--resume" not in args:
+        args.append("--resume")
+    return f"; kept {'; '.join(kept)}; to resume, run: fyi {shlex.join(args)}"

@@ -288,6 +288,9 @@ class Distiller:
                     else "")
             raise FyiError(f"{e}{note}") from None
         self._last_checkpoint = it
+        from ..runtime import note_kept
+
+        note_kept("checkpoint", f"the checkpoint {path} (iteration {it} of {self.cfg.iterations})")
 
     def _write_checkpoint(self, path: Path, it: int) -> None:
         save_torch(path, what="checkpoint", obj={
@@ -395,6 +398,9 @@ class Distiller:
                 self._write_log(output)
             if ckpt is not None and ckpt.exists():
                 ckpt.unlink()
+                from ..runtime import note_kept
+
+                note_kept("checkpoint", None)
         return synset
 
     def _diverged(self, it: int, loss: float, ckpt: Path | None) -> FyiError:

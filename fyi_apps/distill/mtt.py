@@ -186,26 +186,29 @@ class MTT(Method):
             raise FyiError(f"the experts in {folder} were trained with extend_flip={b.config.get('extend_flip')} "
                            f"but the run has extend_flip={ctx.cfg.extend_flip}; make them agree")
         self.syn_steps, self.expert_epochs, self.max_start_epoch = o.syn_steps, o.expert_epochs, o.max_start_epoch
-        if self.expert_epochs > b.epochs:
-            raise FyiError(
-                f"expert_epochs {self.expert_epochs} exceeds the {b.epochs} stored epochs of {folder}; pass "
-                f"--option expert_epochs={b.epochs} (or fewer) or train experts with --epochs {self.expert_epochs} "
-                "or more"
-            )
-        if self.max_start_epoch - 1 + self.expert_epochs > b.epochs:
-            raise FyiError(
-                f"max_start_epoch {self.max_start_epoch} + expert_epochs {self.expert_epochs} - 1 exceeds the "
-                f"{b.epochs} stored epochs of {folder}; pass --option max_start_epoch="
-                f"{b.epochs - self.expert_epochs + 1} (or less) or train longer experts"
-            )
         per_class = b.config.get("train_per_class")
         n_train = int(per_class) * ctx.info.num_classes if per_class else int(ctx.dataset.train.labels.numel())
-        teacher_steps = self.expert_epochs * math.ceil(n_train / int(b.config.get("batch_size", 256)))
+        steps_per_epoch = math.ceil(n_train / int(b.config.get("batch_size", 256)))
+        teacher_steps = self.expert_epochs * steps_per_epoch
+        needed = self.max_start_epoch - 1 + self.expert_epochs
+        if self.expert_epochs > b.epochs or needed > b.epochs:
+            # one consistent set of options for these experts, checked as a whole (so that following the
+            # advice cannot run into the next check)
+            e = min(self.expert_epochs, b.epochs)
+            m = max(1, min(self.max_start_epoch, b.epochs - e + 1))
+            syn = min(self.syn_steps, e * steps_per_epoch)
+            raise FyiError(
+                f"the experts in {folder} store {b.epochs} epochs but expert_epochs {self.expert_epochs} and "
+                f"max_start_epoch {self.max_start_epoch} need {max(needed, self.expert_epochs)}; options that fit "
+                f"these experts: --option expert_epochs={e} --option max_start_epoch={m} --option syn_steps={syn} "
+                f"(or train experts with --epochs {max(needed, self.expert_epochs)})")
         if self.syn_steps > teacher_steps:
             warnings.warn(
                 f"the student takes syn_steps={self.syn_steps} steps to match {teacher_steps} expert steps "
                 f"({self.expert_epochs} epochs of {n_train} images); with the same lr it overshoots and the "
-                "learned lr shrinks towards 0. Lower --option syn_steps or raise expert_epochs.", stacklevel=2)
+                f"learned lr shrinks towards 0. Use --option syn_steps={teacher_steps} or raise expert_epochs.",
+                stacklevel=2)
+        self.teacher_steps = teacher_steps
         if self.wants_flat and not b.flat:
             warnings.warn(f"{self.name} expects flat experts (`fyi experts --flat`) but {folder} holds SGD experts",
                           stacklevel=2)
@@ -276,12 +279,25 @@ class MTT(Method):
         self.opt_lr.zero_grad(set_to_none=True)
         loss.backward(inputs=[self.images, self.syn_lr])
         self.opt.step()
+        prev_lr = float(self.syn_lr.detach())
         self.opt_lr.step()
         lr = float(self.syn_lr.detach())
         if not (lr > 0 and math.isfinite(lr)):
             lr_lr = self.opts.lr_lr
-            raise FyiError(f"the learned learning rate became {lr:.4g} at iteration {it}; lower --option lr_lr "
-                           f"(now {lr_lr:g}) or --lr-img (now {self.ctx.cfg.lr_img:g})")
+            if self.syn_steps > self.teacher_steps:  # the cause measured most often: too many student steps
+                raise FyiError(f"the learned learning rate became {lr:.4g} at iteration {it}: the student's "
+                               f"syn_steps={self.syn_steps} overshoot the experts' {self.teacher_steps} steps; "
+                               f"use --option syn_steps={self.teacher_steps} (or raise expert_epochs)")
+            step = prev_lr - lr if math.isfinite(lr) else float("inf")
+            # at most a tenth of the current lr_lr, and small enough that this step would have moved the lr by at
+            # most half of its value (the decline tends to go on: a step-sized fix alone is not enough)
+            target = min(lr_lr * 0.5 * prev_lr / step, lr_lr / 10) if 0 < step < float("inf") and prev_lr > 0 \
+                else lr_lr / 10
+            exp10 = 10 ** math.floor(math.log10(target)) if target > 0 else lr_lr / 10
+            suggestion = math.floor(target / exp10) * exp10 if target > 0 else lr_lr / 10
+            raise FyiError(f"the learned learning rate became {lr:.4g} at iteration {it} (from {prev_lr:.4g}); use "
+                           f"--option lr_lr={suggestion:.1g} (now {lr_lr:g}) or a lower --lr-img (now "
+                           f"{self.ctx.cfg.lr_img:g})")
         self.after_step()
         return {"loss": float(loss.detach()), "syn_lr": float(self.syn_lr.detach()), "expert": k, "start_epoch": s}
 

@@ -144,7 +144,9 @@ def load_synset(
     content hash matches, that shapes are consistent, and the ``expect_*``
     values.  Every problem is a one-line :class:`FyiError`.
     """
-    path = Path(path)
+    from ..validate import path_value
+
+    path = path_value(path, "path")
     if not path.exists():
         raise FyiError(f"synthetic-set file {path} does not exist; check the path (sets are *{SUFFIX} files)")
     if path.is_dir():

@@ -273,6 +273,10 @@ def run_experiment(cfg: CLConfig, *, out: str | Path | None = None, root=None, d
         make_memory(kind, ipc=cfg.ipc, num_classes=dataset.info.num_classes, info=dataset.info,
                     iterations=cfg.iterations, distill_options=cfg.distill_options, device=device)
     runs = []
+    if resume_dir is not None:
+        from ...runtime import note_kept
+
+        note_kept("records", f"every finished run in {resume_dir}")
     jobs = [(kind, s) for kind in cfg.buffers for s in cfg.seeds]
     bar = tqdm(jobs, desc=f"cl {key}", disable=not progress, dynamic_ncols=True)
     for kind, s in bar:

@@ -154,8 +154,15 @@ def make_memory(kind: str, *, ipc: int, num_classes: int | None = None, max_size
     ``distill_options``, ``arch``, ``bf16``, ``progress``, ``cache_dir``
     (distilled images are kept there and reused by identical distillations).
     """
+    from ... import validate as V
     from .policy import SyntheticReplayBuffer
 
+    ipc = V.ipc(ipc, "ipc")
+    if num_classes is not None:
+        num_classes = V.integer(num_classes, "num_classes", min=1)
+    if max_size is not None:
+        max_size = V.integer(max_size, "max_size", min=1)
+    V.text(kind, "kind")
     if max_size is None:
         if num_classes is None:
             raise FyiError("make_memory needs max_size or num_classes")

@@ -75,6 +75,27 @@ class NasConfig:
     threads: int | None = None
     data_root: str | None = None
 
+    def __post_init__(self) -> None:
+        """Lists given as one string become one-item lists (never iterated letter by letter); types checked."""
+        from ... import validate as V
+
+        self.proxies = V.name_list(self.proxies, "proxies", split=False)
+        for name in ("include", "ensembles"):
+            value = getattr(self, name)
+            setattr(self, name, [] if value in (None, "", []) else V.name_list(value, name, split=name == "include"))
+        if self.candidates is not None:
+            self.candidates = V.name_list(self.candidates, "candidates")
+        if isinstance(self.topk, (str, int)):
+            self.topk = [self.topk]
+        if isinstance(self.curve, int) and not isinstance(self.curve, bool):
+            self.curve = [self.curve]
+        self.curve = [V.integer(e, "curve", min=1) for e in (self.curve or [])]
+        for name in ("proxy_epochs", "full_epochs", "seeds", "batch_size", "workers"):
+            setattr(self, name, V.integer(getattr(self, name), name, min=1))
+        if self.sample is not None:
+            self.sample = V.integer(self.sample, "sample", min=0)
+        self.seed = V.integer(self.seed, "seed", min=0)
+
     def eval_config(self, epochs: int):
         from ...evaluate import EvalConfig
 
@@ -89,6 +110,7 @@ def check_config(cfg: NasConfig) -> None:
             raise FyiError(f"--{name.replace('_', '-')} must be a positive integer, got {v!r}")
     if not cfg.proxies:
         raise FyiError("no proxy given; pass --proxy SYNSET, random or herding")
+    topk_counts(cfg.topk, 100)  # refuses 0, negative and malformed sizes now, not after the training
     reads_table = cfg.truth.strip().lower() == "nb201" or cfg.stratified
     if cfg.nb201 and not reads_table:
         raise FyiError(f"--nb201 {cfg.nb201} names the NAS-Bench-201 table, which only --truth nb201 or --stratified "
@@ -383,6 +405,14 @@ def run_ranking(
     from ...data import load_dataset
     from ...runtime import package_versions
 
+    if isinstance(cfg, dict):
+        unknown = sorted(set(cfg) - {f.name for f in dataclasses.fields(NasConfig)})
+        if unknown:
+            raise FyiError(f"cfg has unknown field(s) {', '.join(map(str, unknown))}; see NasConfig's fields")
+        cfg = NasConfig(**cfg)
+    if not isinstance(cfg, NasConfig):
+        raise FyiError(f"cfg must be a NasConfig (or a dict of its fields), got {type(cfg).__name__}")
+    check_config(cfg)
     if dataset is None:
         dataset = load_dataset(cfg.dataset, root=cfg.data_root)
     remember_dataset(dataset, cfg.data_root)

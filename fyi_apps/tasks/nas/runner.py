@@ -430,6 +430,9 @@ def run_jobs(
             done[k] = rec
     if not todo:
         return done
+    from ...runtime import note_kept
+
+    note_kept("records", f"every finished run in {cache.folder}")
     bar = tqdm(total=len(todo), desc=desc, disable=not progress, dynamic_ncols=True)
     deferred: list[Job] = []  # claimed by another process on the same folder
     if workers <= 1:
