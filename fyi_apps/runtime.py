@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import time
 import os
 import platform
 import tempfile
@@ -287,3 +288,60 @@ def cache_dir() -> Path:
         raise FyiError(f"cannot create the cache folder {p}: {os.strerror(e.errno).lower() if e.errno else e}; "
                        "set FYI_CACHE to a writable folder") from None
     return p
+
+
+# --------------------------------------------------------------------------- claims: two processes, one folder
+def claim(path: str | os.PathLike) -> bool:
+    """Claim a piece of work by creating ``path`` exclusively (host and pid inside).
+
+    False when a live process holds the claim; a claim whose process has died
+    (same host) is taken over.  Release it with :func:`release_claim`.
+    """
+    import socket
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if claim_alive(p):
+                return False
+            try:
+                p.unlink()  # its process is gone: take it over
+            except FileNotFoundError:
+                pass
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}))
+        return True
+    return False
+
+
+def release_claim(path: str | os.PathLike) -> None:
+    try:
+        Path(path).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def claim_alive(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a claim held by another live process (this process's own claims are not)."""
+    import socket
+
+    try:
+        info = json.loads(Path(path).read_text())
+        host, pid = info["host"], int(info["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # missing, half-written or foreign: not a live claim
+    if host != socket.gethostname():
+        return True  # another machine's: trust it
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

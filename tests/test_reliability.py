@@ -147,3 +147,105 @@ def test_a_corrupted_dataset_cache_is_decoded_again(tmp_path, monkeypatch, capsy
     again = load_dataset("cifar10", root=tmp_path / "data")
     assert "is not usable" in capsys.readouterr().err
     assert torch.equal(again.train.images, first.train.images)
+
+
+def _share_cl(folder, log):
+    import fyi_apps.tasks.continual.experiment as ex
+    from fyi_apps.tasks import continual as cl
+
+    original = ex.run_one
+
+    def counted(cfg, kind, seed, **kw):
+        with open(log, "a") as f:
+            f.write(f"{kind}/{seed}\n")
+        return original(cfg, kind, seed, **kw)
+
+    ex.run_one = counted
+    cfg = cl.CLConfig(benchmark="split-digits", buffers=["random"], seeds=[0, 1, 2, 3], ipc=1, epochs=2, arch="mlp")
+    cl.run_experiment(cfg, device="cpu", progress=False, resume_dir=folder)
+
+
+def test_two_cl_processes_on_one_folder_share_the_runs(tmp_path):
+    ctx = multiprocessing.get_context("spawn")
+    log = tmp_path / "ran.txt"
+    procs = [ctx.Process(target=_share_cl, args=(str(tmp_path / "runs"), str(log))) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(240)
+    assert all(p.exitcode == 0 for p in procs)
+    assert sorted(log.read_text().split()) == [f"random/{s}" for s in range(4)]  # each run once
+    assert not list((tmp_path / "runs").glob("*.claim"))  # claims released
+
+
+def test_a_damaged_cl_run_file_is_reported_and_run_again(tmp_path, capsys):
+    from fyi_apps.tasks import continual as cl
+
+    cfg = cl.CLConfig(benchmark="split-digits", buffers=["random"], seeds=[0], ipc=1, epochs=2, arch="mlp")
+    first = cl.run_experiment(cfg, device="cpu", progress=False, resume_dir=tmp_path)
+    path, = tmp_path.glob("*.json")
+    path.write_text(path.read_text().replace('"seed": 0', '"seed": 7', 1))
+    again = cl.run_experiment(cfg, device="cpu", progress=False, resume_dir=tmp_path)
+    assert "is not usable" in capsys.readouterr().err
+    assert again["aggregate"]["random"]["final_acc"] == first["aggregate"]["random"]["final_acc"]
+
+
+@pytest.mark.parametrize("call, says", [
+    (lambda fyi, ds, s: fyi.evaluate(s, ds, seeds=[]), "seeds needs at least one seed"),
+    (lambda fyi, ds, s: fyi.evaluate(s, ds, seeds=2), "seeds must be a list"),
+    (lambda fyi, ds, s: fyi.evaluate(s, ds, cfg="cfg.json"), "cfg must be an EvalConfig"),
+    (lambda fyi, ds, s: fyi.evaluate(s, ds, cfg={"epoch": 3}), "unknown field(s) epoch"),
+    (lambda fyi, ds, s: fyi.evaluate(None, ds), "synset must be a SyntheticSet"),
+    (lambda fyi, ds, s: fyi.evaluate(s, 3), "dataset must be a Dataset or a dataset name"),
+    (lambda fyi, ds, s: fyi.evaluate_images(s.images, s.labels, ds, seeds=[]), "seeds needs at least one"),
+    (lambda fyi, ds, s: fyi.rank({"dataset": "digits", "proxy": "random"}, cache_dir="x"), "unknown field(s) proxy"),
+    (lambda fyi, ds, s: fyi.rank(3, cache_dir="x"), "cfg must be a NasConfig"),
+    (lambda fyi, ds, s: fyi.make_memory("random", ipc="a", num_classes=10), "ipc must be a positive integer"),
+    (lambda fyi, ds, s: fyi.make_memory("random", ipc=1.5, num_classes=10), "ipc must be a positive integer"),
+    (lambda fyi, ds, s: fyi.make_memory("random", ipc=1, num_classes=-10), "num_classes must be a positive"),
+    (lambda fyi, ds, s: fyi.load_synset(123), "path must be a file path"),
+    (lambda fyi, ds, s: fyi.load_synset(None), "path must be a file path"),
+    (lambda fyi, ds, s: fyi.NasConfig(proxies=3), "proxies must be a name or a list"),
+    (lambda fyi, ds, s: fyi.NasConfig(proxy_epochs=0), "proxy_epochs must be a positive integer"),
+    (lambda fyi, ds, s: nas.check_config(fyi.NasConfig(topk=[0])), "positive counts"),
+])
+def test_python_api_mistakes_are_one_fyi_error(digits, call, says):
+    import fyi_apps as fyi
+
+    s = fyi.random_subset(digits, 1)
+    with pytest.raises(FyiError) as e:
+        call(fyi, digits, s)
+    assert says in str(e.value) and "\n" not in str(e.value)
+
+
+def test_python_api_accepts_what_a_user_has_at_hand(digits, tmp_path):
+    import fyi_apps as fyi
+
+    s = fyi.random_subset(digits, 1)
+    path = tmp_path / "s.safetensors"
+    fyi.save_synset(path, s)
+    res = fyi.evaluate(str(path), "digits", archs="mlp", seeds=[0], cfg={"epochs": 2, "dsa": False})
+    assert list(res) == ["mlp"] and 0 <= res["mlp"].mean <= 1
+    assert fyi.NasConfig(proxies="random").proxies == ["random"]  # one string is one proxy, not six letters
+    assert fyi.NasConfig(include="vgg11,resnet18").include == ["vgg11", "resnet18"]
+
+
+def test_sigterm_says_what_is_kept_and_how_to_resume(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "s.safetensors"
+    cmd = [sys.executable, "-m", "fyi_apps.cli", "distill", "--dataset", "digits", "--method", "dm", "--ipc", "2",
+           "--iterations", "100000", "--checkpoint-every", "5", "-o", str(out), "--device", "cpu", "--quiet"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    ckpt = tmp_path / "s.ckpt.pt"
+    for _ in range(600):
+        if ckpt.exists():
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1].strip().splitlines()
+    assert proc.returncode == 143
+    assert len(err) == 1 and err[0].startswith("fyi: stopped by SIGTERM; kept the checkpoint ")
+    assert err[0].endswith(f"-o {out} --device cpu --quiet --resume") and str(ckpt) in err[0]

@@ -220,6 +220,27 @@ def _run_key(cfg: CLConfig, kind: str, seed: int) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
+def _run_path(cfg: CLConfig, resume_dir, key: str, n_exp: int, kind: str, seed: int, rkey: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9+.-]+", "_", memory_label(kind))[-60:]
+    tag = f"replay-{cfg.strategy}" if cfg.protocol == "replay" else cfg.protocol
+    return Path(resume_dir) / f"{key}-{n_exp}_{tag}_ipc{cfg.ipc}_{safe}_seed{seed}_{rkey}.json"
+
+
+def _cached_run(path: Path | None, rkey: str) -> dict | None:
+    """A finished run kept at ``path`` (None if there is none; a damaged one is reported and ignored)."""
+    if path is None or not path.exists():
+        return None
+    from ...runtime import read_sealed_json
+
+    rec, why = read_sealed_json(path)
+    why = why or _run_problem(rec, rkey)
+    if why is None:
+        return rec
+    print(f"fyi: warning: cached run {path} is not usable ({why}); it is a cache, so the run is done again and "
+          "the file replaced", file=sys.stderr)
+    return None
+
+
 def _run_problem(rec: dict, rkey: str) -> str | None:
     """Why a cached run is not a finished run of ``rkey`` (None when it is one)."""
     summary = rec.get("summary")
@@ -244,7 +265,7 @@ def run_experiment(cfg: CLConfig, *, out: str | Path | None = None, root=None, d
 
     from tqdm.auto import tqdm
 
-    from ...runtime import package_versions, write_sealed_json
+    from ...runtime import claim, package_versions, release_claim, write_sealed_json
 
     key, ds_name, n_exp = resolve_benchmark(cfg.benchmark, cfg.experiences)
     protocol = PROTOCOLS.get(cfg.protocol)()
@@ -278,30 +299,37 @@ def run_experiment(cfg: CLConfig, *, out: str | Path | None = None, root=None, d
 
         note_kept("records", f"every finished run in {resume_dir}")
     jobs = [(kind, s) for kind in cfg.buffers for s in cfg.seeds]
-    bar = tqdm(jobs, desc=f"cl {key}", disable=not progress, dynamic_ncols=True)
-    for kind, s in bar:
-        bar.set_postfix(buffer=kind, order=s)
-        rkey = _run_key(cfg, kind, s)
-        path = None
-        if resume_dir is not None:
-            safe = re.sub(r"[^A-Za-z0-9+.-]+", "_", memory_label(kind))[-60:]
-            tag = f"replay-{cfg.strategy}" if cfg.protocol == "replay" else cfg.protocol
-            path = Path(resume_dir) / f"{key}-{n_exp}_{tag}_ipc{cfg.ipc}_{safe}_seed{s}_{rkey}.json"
-            if path.exists():
-                from ...runtime import read_sealed_json
-
-                rec, why = read_sealed_json(path)
-                why = why or _run_problem(rec, rkey)
-                if why is None:
-                    runs.append(rec)
-                    continue
-                print(f"fyi: warning: cached run {path} is not usable ({why}); it is a cache, so the run is done "
-                      "again and the file replaced", file=sys.stderr)
-        rec = run_one(cfg, kind, s, dataset=dataset, device=device, progress=progress)
-        rec["run_key"] = rkey
-        if path is not None:
-            write_sealed_json(path, rec, "cached run")
-        runs.append(rec)
+    bar = tqdm(total=len(jobs), desc=f"cl {key}", disable=not progress, dynamic_ncols=True)
+    found: dict[tuple, dict] = {}
+    waiting = list(jobs)
+    while waiting:  # runs another process on the same folder has claimed are taken from its files afterwards
+        deferred = []
+        for kind, s in waiting:
+            bar.set_postfix(buffer=kind, order=s)
+            rkey = _run_key(cfg, kind, s)
+            path = None if resume_dir is None else _run_path(cfg, resume_dir, key, n_exp, kind, s, rkey)
+            rec = _cached_run(path, rkey)
+            if rec is None and path is not None and not claim(path.with_suffix(".claim")):
+                deferred.append((kind, s))  # a live process is running it
+                continue
+            try:
+                if rec is None:
+                    rec = _cached_run(path, rkey)  # finished while we claimed
+                if rec is None:
+                    rec = run_one(cfg, kind, s, dataset=dataset, device=device, progress=progress)
+                    rec["run_key"] = rkey
+                    if path is not None:
+                        write_sealed_json(path, rec, "cached run")
+            finally:
+                if path is not None:
+                    release_claim(path.with_suffix(".claim"))
+            found[(kind, s)] = rec
+            bar.update(1)
+        if deferred:
+            time.sleep(2.0)
+        waiting = deferred
+    bar.close()
+    runs = [found[j] for j in jobs]
     payload = {"config": dataclasses.asdict(cfg), "benchmark": key, "dataset": dataset.info.name,
                "source": dataset.source, "n_experiences": n_exp, "device": str(device),
                "aggregate": aggregate(runs), "runs": runs, "command": command,

@@ -124,57 +124,20 @@ class RecordCache:
         return self.folder / f"{key}.claim"
 
     def claim(self, key: str) -> bool:
-        """Claim a job for this process; False when a live process holds it (or it is already finished)."""
-        import socket
+        """Claim a job for this process; False when a live process holds it (:func:`fyi_apps.runtime.claim`)."""
+        from ...runtime import claim
 
-        self.folder.mkdir(parents=True, exist_ok=True)
-        p = self.claim_path(key)
-        for _ in range(2):
-            try:
-                fd = os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                if self._claim_alive(p):
-                    return False
-                try:
-                    p.unlink()  # its process is gone: take it over
-                except FileNotFoundError:
-                    pass
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}))
-            return True
-        return False
+        return claim(self.claim_path(key))
 
     def release(self, key: str) -> None:
-        try:
-            self.claim_path(key).unlink()
-        except FileNotFoundError:
-            pass
+        from ...runtime import release_claim
+
+        release_claim(self.claim_path(key))
 
     def claimed_elsewhere(self, key: str) -> bool:
-        p = self.claim_path(key)
-        return p.exists() and self._claim_alive(p)
+        from ...runtime import claim_alive
 
-    @staticmethod
-    def _claim_alive(p: Path) -> bool:
-        import socket
-
-        try:
-            info = json.loads(p.read_text())
-            host, pid = info["host"], int(info["pid"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return False  # half-written or foreign: not a live claim
-        if host != socket.gethostname():
-            return True  # another machine's: trust it
-        if pid == os.getpid():
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return claim_alive(self.claim_path(key))
 
 
 def _warn_record(path: Path, why: str) -> None:
