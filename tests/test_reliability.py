@@ -230,7 +230,29 @@ def test_python_api_accepts_what_a_user_has_at_hand(digits, tmp_path):
     assert fyi.NasConfig(include="vgg11,resnet18").include == ["vgg11", "resnet18"]
 
 
-def test_sigterm_says_what_is_kept_and_how_to_resume(tmp_path):
+def test_a_changed_expert_file_or_index_is_named(digits, tmp_path):
+    from fyi_apps.distill.experts import ExpertConfig, ExpertStore, train_experts
+
+    folder = tmp_path / "experts"
+    train_experts(ExpertConfig(dataset="digits", experts=1, epochs=1, arch="mlp", batch_size=256,
+                               train_per_class=5), digits, folder, progress=False)
+    store = ExpertStore(folder)
+    first = store.load(0, [0, 1])
+    f = folder / store.experts[0]["file"]
+    data = bytearray(f.read_bytes())
+    data[-5] ^= 0xFF
+    f.write_bytes(bytes(data))
+    with pytest.raises(FyiError, match="does not match the hash"):
+        ExpertStore(folder).load(0, [0, 1])
+    index = folder / "buffers.json"
+    index.write_text(index.read_text().replace('"epochs": 1', '"epochs": 9', 1))
+    with pytest.raises(FyiError, match="not usable"):
+        ExpertStore(folder)
+    assert first.shape[0] == 2
+
+
+@pytest.mark.parametrize("sig, code, says", [("SIGTERM", 143, "stopped by SIGTERM"), ("SIGINT", 130, "interrupted")])
+def test_a_stop_says_what_is_kept_and_how_to_resume(tmp_path, sig, code, says):
     import signal
     import time
 
@@ -244,8 +266,8 @@ def test_sigterm_says_what_is_kept_and_how_to_resume(tmp_path):
             break
         time.sleep(0.1)
     time.sleep(0.5)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(getattr(signal, sig))
     err = proc.communicate(timeout=60)[1].strip().splitlines()
-    assert proc.returncode == 143
-    assert len(err) == 1 and err[0].startswith("fyi: stopped by SIGTERM; kept the checkpoint ")
+    assert proc.returncode == code
+    assert len(err) == 1 and err[0].startswith(f"fyi: {says}; kept the checkpoint ")
     assert err[0].endswith(f"-o {out} --device cpu --quiet --resume") and str(ckpt) in err[0]

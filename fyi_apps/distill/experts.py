@@ -47,7 +47,7 @@ from ..augment import DEFAULT_STRATEGY
 from ..errors import FyiError
 from ..networks import batch_slice
 from ..runtime import (atomic_path, derive_seed, flush_denormals, make_generator, package_versions, resolve_device,
-                       save_torch, write_json)
+                       read_sealed_json, save_torch, write_json, write_sealed_json)
 from ..training import backward_in_slices, ce_shares, flat_params, normalize_uint8, test_accuracy
 from ..zca import ZCA, zca_for_dataset
 from .gsam import BatchNormMomentum, gsam_direction
@@ -225,6 +225,16 @@ def _expert_file(folder: Path, i: int) -> Path:
     return folder / f"expert_{i:05d}.safetensors"
 
 
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _partial_file(folder: Path, i: int) -> Path:
     return folder / f"expert_{i:05d}.partial.pt"
 
@@ -306,7 +316,7 @@ def train_buffers(
             "command": command,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        write_json(index_path, index)
+        write_sealed_json(index_path, index, "expert index")
     elif index["params"] != [[n, s] for n, s in spec] and index["params"] != spec:
         raise FyiError(f"{folder}: the network's parameters differ from the stored experts'; use another folder")
 
@@ -362,9 +372,10 @@ def train_buffers(
                  "train_seed": derive_seed(cfg.seed, "expert-train", i), "train_loss": losses,
                  "test_acc": accs, "seconds": seconds}
         _save_expert(_expert_file(folder, i), tensor, {"expert": i, "epochs": cfg.epochs, "num_params": num_params})
+        stats["sha256"] = _file_sha256(_expert_file(folder, i))
         index = _read_index(folder)
         index["experts"] = sorted([e for e in index["experts"] if e["index"] != i] + [stats], key=lambda r: r["index"])
-        write_json(index_path, index)
+        write_sealed_json(index_path, index, "expert index")
         part.unlink(missing_ok=True)
         bar.update(1)
         bar.set_postfix(expert=i, test_acc=f"{accs[str(cfg.epochs)]:.3f}")
@@ -380,10 +391,10 @@ def _read_index(folder: Path) -> dict:
     if not path.exists():
         raise FyiError(f"{folder} holds no expert trajectories ({INDEX} is missing); "
                        "make them with `fyi experts --dataset NAME --experts N --epochs E -o FOLDER`")
-    try:
-        index = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise FyiError(f"{path} is unreadable ({type(e).__name__}); re-create the buffers") from None
+    index, why = read_sealed_json(path)
+    if index is None:
+        raise FyiError(f"{path} is not usable ({why}); re-create the experts with the `fyi experts` command that made "
+                       "them (finished experts are checked against their own hashes)")
     if index.get("format") != BUFFER_FORMAT:
         raise FyiError(f"{path} has buffer format {index.get('format')!r}, this fyi-apps reads {BUFFER_FORMAT}; "
                        "re-create the buffers")
@@ -407,6 +418,7 @@ class ExpertBuffers:
         self.spec = [(n, tuple(s)) for n, s in self.index["params"]]
         self.num_params = int(self.index["num_params"])
         self._zca: ZCA | None = None
+        self._verified: set[int] = set()
 
     @property
     def num_experts(self) -> int:
@@ -450,6 +462,7 @@ class ExpertBuffers:
             if not 0 <= int(e) <= self.epochs:
                 raise FyiError(f"epoch {e} is outside the stored trajectories (0..{self.epochs})")
         path = self.folder / self.experts[k]["file"]
+        self._verify(k, path)
         try:
             with safe_open(str(path), framework="pt") as f:
                 sl = f.get_slice("trajectory")
@@ -460,6 +473,16 @@ class ExpertBuffers:
         if out.shape[1] != self.num_params:
             raise FyiError(f"{path} holds {out.shape[1]} parameters, {INDEX} says {self.num_params}; re-create it")
         return out.to(device) if device is not None else out
+
+    def _verify(self, k: int, path: Path) -> None:
+        """Check an expert file against the hash in the index, once per process (older folders have none)."""
+        want = self.experts[k].get("sha256")
+        if want is None or k in self._verified:
+            return
+        if not path.exists() or _file_sha256(path) != want:
+            raise FyiError(f"expert file {path} does not match the hash in {INDEX} (changed or corrupted on disk); "
+                           f"delete it and rerun the `fyi experts` command, which trains that expert again")
+        self._verified.add(k)
 
     def trajectory(self, k: int) -> torch.Tensor:
         return self.load(k, range(self.epochs + 1))
