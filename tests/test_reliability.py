@@ -271,3 +271,20 @@ def test_a_stop_says_what_is_kept_and_how_to_resume(tmp_path, sig, code, says):
     assert proc.returncode == code
     assert len(err) == 1 and err[0].startswith(f"fyi: {says}; kept the checkpoint ")
     assert err[0].endswith(f"-o {out} --device cpu --quiet --resume") and str(ckpt) in err[0]
+
+
+def test_a_damaged_online_memory_cache_is_distilled_again(digits, tmp_path, capsys):
+    from fyi_apps.tasks import continual as cl
+
+    cfg = cl.CLConfig(benchmark="split-digits", buffers=["dm"], seeds=[0], ipc=1, epochs=2, arch="mlp",
+                      iterations={"dm": 3, "dsa": 1, "dc": 1}, distill_cache=str(tmp_path / "cache"))
+    first = cl.run_experiment(cfg, device="cpu", progress=False)
+    files = sorted((tmp_path / "cache").glob("*.safetensors"))
+    assert files
+    data = bytearray(files[0].read_bytes())
+    data[-3] ^= 0xFF  # one flipped byte in the stored images
+    files[0].write_bytes(bytes(data))
+    again = cl.run_experiment(cfg, device="cpu", progress=False)
+    err = capsys.readouterr().err
+    assert f"cached online distillation {files[0]} is not usable" in err and "distilled again" in err
+    assert again["aggregate"]["dm"]["final_acc"] == first["aggregate"]["dm"]["final_acc"]
