@@ -345,3 +345,47 @@ def claim_alive(path: str | os.PathLike) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# --------------------------------------------------------------------------- precision
+#: ``--precision`` choices
+PRECISIONS = ("auto", "fp32", "bf16")
+
+#: the passes ``bf16`` (and ``auto`` on hardware with native bf16) run in bf16 autocast: forward passes whose
+#: result needs no gradient with respect to the synthetic images.  Everything else (the synthetic images, their
+#: gradients, the image optimiser, the matching losses) stays fp32.
+BF16_PASSES = (
+    "DM: the no-grad embeddings of the real images",
+    "DC / DSA / IDC: the real-image gradient targets (forward and backward of the real batch)",
+)
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def native_bf16(device: torch.device | str) -> bool:
+    """Whether ``device`` runs bf16 natively: CUDA with bf16 support, or a CPU with AMX-BF16 or AVX512-BF16."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        return bool(_cpu_flags() & {"amx_bf16", "avx512_bf16"})
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """``auto`` -> ``bf16`` where :func:`native_bf16`, else ``fp32``; ``fp32`` / ``bf16`` as given."""
+    p = str(precision).strip().lower()
+    if p not in PRECISIONS:
+        raise FyiError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if p == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return p

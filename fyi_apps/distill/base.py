@@ -53,6 +53,10 @@ class Context:
         self.view: FYIView | None = get_view(cfg.fyi)
         self.aug = None
         self.drawn: list[str] = []  # networks drawn from a space (--arch space:...), in order
+        from ..runtime import resolve_precision
+
+        #: the precision of the real-image passes (runtime.BF16_PASSES): cfg.precision resolved for this device
+        self.precision = "bf16" if cfg.bf16 else resolve_precision(cfg.precision, device)
         self._mean = torch.tensor(self.info.mean, device=device).view(1, -1, 1, 1)
         self._std = torch.tensor(self.info.std, device=device).view(1, -1, 1, 1)
         self.train_images = dataset.train.images.to(device)  # uint8, normalised per batch
@@ -124,9 +128,21 @@ class Context:
             return net(self.prep(x))
 
     def autocast(self):
+        """bf16 autocast for passes that touch the synthetic images: only with the old ``bf16=True`` switch."""
         if not self.cfg.bf16:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def real_autocast(self):
+        """bf16 autocast for the real-image passes of :data:`fyi_apps.runtime.BF16_PASSES` when the precision is bf16."""
+        if self.precision != "bf16":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def forward_real(self, net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``net(x)`` for a real-image pass (its result needs no gradient w.r.t. the synthetic images)."""
+        with self.real_autocast():
+            return net(self.prep(x))
 
     # ---------------------------------------------------------------- FYI and DSA
     def fyi(self, images: torch.Tensor, labels: torch.Tensor | None = None):
@@ -433,7 +449,7 @@ class Distiller:
             fyi=cfg.fyi,
             ipc=cfg.ipc,
             lr=self.method.learned_lr(),
-            config={**dataclasses.asdict(cfg), **self.method.synset_config()},
+            config={**dataclasses.asdict(cfg), **self.method.synset_config(), "precision_used": self.ctx.precision},
             seed=cfg.seed,
             encoding=dict(self.method.encoding),
             extra={

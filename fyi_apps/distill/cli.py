@@ -55,7 +55,12 @@ def add_distill_arguments(sp: argparse.ArgumentParser) -> None:
                     help="log the unequalness score of S every N iterations")
     sp.add_argument("--eval-every", type=V.non_negative_int, default=0, help="evaluate S every N iterations (slow)")
     sp.add_argument("--eval-epochs", type=V.positive_int, default=300, help="epochs of the periodic evaluation")
-    sp.add_argument("--bf16", action="store_true", help="bf16 autocast for network passes")
+    sp.add_argument("--bf16", action="store_true", help="bf16 autocast for every network pass (unsafe for some "
+                                                         "methods; prefer --precision)")
+    sp.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16"],
+                    help="bf16 for the real-image passes only (DM's real embeddings, the real gradients of "
+                         "DC/DSA/IDC); auto: bf16 where the device runs it natively (AMX/AVX512-BF16 CPUs, "
+                         "bf16 GPUs), else fp32")
     sp.add_argument("--channels-last", action="store_true")
     sp.add_argument("--no-grid", action="store_true", help="do not write the PNG grid of the result")
 
@@ -76,7 +81,7 @@ def run_distill_command(args) -> None:
         iterations=args.iterations, lr_img=args.lr_img, batch_real=args.batch_real, init=args.init,
         arch=args.arch, dsa=False if args.no_dsa else None, dsa_mode=args.dsa_mode, seed=args.seed,
         extend_flip=args.extend_flip, checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
-        eval_epochs=args.eval_epochs, score_every=args.score_every, bf16=args.bf16,
+        eval_epochs=args.eval_epochs, score_every=args.score_every, bf16=args.bf16, precision=args.precision,
         channels_last=args.channels_last, options=options,
     )
     from .base import resolve_config

@@ -55,9 +55,11 @@ class DistillConfig:
     eval_every: int = 0
     eval_epochs: int = 300
     score_every: int = 0
-    bf16: bool = False
+    bf16: bool = False  # every network pass in bf16 autocast (the old switch; see precision for the safe one)
     channels_last: bool = False
     options: dict = field(default_factory=dict)  # method-specific knobs (outer_loop, lr_net, ...)
+    # auto: bf16 for the passes of runtime.BF16_PASSES where the device runs bf16 natively, else fp32
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         self.check()
@@ -91,6 +93,9 @@ class DistillConfig:
         self.seed = v.integer(self.seed, "seed", min=0)
         for name in ("extend_flip", "bf16", "channels_last"):
             setattr(self, name, v.boolean(getattr(self, name), name))
+        from ..runtime import PRECISIONS
+
+        self.precision = v.choice(self.precision, "precision", PRECISIONS)
         self.checkpoint_every = v.integer(self.checkpoint_every, "checkpoint_every", min=1)
         self.eval_epochs = v.integer(self.eval_epochs, "eval_epochs", min=1)
         for name in ("eval_every", "score_every"):
@@ -104,6 +109,8 @@ class DistillConfig:
         d = dataclasses.asdict(self)
         for k in ("checkpoint_every", "eval_every", "eval_epochs", "score_every"):
             d.pop(k)
+        if d.get("precision") == "fp32":  # checkpoints written before the field existed stay resumable
+            d.pop("precision")
         return d
 
 

@@ -74,7 +74,7 @@ class DC(Method):
             mask = syn_labels_all == c
             syn, y_syn = ctx.fyi(syn_all[mask], syn_labels_all[mask])
             real, syn = ctx.siamese(real, syn)
-            g_real = real_gradient(net, real, y_real, params, lambda x: ctx.forward(net, x))
+            g_real = real_gradient(net, real, y_real, params, lambda x: ctx.forward_real(net, x))
             with ctx.autocast():
                 loss_syn = F.cross_entropy(net(ctx.prep(syn)).float(), y_syn)
             g_syn = torch.autograd.grad(loss_syn, params, create_graph=True)

@@ -71,10 +71,10 @@ class DM(Method):
         if has_batchnorm(net):  # batch statistics depend on the batch: keep the reference's single forward
             chunk = real.shape[0]
         cpu = real.device.type == "cpu"
+        with ctx.real_autocast(), torch.no_grad():  # no graph: chunks bound the activation memory
+            f_real = torch.cat([net.embed(_cache_friendly(ctx.prep(real[s : s + chunk]), cpu))
+                                for s in range(0, real.shape[0], chunk)])
         with ctx.autocast():
-            with torch.no_grad():  # no graph: chunks bound the activation memory, features are identical
-                f_real = torch.cat([net.embed(_cache_friendly(ctx.prep(real[s : s + chunk]), cpu))
-                                    for s in range(0, real.shape[0], chunk)])
             f_syn = net.embed(ctx.prep(syn))
         return feature_mean_distance(f_real.float(), real_labels, f_syn.float(), syn_labels, ctx.num_classes)
 

@@ -230,7 +230,7 @@ class IDC(Method):
             real, syn = self.match_aug.apply(real, aug), self.match_aug.apply(syn, aug)
         y_real = torch.full((real.shape[0],), c, device=ctx.device, dtype=torch.long)
         y_syn = torch.full((syn.shape[0],), c, device=ctx.device, dtype=torch.long)
-        g_real = real_gradient(self.net, real, y_real, params, lambda x: ctx.forward(self.net, x))
+        g_real = real_gradient(self.net, real, y_real, params, lambda x: ctx.forward_real(self.net, x))
         with ctx.autocast():
             loss_syn = F.cross_entropy(self.net(ctx.prep(syn)).float(), y_syn)
         g_syn = torch.autograd.grad(loss_syn, params, create_graph=True)

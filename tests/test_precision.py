@@ -1,0 +1,53 @@
+"""--precision auto|fp32|bf16: resolution by hardware, what is autocast, and what the outputs record."""
+import pytest
+import torch
+
+from fyi_apps import runtime
+from fyi_apps.distill import DistillConfig, Distiller
+from fyi_apps.errors import FyiError
+
+
+@pytest.mark.parametrize("flags, want", [(set(), "fp32"), ({"avx2", "avx512f"}, "fp32"), ({"amx_bf16"}, "bf16"),
+                                         ({"avx512_bf16"}, "bf16")])
+def test_auto_follows_native_bf16_on_the_cpu(monkeypatch, flags, want):
+    monkeypatch.setattr(runtime, "_cpu_flags", lambda: set(flags))
+    assert runtime.resolve_precision("auto", "cpu") == want
+    assert runtime.resolve_precision("fp32", "cpu") == "fp32" and runtime.resolve_precision("bf16", "cpu") == "bf16"
+    with pytest.raises(FyiError, match="precision must be one of auto, fp32, bf16"):
+        runtime.resolve_precision("fp16", "cpu")
+
+
+@pytest.mark.parametrize("flags, want", [(set(), "fp32"), ({"amx_bf16"}, "bf16")])
+def test_outputs_record_the_precision_used(digits, monkeypatch, flags, want):
+    monkeypatch.setattr(runtime, "_cpu_flags", lambda: set(flags))
+    cfg = DistillConfig("dm", "digits", 1, iterations=2, batch_real=8, precision="auto")
+    s = Distiller(cfg, digits, device="cpu").run(progress=False)
+    assert s.config["precision"] == "auto" and s.config["precision_used"] == want
+
+
+def test_bf16_autocasts_the_real_branch_only_and_fp32_is_unchanged(digits):
+    base = dict(method="dm", dataset="digits", ipc=1, iterations=2, batch_real=8)
+    a = Distiller(DistillConfig(**base), digits, device="cpu").run(progress=False)
+    b = Distiller(DistillConfig(**base, precision="fp32"), digits, device="cpu").run(progress=False)
+    assert torch.equal(a.images, b.images)  # fp32 is the default and changes nothing
+
+    passes = []  # (autocast on, input needs a gradient) of every embedding pass
+    c = Distiller(DistillConfig(**base, precision="bf16"), digits, device="cpu")
+    make = c.ctx.new_net
+
+    def new_net(*args, **kw):
+        net = make(*args, **kw)
+        inner = net.embed
+
+        def embed(x):
+            passes.append((torch.is_autocast_enabled("cpu"), x.requires_grad))
+            return inner(x)
+
+        net.embed = embed
+        return net
+
+    c.ctx.new_net = new_net
+    s = c.run(progress=False)
+    assert set(passes) == {(True, False), (False, True)}  # real images in bf16, synthetic images in fp32
+    assert s.config["precision_used"] == "bf16" and torch.isfinite(s.images).all()
+    assert not torch.equal(s.images, a.images)
