@@ -290,6 +290,17 @@ def cache_dir() -> Path:
     return p
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes (read in 1 MiB blocks)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 # --------------------------------------------------------------------------- claims: two processes, one folder
 def claim(path: str | os.PathLike) -> bool:
     """Claim a piece of work by creating ``path`` exclusively (host and pid inside).

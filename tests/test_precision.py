@@ -51,3 +51,21 @@ def test_bf16_autocasts_the_real_branch_only_and_fp32_is_unchanged(digits):
     assert set(passes) == {(True, False), (False, True)}  # real images in bf16, synthetic images in fp32
     assert s.config["precision_used"] == "bf16" and torch.isfinite(s.images).all()
     assert not torch.equal(s.images, a.images)
+
+
+def test_the_gpu_check_runs_dry_on_the_cpu(tmp_path, capsys):
+    import json
+
+    from benchmarks import gpu_check
+
+    assert gpu_check.main(["--device", "cpu", "--dry", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    steps = [r["step"] for r in report["steps"]]
+    for method in ("dc", "dsa", "dm", "idc", "mtt", "ftd"):
+        assert f"distill {method}" in steps and f"distill {method}+fyi" in steps
+    assert {"experts", "eval", "score", "cl", "nas", "xarch"} <= set(steps)
+    assert all(r["exit"] == 0 for r in report["steps"])
+    assert {(t["method"], t["precision"]) for t in report["timings"]} == \
+        {(m, p) for m in ("dm", "dsa", "mtt") for p in ("fp32", "auto")}
+    assert all(t["seconds_per_iteration"] > 0 for t in report["timings"])
+    assert "18/18 steps passed" in capsys.readouterr().out

@@ -44,11 +44,7 @@ def _stat_fingerprint(paths: Iterable[Path], base: Path | None = None) -> str:
 
 
 def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return runtime.file_sha256(path)
 
 
 def _cache_path(name: str, key: str) -> Path:

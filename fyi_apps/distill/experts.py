@@ -47,7 +47,7 @@ from ..augment import DEFAULT_STRATEGY
 from ..errors import FyiError
 from ..networks import batch_slice
 from ..runtime import (atomic_path, derive_seed, flush_denormals, make_generator, package_versions, resolve_device,
-                       read_sealed_json, save_torch, write_json, write_sealed_json)
+                       file_sha256, read_sealed_json, save_torch, write_sealed_json)
 from ..training import backward_in_slices, ce_shares, flat_params, normalize_uint8, test_accuracy
 from ..zca import ZCA, zca_for_dataset
 from .gsam import BatchNormMomentum, gsam_direction
@@ -225,16 +225,6 @@ def _expert_file(folder: Path, i: int) -> Path:
     return folder / f"expert_{i:05d}.safetensors"
 
 
-def _file_sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _partial_file(folder: Path, i: int) -> Path:
     return folder / f"expert_{i:05d}.partial.pt"
 
@@ -372,7 +362,7 @@ def train_buffers(
                  "train_seed": derive_seed(cfg.seed, "expert-train", i), "train_loss": losses,
                  "test_acc": accs, "seconds": seconds}
         _save_expert(_expert_file(folder, i), tensor, {"expert": i, "epochs": cfg.epochs, "num_params": num_params})
-        stats["sha256"] = _file_sha256(_expert_file(folder, i))
+        stats["sha256"] = file_sha256(_expert_file(folder, i))
         index = _read_index(folder)
         index["experts"] = sorted([e for e in index["experts"] if e["index"] != i] + [stats], key=lambda r: r["index"])
         write_sealed_json(index_path, index, "expert index")
@@ -479,7 +469,7 @@ class ExpertBuffers:
         want = self.experts[k].get("sha256")
         if want is None or k in self._verified:
             return
-        if not path.exists() or _file_sha256(path) != want:
+        if not path.exists() or file_sha256(path) != want:
             raise FyiError(f"expert file {path} does not match the hash in {INDEX} (changed or corrupted on disk); "
                            f"delete it and rerun the `fyi experts` command, which trains that expert again")
         self._verified.add(k)

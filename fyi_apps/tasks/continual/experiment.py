@@ -193,13 +193,9 @@ _LATER_FIELDS = {"order_rule": "fyi", "batch_size_mem": None, "train_per_class":
 
 
 def _file_digest(path: str | Path) -> str:
-    import hashlib
+    from ...runtime import file_sha256
 
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:20]
+    return file_sha256(path)[:20]
 
 
 def _run_key(cfg: CLConfig, kind: str, seed: int) -> str:
