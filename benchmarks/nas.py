@@ -46,6 +46,16 @@ NB201 = dict(dataset="cifar10", ipc=10, space="nb201", sample=100, include="", p
 # the same 100 cells, trained proxies recorded along one 200-epoch run (fyi-apps issue 22): rank correlation
 # against compute; channels-last training (same arithmetic, about 1.2x faster on a CPU for these small cells)
 NB201_CURVES = dict(NB201, proxy_epochs=200, curve="5,10,25,50,100,200", channels_last=True)
+# the zero-cost proxies' external check (fyi-apps issue 22): 1,000 NB201 cells drawn with seed 0, the benchmark's own
+# network (N = 5 cells per stage, C = 16), every zero-cost proxy and the parameter count, no training
+ZERO_COST = ("synflow", "snip", "grad_norm", "grasp", "fisher", "jacob_cov", "naswot")
+NB201_ZEROCOST = dict(NB201, sample=1000, nb201_cells=None, proxy_epochs=1, test_size=None, topk="10%,20%",
+                      proxies=[*ZERO_COST, "params", "flops"])
+#: published Spearman rho on NAS-Bench-201 CIFAR-10 (Abdelfattah et al., ICLR 2021, released notebook: |rho| against
+#: the cifar10-valid 200-epoch accuracies, all 15,625 cells; the parameter count: NASWOT's DataFrame against the
+#: CIFAR-10 test accuracies)
+PUBLISHED_RHO = {"synflow": 0.737, "jacob_cov": 0.731, "snip": 0.596, "grad_norm": 0.594, "grasp": 0.514,
+                 "fisher": 0.36, "parameter count": 0.752}
 NB201_QUICK = dict(NB201, dataset="cifar10", ipc=1, sample=8, proxy_epochs=2, test_size=100, nb201_width=8, workers=1,
                    topk="50%")
 FULL = dict(dataset="cifar10", ipc=10, sample=20, include="vgg11,resnet18", max_mmacs=100.0, proxy_epochs=40,
@@ -64,7 +74,7 @@ def parse_args(argv=None):
     p.add_argument("--proxy", action="append", default=None, metavar="SYNSET|random|herding",
                    help="proxy training set (repeat); default: random (+ the DM sets in --quick)")
     p.add_argument("--ipc", type=int, default=None, help="images per class of random/herding proxies")
-    p.add_argument("--preset", default="dc", choices=["dc", "nb201", "nb201-curves"],
+    p.add_argument("--preset", default="dc", choices=["dc", "nb201", "nb201-curves", "zerocost"],
                    help="dc: DC-space ConvNets vs a real-data ground truth; nb201: NAS-Bench-201 cells vs the "
                         "benchmark's 200-epoch accuracies")
     p.add_argument("--space", default=None)
@@ -104,11 +114,16 @@ def parse_args(argv=None):
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    if args.preset.startswith("nb201"):
+    if args.preset == "zerocost":
+        preset = dict(NB201_ZEROCOST, sample=20, nb201_width=8) if args.quick else NB201_ZEROCOST
+        if args.proxy is None:
+            args.proxy = list(preset["proxies"])
+    elif args.preset.startswith("nb201"):
         preset = NB201_QUICK if args.quick else NB201_CURVES if args.preset == "nb201-curves" else NB201
     else:
         preset = dict(QUICK if args.quick else FULL, space="dc720", topk="5,10,20")
     preset = dict(preset)
+    preset.pop("proxies", None)
     preset.setdefault("batch_size", 256)
     preset.setdefault("curve", "")
     preset.setdefault("channels_last", False)
@@ -124,7 +139,7 @@ def parse_args(argv=None):
             setattr(args, k, v)
     args.dm_iterations = preset["dm_iterations"]
     if args.out is None:
-        tag = {"nb201": "-nb201", "nb201-curves": "-nb201-curves"}.get(args.preset, "")
+        tag = {"nb201": "-nb201", "nb201-curves": "-nb201-curves", "zerocost": "-zerocost"}.get(args.preset, "")
         args.out = str(ROOT / "benchmarks" / "results" / f"nas{tag}-{args.dataset}{'-quick' if args.quick else ''}")
     return args
 
@@ -207,6 +222,33 @@ def estimate(args, cfg, ds) -> dict:
             "wall_hours": (total + xa) / workers / 3600, "threads": torch.get_num_threads(), "workers": workers}
 
 
+def published_comparison(report, out: Path, command: str) -> Path:
+    """Our Spearman rho beside the published one for each zero-cost proxy (``zerocost-vs-published.md``)."""
+    from fyi_apps.report import table
+    from fyi_apps.runtime import atomic_path
+
+    rows = []
+    for label, st in report.stats.items():
+        pub = PUBLISHED_RHO.get(label)
+        ci = st.spearman_ci
+        gap = None if pub is None or st.spearman is None else abs(st.spearman) - pub
+        conn = next((p.get("stats_connected") for p in report["proxies"] if p["label"] == label), None)
+        rows.append([label, f"{st.spearman:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""),
+                     f"{conn['spearman']:.3f}" if conn and conn.get("spearman") is not None else "-",
+                     f"{st.kendall:.3f}", "-" if pub is None else f"{pub:.3f}", "-" if gap is None else f"{gap:+.3f}",
+                     f"{st.seconds:.2f}" if st.seconds is not None else "-"])
+    md = (f"Zero-cost proxies on {len(report.candidates)} NAS-Bench-201 cells (CIFAR-10, N = 5, C = 16), against the "
+          "benchmark's 200-epoch CIFAR-10 test accuracies; published: Abdelfattah et al. (ICLR 2021), |rho| against "
+          "cifar10-valid over all 15,625 cells (parameter count: NASWOT's DataFrame, CIFAR-10 test).\n\n"
+          + table(rows, ["proxy", "rho [95% CI]", "rho (connected cells)", "tau", "published |rho|",
+                         "|rho| - published", "s / cell"], markdown=True) + f"\n\nCommand: `{command}`\n")
+    path = out / "zerocost-vs-published.md"
+    with atomic_path(path) as tmp:
+        tmp.write_text(md)
+    print(md)
+    return path
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
@@ -253,6 +295,8 @@ def run(args) -> int:
     progress = not args.no_progress
     report = nas.run_ranking(cfg, cache_dir=out / "cache", dataset=ds, device=args.device, progress=progress)
     paths = nas.write_report(report, out, name="nas", command=command)
+    if args.preset == "zerocost":
+        paths["published"] = published_comparison(report, out, command)
     crow, chead = nas.candidate_rows(report)
     srow, shead = nas.summary_rows(report)
     print(table(crow, chead))

@@ -210,7 +210,10 @@ def build_jobs(cfg: NasConfig, candidates, proxies, truth) -> list[Job]:
                 jobs.append(make_job(c, truth, tcfg, s, role="truth", test_size=cfg.test_size, data_root=cfg.data_root))
     zero = zero_cost_job_set(cfg, proxies)
     if zero is not None:  # one scoring job per candidate for all zero-cost measures (seed: the ranking's seed)
-        jobs += [make_job(c, zero, cfg.eval_config(1), cfg.seed, role="zerocost", data_root=cfg.data_root)
+        from ...evaluate import EvalConfig
+
+        # the training protocol does not apply to a scoring job: a fixed config keeps its key independent of it
+        jobs += [make_job(c, zero, EvalConfig(epochs=1), cfg.seed, role="zerocost", data_root=cfg.data_root)
                  for c in candidates]
     return jobs
 

@@ -157,21 +157,31 @@ def resolve_set(
 
 def _herding_indices(dataset, n, seed, feature_epochs, device, progress, cache_dir) -> list[int]:
     from ...baselines import herding_subset
-    from ...runtime import write_json
+    from ...runtime import read_sealed_json, write_sealed_json
 
     path = None
     if cache_dir is not None:
         key = content_hash("herding", data_digest(dataset), n, seed, feature_epochs)[:24]
         path = Path(cache_dir) / "sets" / f"herding-{key}.json"
+        rec, why = read_sealed_json(path)
         try:
-            return [int(i) for i in json.loads(path.read_text())["indices"]]
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
+            if rec is not None:
+                idx = [int(i) for i in rec["indices"]]
+                if len(idx) == n * dataset.info.num_classes and all(0 <= i < len(dataset.train) for i in idx):
+                    return idx
+                why = "its indices do not fit this dataset"
+        except (KeyError, TypeError, ValueError):
+            why = "its indices are not a list of integers"
+        if why != "missing":
+            import sys
+
+            print(f"fyi: warning: herding cache {path} is not usable ({why}); it is a cache, so the selection is "
+                  "made again and the file replaced", file=sys.stderr)
     idx = herding_subset(dataset, n, seed=seed, feature_epochs=feature_epochs, device=device,
                          progress=progress).extra["indices"]
     if path is not None:
-        write_json(path, {"dataset": dataset.info.name, "ipc": n, "seed": seed, "feature_epochs": feature_epochs,
-                          "indices": [int(i) for i in idx]})
+        write_sealed_json(path, {"dataset": dataset.info.name, "ipc": n, "seed": seed, "feature_epochs": feature_epochs,
+                                 "indices": [int(i) for i in idx]}, "herding cache")
     return idx
 
 
