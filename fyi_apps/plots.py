@@ -257,7 +257,7 @@ def accuracy_vs_classes(curves: dict, png_path, title: str | None = None) -> Pat
 # --------------------------------------------------------------------------- #
 def rank_curves(series: Sequence[dict], png_path, title: str | None = None,
                 axes: Sequence[tuple[str, str]] = (("image_passes", "training images seen per candidate (image-passes)"),
-                                                   ("seconds", "proxy seconds per candidate (measured)"))) -> Path:
+                                                   ("seconds", "proxy seconds per candidate (measured; distillation amortized)"))) -> Path:
     """Spearman's rho (with its 95 % interval) against proxy compute, one panel per compute axis.
 
     ``series``: dicts with ``label`` and ``points`` (dicts with ``rho``, ``low``,

@@ -257,3 +257,24 @@ def test_space_arch_lists_and_errors():
         space_arch("space:nb202")
     with pytest.raises(FyiError, match="nb201 space only"):
         space_arch("space:classic;cells=1")
+
+
+def test_distillation_time_is_amortized_on_the_compute_axis(digits, tmp_path):
+    import dataclasses
+
+    import fyi_apps as fyi
+    from fyi_apps.tasks.nas.report import curve_series
+
+    s = fyi.random_subset(digits, 2)
+    s = dataclasses.replace(s, extra={**s.extra, "seconds": 500.0})
+    path = tmp_path / "set.safetensors"
+    fyi.save_synset(path, s)
+    cfg = nas.NasConfig(dataset="digits", proxies=[str(path), "random"], space="mlp:width=8,mlp:width=16,mlp:width=32,"
+                        "mlp:width=64", truth="real:10", full_epochs=1, proxy_epochs=2, curve=[1, 2], topk=[2],
+                        dsa=False)
+    res = nas.run_ranking(cfg, cache_dir=tmp_path / "c", dataset=digits, device="cpu", progress=False)
+    entry = res["proxies"][0]
+    assert entry["distill_seconds"] == 500.0 and "distill_seconds" not in res["proxies"][1]
+    series = {x["label"]: x["points"] for x in curve_series(res)}
+    own = [c["seconds"] for c in entry["curve"]]
+    assert [p["seconds"] for p in series[entry["label"]]] == pytest.approx([t + 500.0 / 4 for t in own])

@@ -234,6 +234,16 @@ def _mean(xs):
     return sum(xs) / len(xs)
 
 
+def _distill_seconds(path: str | None) -> float | None:
+    """The distillation time a synthetic set recorded (None for sets that did not record it)."""
+    if not path:
+        return None
+    from ...synset import load_synset
+
+    secs = load_synset(path).extra.get("seconds")
+    return float(secs) if isinstance(secs, (int, float)) else None
+
+
 def _curve(cfg: NasConfig, spec: SetSpec, candidates, by: dict, t_acc: dict) -> list[dict]:
     """Rank statistics of a trained proxy at each point of its learning curve (accuracies over seeds averaged)."""
     out = []
@@ -372,6 +382,8 @@ def summarize(cfg: NasConfig, candidates, proxies, truth, jobs: Sequence[Job], r
         ps, ts = sum(p_sec[c] for c in ok), sum(t_sec[c] for c in ok)
         if curve_points(cfg, spec):
             entry["curve"] = _curve(cfg, spec, candidates, by, t_acc)
+        if spec.kind == "synset":  # making the set is part of the proxy's cost: once, shared by the candidates
+            entry["distill_seconds"] = _distill_seconds(spec.path)
         out_proxies.append({
             "label": spec.label, "kind": spec.kind, "set": spec.describe(),
             "epochs": None if not spec.trains else (spec.epochs or cfg.proxy_epochs),

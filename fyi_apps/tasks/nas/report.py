@@ -86,10 +86,12 @@ def curve_rows(report: dict) -> list[tuple[str, list[list], list[str]]]:
         return []
     ks = sorted({k for p in curved for c in p["curve"] for k in c["stats"]["top"]}, key=int)
     ns = sorted({n for p in curved for c in p["curve"] for n in c["stats"].get("search", {})}, key=int)
-    headers = ["proxy", "image-passes / candidate", "s / candidate", "rho [95% CI]", "p", "tau [95% CI]"]
+    headers = ["proxy", "image-passes / candidate", "s / candidate (incl. distillation)", "rho [95% CI]", "p",
+               "tau [95% CI]"]
     headers += [f"rho@{k}" for k in ks] + [f"overlap@{k}" for k in ks] + [f"search N={n}: truth %" for n in ns]
 
-    def row(label, point_stats, passes, seconds):
+    def row(label, point_stats, passes, seconds, extra=0.0):
+        seconds = None if seconds is None else seconds + extra
         s = point_stats
         return ([label, passes if passes is not None else "-", "-" if seconds is None else f"{seconds:.2f}",
                  _ci(s, "spearman"), _p(s.get("spearman_p")), _ci(s, "kendall")]
@@ -104,7 +106,7 @@ def curve_rows(report: dict) -> list[tuple[str, list[list], list[str]]]:
                              sum(secs.values()) / len(secs) if secs else 0.0))
     out = []
     for e in sorted({c["epochs"] for p in curved for c in p["curve"]}):
-        rows = [row(p["label"], c["stats"], c["image_passes"], c["seconds"])
+        rows = [row(p["label"], c["stats"], c["image_passes"], c["seconds"], _amortized_distillation(report, p))
                 for p in curved for c in p["curve"] if c["epochs"] == e]
         if ns:
             rows.append(["search oracle (best of the N drawn)", "", "", "", "", ""] + [""] * (2 * len(ks))
@@ -113,16 +115,30 @@ def curve_rows(report: dict) -> list[tuple[str, list[list], list[str]]]:
     return out
 
 
+def _amortized_distillation(report: dict, p: dict) -> float:
+    """Seconds of making the proxy's set(s), divided over the candidates (an ensemble adds its parts')."""
+    by_label = {q["label"]: q for q in report["proxies"]}
+    parts = [by_label[c] for c in p.get("components", []) if c in by_label] or [p]
+    total = sum(q.get("distill_seconds") or 0.0 for q in parts)
+    return total / max(1, len(report["candidates"]))
+
+
 def curve_series(report: dict) -> list[dict]:
-    """The points of :func:`fyi_apps.plots.rank_curves` for every proxy of the report."""
+    """The points of :func:`fyi_apps.plots.rank_curves` for every proxy of the report.
+
+    The seconds axis counts a distilled set's making, amortized over the
+    candidates it ranks (``distill_seconds`` / candidates).
+    """
     series = []
     for p in report["proxies"]:
+        extra = _amortized_distillation(report, p)
         pts = p.get("curve") or [{"image_passes": 0 if p.get("epochs") is None and p.get("kind") != "zerocost"
                                   else (p["set"].get("num_images") or 0) * (p.get("epochs") or 1),
                                   "seconds": (sum((p.get("seconds") or {}).values()) / len(p["seconds"]))
                                   if p.get("seconds") else 0.0, "stats": p["stats"]}]
         series.append({"label": p["label"], "points": [
-            {"image_passes": c["image_passes"], "seconds": c["seconds"], "rho": c["stats"].get("spearman"),
+            {"image_passes": c["image_passes"], "seconds": None if c["seconds"] is None else c["seconds"] + extra,
+             "rho": c["stats"].get("spearman"),
              "low": ((c["stats"].get("ci") or {}).get("spearman") or [None, None])[0],
              "high": ((c["stats"].get("ci") or {}).get("spearman") or [None, None])[1]} for c in pts]})
     return series
