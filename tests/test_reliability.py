@@ -288,3 +288,24 @@ def test_a_damaged_online_memory_cache_is_distilled_again(digits, tmp_path, caps
     err = capsys.readouterr().err
     assert f"cached online distillation {files[0]} is not usable" in err and "distilled again" in err
     assert again["aggregate"]["dm"]["final_acc"] == first["aggregate"]["dm"]["final_acc"]
+
+
+def test_a_write_failure_says_what_is_kept_and_how_to_resume(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from fyi_apps import runtime
+    from fyi_apps import synset as synset_pkg
+    from fyi_apps.cli import main
+
+    def full_disk(path, synset):
+        raise runtime.write_failure(path, OSError(errno.ENOSPC, "No space left on device"), "synthetic-set file")
+
+    monkeypatch.setattr(synset_pkg, "save_synset", full_disk)
+    monkeypatch.setattr(runtime, "_KEPT", {})
+    out = tmp_path / "s.safetensors"
+    code = main(["distill", "--dataset", "digits", "--method", "dm", "--ipc", "1", "--iterations", "4",
+                 "--checkpoint-every", "2", "-o", str(out), "--device", "cpu", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "no space left on device" in err[0] and f"kept the checkpoint {tmp_path / 's.ckpt.pt'}" in err[0]
+    assert err[0].endswith("--resume")
