@@ -88,6 +88,10 @@ def parse_args(argv=None):
     p.add_argument("--max-mmacs", type=float, default=None,
                    help="sample only candidates of at most this many million MACs per image (default: no cap)")
     p.add_argument("--proxy-epochs", type=int, default=None)
+    p.add_argument("--space-sets", action="store_true",
+                   help="also distil DM and DM+FYI with networks drawn from the NB201 space (space:nb201;cells=1; "
+                        "IPC 10, 2,000 iterations, 64 real images per class: the ConvNet sets' budget), resumable, "
+                        "and add them as proxies")
     p.add_argument("--ensemble", action="append", default=None, metavar="A+B",
                    help="mean-rank ensemble of proxies (labels or --proxy texts joined by '+'; 'vote'); repeat")
     p.add_argument("--curve", default=None, help="proxy epochs of the learning curve, e.g. 5,10,25,50,100,200")
@@ -142,6 +146,28 @@ def parse_args(argv=None):
         tag = {"nb201": "-nb201", "nb201-curves": "-nb201-curves", "zerocost": "-zerocost"}.get(args.preset, "")
         args.out = str(ROOT / "benchmarks" / "results" / f"nas{tag}-{args.dataset}{'-quick' if args.quick else ''}")
     return args
+
+
+def space_sets(args, ds) -> list[str]:
+    """DM and DM+FYI sets distilled with a random NB201 cell (cells = 1) per iteration (fyi-apps issue 23).
+
+    The budget of the ConvNet-distilled sets they are compared with (``benchmarks/ablation.py``'s IPC-10 sets):
+    2,000 iterations, 64 real images per class, single DSA, seed 0; checkpointed every 25 iterations, so an
+    interrupted run resumes.
+    """
+    import fyi_apps as fyi
+
+    folder = ROOT / "benchmarks" / "results" / "nas-sets"
+    ipc, its = (1, 4) if args.quick else (10, 2000)
+    paths = []
+    for fyi_view in (None, "flip"):
+        path = folder / f"space-dm{'-fyi' if fyi_view else ''}_nb201c1_ipc{ipc}_{its}it_b64.safetensors"
+        if not path.exists():
+            cfg = fyi.DistillConfig("dm", ds.info.name, ipc, fyi=fyi_view, iterations=its, batch_real=64,
+                                    arch="space:nb201;cells=1", seed=args.seed, checkpoint_every=25)
+            fyi.Distiller(cfg, ds, device=args.device).run(path, resume=True, progress=not args.no_progress)
+        paths.append(str(path))
+    return paths
 
 
 def quick_sets(args, ds, out: Path) -> list[str]:
@@ -275,6 +301,8 @@ def run(args) -> int:
         dm_paths = quick_sets(args, ds, out)
         proxies += dm_paths
         xsets = xsets or dm_paths
+    if args.space_sets:
+        proxies += space_sets(args, ds)
     args.xarch = xsets
     cfg = nas.NasConfig(
         dataset=args.dataset, proxies=proxies, ipc=args.ipc, space=args.space, sample=args.sample or None,

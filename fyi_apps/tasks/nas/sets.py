@@ -86,7 +86,9 @@ def data_digest(dataset) -> str:
 
 def _synset_label(s) -> str:
     fyi = "" if not s.fyi else ("+fyi" if s.fyi == "flip" else f"+fyi({s.fyi})")
-    return f"{s.method}{fyi} ipc{s.ipc}"
+    arch = str(s.config.get("arch") or "convnet")
+    where = "" if arch.lower() == "convnet" else f" [{arch.split(';')[0]}]"  # e.g. dm [space:nb201] ipc10
+    return f"{s.method}{where}{fyi} ipc{s.ipc}"
 
 
 def resolve_set(
