@@ -156,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command = selected_command(argv)
     previous = _on_sigterm()
+    stderr = sys.stderr
+    if not _is_terminal(stderr):  # a log file: progress as a line every 30 s, not a redraw per update
+        sys.stderr = _LogLines(stderr)
     try:
         from ..runtime import resolve_device
 
@@ -175,11 +178,50 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     finally:
+        sys.stderr = stderr
         if previous is not None:
             import signal
 
             signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+class _LogLines:
+    """stderr for a log file: progress-bar redraws (carriage returns) become one line every ``every`` seconds.
+
+    The first and the finished (100 %) state of a bar are always written; other
+    text passes through unchanged.
+    """
+
+    def __init__(self, stream, every: float = 30.0):
+        self._stream = stream
+        self._every = every
+        self._last = float("-inf")
+
+    def write(self, text: str) -> int:
+        import time
+
+        if "\r" not in text:
+            return self._stream.write(text)
+        lines = [part for part in text.split("\r") if part.strip()]
+        if not lines:
+            return len(text)
+        line = lines[-1].rstrip("\n")
+        now = time.monotonic()
+        if now - self._last >= self._every or "100%" in line:
+            self._last = now
+            self._stream.write(line + "\n")
+        return len(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 class Terminated(BaseException):
