@@ -67,7 +67,7 @@ def __getattr__(name: str):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(__all__)
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly

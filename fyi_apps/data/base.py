@@ -44,7 +44,7 @@ class DatasetInfo:
         return len(self.class_names)
 
 
-@dataclass
+@dataclass(repr=False)
 class Split:
     """One split in memory: uint8 images ``[N, C, H, W]`` and int64 labels ``[N]``."""
 
@@ -76,6 +76,9 @@ class Split:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    def __repr__(self) -> str:
+        return f"Split({len(self)} images {list(self.images.shape[1:])} uint8, {self.num_classes} classes)"
+
     def class_counts(self) -> list[int]:
         return [int(ix.numel()) for ix in self.class_indices]
 
@@ -97,7 +100,7 @@ class Split:
         return pool[perm]
 
 
-@dataclass
+@dataclass(repr=False)
 class Dataset:
     """A dataset in memory plus how to normalise it."""
 
@@ -105,6 +108,30 @@ class Dataset:
     train: Split
     test: Split
     source: str  # human-readable origin
+
+    def __repr__(self) -> str:
+        i = self.info
+        return (f"Dataset({i.name!r}: train {len(self.train)}, test {len(self.test)} images, {i.channels}x{i.image_size}"
+                f"x{i.image_size}, {i.num_classes} classes)")
+
+    def as_torch_dataset(self, split: str = "train", transform=None) -> torch.utils.data.Dataset:
+        """A ``torch.utils.data.Dataset`` of ``(image, label)``: images normalised float ``[C, H, W]``.
+
+        Args:
+            split: ``"train"`` or ``"test"``.
+            transform: optional callable applied to each normalised image tensor (e.g. a torchvision v2 transform).
+
+        Returns:
+            A map-style dataset for a ``DataLoader`` (or Avalanche's ``as_classification_dataset``).
+
+        Example:
+            >>> loader = torch.utils.data.DataLoader(ds.as_torch_dataset("train"), batch_size=256, shuffle=True)
+        """
+        if split not in ("train", "test"):
+            raise FyiError(f"split must be 'train' or 'test', got {split!r}")
+        part = self.train if split == "train" else self.test
+        return TensorImages(part.images, part.labels, lambda x: normalize_uint8(x, self.info.mean, self.info.std),
+                            transform)
 
     def _stats(self, device, dtype=torch.float32):
         mean = torch.tensor(self.info.mean, dtype=dtype, device=device).view(-1, 1, 1)
@@ -167,6 +194,26 @@ def flip_extend(split: Split) -> Split:
     """Every image plus its horizontal mirror (paper Sec. 4.3.4): N -> 2N, labels repeated."""
     images = torch.cat([split.images, split.images.flip(-1)])
     return Split(images, split.labels.repeat(2), split.num_classes)
+
+
+class TensorImages(torch.utils.data.Dataset):
+    """Images and labels held as tensors, served as ``(prepare(image), label)`` (then ``transform``, if given)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, prepare=None, transform=None):
+        self.images, self.labels = images, labels.long()
+        self.prepare, self.transform = prepare, transform
+        self.targets = self.labels.tolist()  # the attribute torchvision datasets and Avalanche look for
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def __getitem__(self, i: int):
+        x = self.images[i]
+        if self.prepare is not None:
+            x = self.prepare(x)
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, int(self.labels[i])
 
 
 @dataclass(frozen=True)

@@ -55,9 +55,39 @@ def register_model(name: str):
     return decorator
 
 
-def list_models() -> list[str]:
-    """Registered names (case-insensitive); any timm model is also available as ``timm:<name>``."""
-    return sorted(display for display, _ in _REGISTRY.values())
+def list_models(pattern: str | None = None, *, timm_models: bool = False) -> list[str]:
+    """Model names, optionally filtered by a shell-style ``pattern`` (``"vgg*"``, ``"nb201:*"``, ``"timm:resnet*"``).
+
+    Args:
+        pattern: wildcard pattern matched case-insensitively (``fnmatch``); None lists every registered name.
+        timm_models: also list ``timm:<name>`` for every timm model (timm's own ``list_models``); a pattern that
+            starts with ``timm:`` implies it.
+
+    Returns:
+        Sorted names ``create_model`` accepts.  NAS-Bench-201 cells are listed as ``nb201:<cell>`` when the pattern
+        starts with ``nb201:`` (15,625 of them).
+
+    Example:
+        >>> list_models("resnet*")
+        ['resnet18', 'resnet18bn']
+    """
+    import fnmatch
+
+    names = sorted(display for display, _ in _REGISTRY.values())
+    if pattern is None and not timm_models:
+        return names
+    pat = (pattern or "*").strip().lower()
+    if pat.startswith("nb201:"):
+        from .nb201 import PREFIX, all_cells
+
+        names = [PREFIX + c for c in all_cells()]
+    elif pat.startswith("timm:") or timm_models:
+        import timm
+
+        sub = pat[5:] if pat.startswith("timm:") else "*"
+        extra = ["timm:" + n for n in timm.list_models(sub)]
+        names = extra if pat.startswith("timm:") else names + extra
+    return sorted(n for n in names if fnmatch.fnmatchcase(n.lower(), pat))
 
 
 def _parse_value(text: str) -> Any:

@@ -108,6 +108,44 @@ class SyntheticSet:
         )
 
     # -- views ---------------------------------------------------------------
+    def as_torch_dataset(self, transform=None):
+        """A ``torch.utils.data.Dataset`` of ``(image, label)`` of the decoded set (normalised like its dataset).
+
+        Args:
+            transform: optional callable applied to each image tensor (e.g. a torchvision v2 transform).
+
+        Example:
+            >>> loader = torch.utils.data.DataLoader(s.as_torch_dataset(), batch_size=256, shuffle=True)
+        """
+        from ..data.base import TensorImages
+
+        images, labels = self.decoded()
+        return TensorImages(images.detach().float().cpu(), labels.cpu(), None, transform)
+
+    def show(self, nrow: int | None = None, *, figure: bool = False, padding: int = 2):
+        """A grid of the stored images, one row per class (torchvision's ``make_grid``), in [0, 1].
+
+        Args:
+            nrow: images per row (default: the images per class).
+            figure: return a matplotlib ``Figure`` of the grid instead of the ``[3, H, W]`` tensor.
+            padding: pixels between images.
+        """
+        from torchvision.utils import make_grid
+
+        order = torch.argsort(self.labels.detach().cpu(), stable=True)
+        pixels = self.to_pixels().detach().cpu()[order]
+        grid = make_grid(pixels, nrow=nrow or max(1, len(self) // max(1, self.num_classes)), padding=padding)
+        if not figure:
+            return grid
+        from ..plots import new_figure
+
+        fig = new_figure(max(2.0, grid.shape[2] / 40), max(2.0, grid.shape[1] / 40))
+        ax = fig.add_subplot(1, 1, 1)
+        ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
+        ax.set_axis_off()
+        ax.set_title(repr(self), fontsize=7)
+        return fig
+
     def decoded(self) -> tuple[Tensor, Tensor]:
         """Images and labels as networks should train on them.
 
