@@ -45,3 +45,25 @@ def test_dir_lists_only_public_names():
     assert "load_dataset" in names and "rank" in names
     assert not [n for n in names if n.startswith("_") and n != "__version__"] and "importlib" not in names
     assert "TYPE_CHECKING" not in names
+
+
+def test_create_model_speaks_timm(tmp_path):
+    import pytest
+    import timm
+
+    from fyi_apps.errors import FyiError
+
+    a = fyi.create_model("convnet", in_chans=3, num_classes=10, image_size=32, seed=1)
+    b = fyi.create_model("convnet", channels=3, num_classes=10, image_size=32, seed=1)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    with pytest.raises(FyiError, match="disagree"):
+        fyi.create_model("convnet", channels=1, in_chans=3, num_classes=10, image_size=32)
+    # pretrained weights from a local file are loaded; weights that are not on disk are one line, no download
+    src = timm.create_model("resnet18", num_classes=10)
+    path = tmp_path / "w.pth"
+    torch.save(src.state_dict(), path)
+    net = fyi.create_model("timm:resnet18", in_chans=3, num_classes=10, image_size=32, pretrained=True,
+                           pretrained_cfg_overlay={"file": str(path)})
+    assert torch.equal(net.model.conv1.weight, src.conv1.weight)
+    with pytest.raises(FyiError, match="not on disk .* never downloads"):
+        fyi.create_model("timm:resnet18", in_chans=3, num_classes=10, image_size=32, pretrained=True)

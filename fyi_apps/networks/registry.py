@@ -190,18 +190,38 @@ def _build(name: str, channels: int, num_classes: int, image_size: int, kwargs: 
 def create_model(
     name: str,
     *,
-    channels: int,
+    channels: int | None = None,
     num_classes: int,
     image_size: int,
     seed: int | None = 0,
+    in_chans: int | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Build a registered network, a ``name:key=value,...`` spec, or ``timm:<name>``.
 
-    ``seed=int`` draws the initial weights from a private copy of the CPU RNG
-    seeded with ``seed`` (the global RNG is untouched); ``seed=None`` draws from
-    the global RNG.  The model is returned on CPU in training mode.
+    Args:
+        name: a registered name (``list_models()``), with options (``convnet:depth=2,width=64``),
+            ``nb201:<cell>`` or ``timm:<name>``.
+        channels: input channels (``in_chans``, timm's spelling, is accepted too).
+        num_classes: outputs of the classifier.
+        image_size: input height = width in pixels.
+        seed: draws the initial weights from a private copy of the CPU RNG seeded with it (the global RNG is
+            untouched); None draws from the global RNG.
+        **kwargs: the model's options; ``pretrained=True`` (timm models) loads weights already on disk (the
+            Hugging Face cache, or ``pretrained_cfg_overlay={"file": PATH}``) and never downloads.
+
+    Returns:
+        The model on CPU in training mode, with ``embed(x)``, ``classifier`` and ``feature_dim``.
+
+    Example:
+        >>> net = create_model("convnet", in_chans=3, num_classes=10, image_size=32, seed=0)
     """
+    if in_chans is not None:
+        if channels is not None and int(channels) != int(in_chans):
+            raise FyiError(f"channels={channels} and in_chans={in_chans} disagree; give one of them")
+        channels = in_chans
+    if channels is None:
+        raise FyiError("create_model needs the input channels: channels=C (or in_chans=C)")
     if not isinstance(name, str) or not name.strip():
         raise FyiError(f"model name must be a non-empty string, got {name!r}")
     channels, num_classes, image_size = check_sizes(channels, num_classes, image_size)

@@ -6,6 +6,8 @@ pre-logits features, ``classifier`` = timm's head); fixed-input-size models
 """
 from __future__ import annotations
 
+import contextlib
+
 import difflib
 import re
 from typing import Any
@@ -60,12 +62,57 @@ def _timm_size_kwargs(arch: str, image_size: int) -> dict[str, Any]:
     return out
 
 
+class _Offline(Exception):
+    """A download was attempted."""
+
+
+@contextlib.contextmanager
+def _no_downloads(active: bool):
+    """While building a pretrained model: the Hugging Face hub offline and any URL download refused."""
+    if not active:
+        yield
+        return
+    import os
+
+    import torch.hub
+
+    old_env = os.environ.get("HF_HUB_OFFLINE")
+    old_dl = torch.hub.download_url_to_file
+
+    def refuse(url, *args, **kwargs):
+        raise _Offline(f"it would download {url}")
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    torch.hub.download_url_to_file = refuse
+    try:
+        import huggingface_hub.constants as hf_constants
+    except ImportError:
+        hf_constants = None
+    old_const = getattr(hf_constants, "HF_HUB_OFFLINE", None)
+    if hf_constants is not None:
+        hf_constants.HF_HUB_OFFLINE = True  # read at import: the environment variable alone comes too late
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 - hub errors of several kinds all mean "not on disk"
+        if isinstance(e, (_Offline, FyiError)) or type(e).__module__.startswith(("huggingface_hub", "requests",
+                                                                                 "urllib")):
+            raise _Offline(str(e).splitlines()[0][:120] if str(e) else type(e).__name__) from None
+        raise
+    finally:
+        torch.hub.download_url_to_file = old_dl
+        if hf_constants is not None:
+            hf_constants.HF_HUB_OFFLINE = old_const
+        if old_env is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = old_env
+
+
 def _create_timm(name: str, channels: int, num_classes: int, image_size: int, **kwargs: Any) -> TimmNet:
     import timm
     from timm.models import is_model, split_model_name_tag
 
-    if kwargs.pop("pretrained", False):
-        raise FyiError("pretrained timm weights are not supported (fyi-apps never downloads); drop pretrained=True")
+    pretrained = bool(kwargs.pop("pretrained", False))
     arch = split_model_name_tag(name)[0]
     if not arch or not is_model(arch):
         close = difflib.get_close_matches(arch, timm.list_models(), n=5, cutoff=0.6)
@@ -78,10 +125,15 @@ def _create_timm(name: str, channels: int, num_classes: int, image_size: int, **
     size_msg = f"timm model {name!r} cannot run at image size {image_size} with {channels} channel(s)"
     while True:
         try:
-            model = timm.create_model(
-                name, pretrained=False, num_classes=num_classes, in_chans=channels, **auto, **kwargs
-            )
+            with _no_downloads(pretrained):
+                model = timm.create_model(
+                    name, pretrained=pretrained, num_classes=num_classes, in_chans=channels, **auto, **kwargs
+                )
             break
+        except _Offline as e:
+            raise FyiError(f"the pretrained weights of timm model {name!r} are not on disk ({e}) and fyi-apps never "
+                           "downloads; put them in the Hugging Face cache, or pass "
+                           "pretrained_cfg_overlay={'file': PATH} with a local weights file") from None
         except TypeError as e:
             dropped = [k for k in auto if k in str(e)]
             if dropped:  # the model does not take one of our size adaptations: build without it
