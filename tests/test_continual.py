@@ -171,9 +171,8 @@ def test_mode_a_images_come_from_the_synthetic_set_file(bench, digits, tmp_path)
         cl.make_buffer(f"file:{path}", ipc=3, num_classes=10,
                        info=SimpleNamespace(name="big", channels=3, image_size=32, mean=(0,) * 3, std=(1,) * 3))
     assert len(cl.make_buffer(f"file:{path}", ipc=3, num_classes=10, info=digits.info).source.images) == 40
-    too_many = cl.make_buffer(str(path), ipc=5, num_classes=10)
-    with pytest.raises(FyiError, match="has 4 images of class"):
-        too_many.post_adapt(_state(), bench.train_stream[0])
+    with pytest.raises(FyiError, match=r"has 4 image\(s\) of class 0 but the memory keeps 5 per class; use ipc=4"):
+        cl.make_buffer(str(path), ipc=5, num_classes=10)  # refused when the memory is built, before any training
     with pytest.raises(FyiError, match="does not exist"):
         cl.make_buffer(f"file:{tmp_path / 'missing.safetensors'}", ipc=1, num_classes=10)
     with pytest.raises(FyiError, match="unknown buffer"):

@@ -193,9 +193,9 @@ class FromSynset(MemorySource):
 
     @classmethod
     def from_spec(cls, spec, opts):
-        return cls(spec.path, info=opts.info)
+        return cls(spec.path, info=opts.info, ipc=opts.ipc)
 
-    def __init__(self, synset, info=None):
+    def __init__(self, synset, info=None, ipc: int | None = None):
         from ...synset import SyntheticSet, load_synset
 
         if not isinstance(synset, SyntheticSet):
@@ -220,6 +220,13 @@ class FromSynset(MemorySource):
                                f"{info.name} uses {list(info.mean)} / {list(info.std)}; use a set of the benchmark's dataset")
         self.synset = synset
         self.images, self.labels = (t.detach().cpu() for t in synset.decoded())
+        if ipc is not None:  # checked now, not after the first experience has trained
+            counts = torch.bincount(self.labels.long(), minlength=int(self.labels.max()) + 1 if len(self.labels) else 0)
+            short = [c for c, n in enumerate(counts.tolist()) if n < ipc]
+            if short or len(counts) == 0:
+                have = int(counts.min()) if len(counts) else 0
+                raise FyiError(f"synthetic set {name} has {have} image(s) of class {short[0] if short else 0} but the "
+                               f"memory keeps {ipc} per class; use ipc={have} (--ipc {have}) or a set with more")
 
     def select(self, classes, per_class, x, y, *, agent_state=None, experience=None):
         imgs, labs = [], []
