@@ -175,7 +175,7 @@ def rank_scatter(panels: Sequence[dict], png_path, title: str | None = None) -> 
 
     Each panel is a dict with ``label``, ``proxy`` and ``truth`` (accuracies in
     [0, 1], one per candidate), optional ``ranks`` (ground-truth rank written
-    next to each point), ``names`` and ``best`` (the proxy's favourite, ringed)
+    next to each point) or ``point_labels`` (any text per point, e.g. names), ``names`` and ``best`` (the proxy's favourite, ringed)
     and ``stats`` (``spearman``/``kendall`` shown in the panel title).
     """
     if not panels:
@@ -191,9 +191,9 @@ def rank_scatter(panels: Sequence[dict], png_path, title: str | None = None) -> 
         if len(xs) != len(ys):
             raise FyiError(f"panel {panel.get('label')!r} has {len(xs)} proxy but {len(ys)} truth accuracies")
         ax.scatter(xs, ys, s=18, alpha=0.8)
-        ranks = panel.get("ranks")
-        if ranks:
-            for x, y, r in zip(xs, ys, ranks):
+        marks = panel.get("point_labels") or panel.get("ranks")
+        if marks:
+            for x, y, r in zip(xs, ys, marks):
                 ax.annotate(str(r), (x, y), textcoords="offset points", xytext=(3, 3), fontsize=6, alpha=0.8)
         names, best = panel.get("names"), panel.get("best")
         if names and best in names:

@@ -278,3 +278,16 @@ def test_distillation_time_is_amortized_on_the_compute_axis(digits, tmp_path):
     series = {x["label"]: x["points"] for x in curve_series(res)}
     own = [c["seconds"] for c in entry["curve"]]
     assert [p["seconds"] for p in series[entry["label"]]] == pytest.approx([t + 500.0 / 4 for t in own])
+
+
+def test_scatter_points_can_be_labelled_by_name(ranking, tmp_path):
+    from fyi_apps.errors import FyiError
+    from fyi_apps.tasks.nas.report import short_name
+
+    _, res, _ = ranking
+    assert short_name("nb201:|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|none~2|;cells=1") \
+        == "30ps10"
+    for how in ("name", "none"):
+        assert nas.write_report(res, tmp_path / how, name="r", point_labels=how)["png"].stat().st_size > 10_000
+    with pytest.raises(FyiError, match="point_labels"):
+        nas.write_report(res, tmp_path, point_labels="names")

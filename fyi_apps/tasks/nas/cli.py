@@ -72,7 +72,11 @@ def add_nas_arguments(sp) -> None:
     sp.add_argument("--seeds", type=V.positive_int, default=1, help="training seeds per candidate and set")
     sp.add_argument("--topk", default="5,10,20",
                     help="top-k sizes (by ground truth) for the rank statistics; counts or percentages (10%%,20%%)")
-    sp.add_argument("--herding-epochs", type=V.non_negative_int, default=1)
+    sp.add_argument("--herding-epochs", type=V.non_negative_int, default=1,
+                    help="epochs of the feature network herding selects with")
+    sp.add_argument("--label-points", default="rank", choices=["rank", "name", "none"],
+                    help="text beside each scatter point: the candidate's ground-truth rank, its name (NB201 cells "
+                         "as six letters: 0 none, s skip, 1/3 conv, p pool) or nothing")
     add_common_training_arguments(sp)
 
 
@@ -126,5 +130,6 @@ def run_nas_command(args) -> None:
         print()
         rows, heads = summary_rows(report)
         print(table(rows, heads))
-        paths = write_report(report, args.out, name=name, command=" ".join(["fyi", *sys.argv[1:]]))
+        paths = write_report(report, args.out, name=name, command=" ".join(["fyi", *sys.argv[1:]]),
+                             point_labels=args.label_points)
         print(f"report: {paths['json']}, {paths['md']}, {paths['png']}")

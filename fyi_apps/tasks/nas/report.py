@@ -161,8 +161,26 @@ def candidate_rows(report: dict) -> tuple[list[list], list[str]]:
     return rows, headers
 
 
-def write_report(report: dict, out_dir: str | os.PathLike, *, name: str = "nas", command: str | None = None) -> dict:
-    """``<name>.json``, ``<name>.md`` (tables) and ``<name>.png`` (proxy vs truth scatter) in ``out_dir``."""
+def short_name(candidate: str) -> str:
+    """A compact label of a candidate for plots (NB201 cells as their six ops, ConvNets by their knobs)."""
+    if candidate.lower().startswith("nb201:"):
+        abbrev = {"none": "0", "skip_connect": "s", "nor_conv_1x1": "1", "nor_conv_3x3": "3", "avg_pool_3x3": "p"}
+        cell = candidate[6:].split(";")[0]
+        return "".join(abbrev.get(e.split("~")[0], "?") for node in cell.split("+") for e in node.strip("|").split("|"))
+    return candidate.split(":", 1)[-1][:24]
+
+
+def write_report(report: dict, out_dir: str | os.PathLike, *, name: str = "nas", command: str | None = None,
+                 point_labels: str = "rank") -> dict:
+    """``<name>.json``, ``<name>.md`` (tables) and ``<name>.png`` (proxy vs truth scatter) in ``out_dir``.
+
+    ``point_labels``: what is written next to each scatter point: ``rank`` (its ground-truth rank), ``name``
+    (:func:`short_name`; NB201 cells as six letters, one per edge: 0 none, s skip, 1/3 conv, p pool) or ``none``.
+    """
+    if point_labels not in ("rank", "name", "none"):
+        from ...errors import FyiError
+
+        raise FyiError(f"point_labels must be rank, name or none, got {point_labels!r}")
     from ...plots import rank_scatter
     from ...report import table
 
@@ -174,13 +192,17 @@ def write_report(report: dict, out_dir: str | os.PathLike, *, name: str = "nas",
         ok = [c for c in report["candidates"] if c in p["accs"] and c in report["truth"]["accs"]]
         panels.append({"label": p["label"], "proxy": [p["accs"][c] for c in ok],
                        "truth": [report["truth"]["accs"][c] for c in ok],
-                       "ranks": [p["stats"]["truth_rank"][c] for c in ok], "stats": p["stats"],
+                       "ranks": [p["stats"]["truth_rank"][c] for c in ok] if point_labels == "rank" else None,
+                       "point_labels": [short_name(c) for c in ok] if point_labels == "name" else None,
+                       "stats": p["stats"],
                        "best": p["stats"]["best"]["candidate"], "names": ok,
                        **({"xscale": 1.0, "xlabel": p["label"], "xlog": True} if p.get("kind") == "score" else
                           {"xscale": 1.0, "xlabel": p["label"]} if p.get("kind") == "zerocost" else {})})
     png = rank_scatter(panels, out / f"{name}.png",
                        title=f"{report['dataset']}: proxy vs ground truth ({report['truth']['label']}, "
-                             f"{report['truth']['epochs']} epochs); numbers = ground-truth rank")
+                             f"{report['truth']['epochs']} epochs)" + {"rank": "; numbers = ground-truth rank",
+                                                                      "name": "; labels = candidates",
+                                                                      "none": ""}[point_labels])
     srows, sheads = summary_rows(report)
     crows, cheads = candidate_rows(report)
     curves = curve_rows(report)
