@@ -61,6 +61,9 @@ def summary_rows(report: dict) -> tuple[list[list], list[str]]:
         row += [f"{100 * b['truth_acc']:.2f} ({b['truth_rank']}/{s['n']})", f"{100 * b['oracle_acc']:.2f}",
                 f"{p['cost']['proxy_seconds']:.0f}", "-" if saved is None else f"{saved:.1f}x"]
         rows.append(row)
+    if ns:  # the search's oracle: the best candidate of the same draws
+        oracle = _oracle_row(report)
+        rows.append(["oracle (best of the N drawn)"] + [""] * (len(headers) - 1 - len(ns) - 4) + oracle + [""] * 4)
     return rows, headers
 
 
@@ -188,16 +191,24 @@ def write_report(report: dict, out_dir: str | os.PathLike, *, name: str = "nas",
     report = dict(report)  # a RankingResult or a plain report
     report, json_path = write_json_report(report, out / f"{name}.json", command)
     panels = []
+    if point_labels != "none" and len(report["candidates"]) > 200:
+        point_labels = "none"  # a label per point is unreadable beyond a few hundred candidates
     for p in report["proxies"]:
         ok = [c for c in report["candidates"] if c in p["accs"] and c in report["truth"]["accs"]]
-        panels.append({"label": p["label"], "proxy": [p["accs"][c] for c in ok],
+        xs = [p["accs"][c] for c in ok]
+        if p.get("kind") in ("zerocost", "ensemble"):  # heavy-tailed scores: plot their rank percentile
+            from scipy.stats import rankdata
+
+            xs = list(rankdata(xs) / max(1, len(xs)) * 100.0)
+        panels.append({"label": p["label"], "proxy": xs,
                        "truth": [report["truth"]["accs"][c] for c in ok],
                        "ranks": [p["stats"]["truth_rank"][c] for c in ok] if point_labels == "rank" else None,
                        "point_labels": [short_name(c) for c in ok] if point_labels == "name" else None,
                        "stats": p["stats"],
                        "best": p["stats"]["best"]["candidate"], "names": ok,
                        **({"xscale": 1.0, "xlabel": p["label"], "xlog": True} if p.get("kind") == "score" else
-                          {"xscale": 1.0, "xlabel": p["label"]} if p.get("kind") == "zerocost" else {})})
+                          {"xscale": 1.0, "xlabel": f"{p['label']} (rank percentile)"}
+                          if p.get("kind") in ("zerocost", "ensemble") else {})})
     png = rank_scatter(panels, out / f"{name}.png",
                        title=f"{report['dataset']}: proxy vs ground truth ({report['truth']['label']}, "
                              f"{report['truth']['epochs']} epochs)" + {"rank": "; numbers = ground-truth rank",
