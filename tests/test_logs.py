@@ -23,9 +23,11 @@ def test_bar_redraws_become_few_lines():
     log.write("plain message\n")
     for i in range(50):
         log.write(f"\rwork:  {2 * i}%|  | {i}/50")
-    log.write("\rwork: 100%|##| 50/50\n")
+    log.write("\rwork: 100%|##| 49/50 [00:01]")  # tqdm rounds up to 100 % before the end
+    log.write("\rwork: 100%|##| 50/50 [00:01]")
+    log.write("\rwork: 100%|##| 50/50 [00:02]\n")  # the closing redraw of a finished bar
     lines = sink.text.splitlines()
-    assert lines == ["plain message", "work:  0%|  | 0/50", "work: 100%|##| 50/50"]
+    assert lines == ["plain message", "work:  0%|  | 0/50", "work: 100%|##| 50/50 [00:01]"]
 
 
 def test_the_cli_writes_progress_as_lines_to_a_log(tmp_path, capsys):

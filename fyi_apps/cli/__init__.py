@@ -204,6 +204,7 @@ class _LogLines:
         self._stream = stream
         self._every = every
         self._last = float("-inf")
+        self._finished: str | None = None
 
     def write(self, text: str) -> int:
         import time
@@ -213,10 +214,17 @@ class _LogLines:
         lines = [part for part in text.split("\r") if part.strip()]
         if not lines:
             return len(text)
+        import re
+
         line = lines[-1].rstrip("\n")
         now = time.monotonic()
-        if now - self._last >= self._every or "100%" in line:
+        done = re.search(r"\b(\d+)/(\d+)\b", line)
+        finished = bool(done) and done.group(1) == done.group(2)
+        key = line.split("[")[0]  # the bar without its timings: a finished bar is written once
+        if (now - self._last >= self._every and not finished) or (finished and key != self._finished):
             self._last = now
+            if finished:
+                self._finished = key
             self._stream.write(line + "\n")
         return len(text)
 
