@@ -69,6 +69,7 @@ def test_a_tiny_er_ace_avalanche_run_keeps_er_aces_own_buffer(tmp_path):
     assert [m["size"] for m in native["memory"]] == [min(40, 2 * 11 * (i + 1)) for i in range(5)][:1] + \
         [40] * 4 and native["memory"][0]["policy"] == "ClassBalancedBuffer"
     assert [m["size"] for m in random_["memory"]] == [8, 16, 24, 32, 40]
+    assert random_["memory"][-1]["bytes"] == 4 * 40 * 3 * 32 * 32 and random_["memory"][-1]["bytes_uint8"] == 40 * 3072
     assert native["train"]["optimizer"] == "SGD momentum 0 wd 0" and native["train"]["stream_aug"] == "crop-flip"
     with pytest.raises(FyiError, match="native memory is ER-ACE's own buffer"):
         cl.run_experiment(cl.CLConfig(benchmark="split-cifar10", protocol="replay", strategy="naive", seeds=[0],

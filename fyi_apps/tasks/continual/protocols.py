@@ -186,7 +186,7 @@ def run_replay(
             t_train = time.perf_counter() - t0
             metrics = _scalars(strat.eval(bench.test_stream[: i + 1]))
             history.append(metrics)
-            memory.append({**_memory_state(buffer), "seconds_train": t_train})
+            memory.append({**_memory_state(buffer, tuple(bench.test_images.shape[1:])), "seconds_train": t_train})
             bar.set_postfix(acc=f"{100 * metrics.get(KEY_STREAM_ACC, float('nan')):.1f}")
     return {"protocol": "replay", "history": history, "memory": memory,
             "train": {"strategy": strategy, "arch": arch, "epochs": epochs, "lr": lr, "batch_size": batch_size,
@@ -196,14 +196,26 @@ def run_replay(
                       **({"stream_aug": stream_aug} if stream_aug != "none" else {})}}
 
 
-def _memory_state(buffer) -> dict:
-    """Size and per-class counts of the memory (the strategy's own buffer for ``native``)."""
+def _memory_state(buffer, image_shape: Sequence[int] = ()) -> dict:
+    """Size, per-class counts and storage cost of the memory (the strategy's own buffer for ``native``).
+
+    ``bytes``: the images as stored here (float32); ``bytes_uint8``: the same images exported as 8-bit pixels
+    (one byte per value, the size a real-image memory needs).
+    """
+    import math
+
     native = getattr(buffer, "native_policy", None)
     if native is None:
-        return {"size": len(buffer), "class_counts": {str(c): n for c, n in buffer.class_counts().items()}}
-    groups = getattr(native, "buffer_groups", {}) or {}
-    counts = {str(c): len(g.buffer) for c, g in sorted(groups.items())}
-    return {"size": sum(counts.values()), "class_counts": counts, "policy": type(native).__name__}
+        counts = {str(c): n for c, n in buffer.class_counts().items()}
+    else:
+        groups = getattr(native, "buffer_groups", {}) or {}
+        counts = {str(c): len(g.buffer) for c, g in sorted(groups.items())}
+    size = sum(counts.values())
+    values = size * math.prod(image_shape) if image_shape else 0
+    out = {"size": size, "class_counts": counts, "bytes": 4 * values, "bytes_uint8": values}
+    if native is not None:
+        out["policy"] = type(native).__name__
+    return out
 
 
 def summarise(record: dict, experience_classes: Sequence[Sequence[int]]) -> dict:
