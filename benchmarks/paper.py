@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 
 from benchmarks.fidelity import PAPER as _MATCHING  # the paper's Table 1 rows for DC, DSA, DM
+from fyi_apps.errors import FyiError
 
 #: FYI paper, Table 1, CIFAR-10, ConvNet-3, test accuracy % at (IPC 1, IPC 10); None: not published
 PAPER: dict[str, tuple[float | None, float | None]] = {
