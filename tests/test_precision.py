@@ -69,3 +69,24 @@ def test_the_gpu_check_runs_dry_on_the_cpu(tmp_path, capsys):
         {(m, p) for m in ("dm", "dsa", "mtt") for p in ("fp32", "auto")}
     assert all(t["seconds_per_iteration"] > 0 for t in report["timings"])
     assert "18/18 steps passed" in capsys.readouterr().out
+
+
+def test_options_without_effect_say_so(digits, tmp_path, capsys):
+    import warnings
+
+    from fyi_apps.tasks import nas
+
+    cfg = nas.NasConfig(dataset="digits", proxies=["params"], space="mlp:width=8,mlp:width=16", truth="real:2",
+                        full_epochs=1, curve=[1], proxy_epochs=1)
+    nas.run_ranking(cfg, cache_dir=tmp_path, dataset=digits, device="cpu", progress=False)
+    assert "--curve records the learning curves of trained proxies" in capsys.readouterr().err
+    from fyi_apps.distill.experts import ExpertConfig, train_experts
+
+    train_experts(ExpertConfig(dataset="digits", experts=1, epochs=2, arch="mlp", train_per_class=5), digits,
+                  tmp_path / "e", progress=False)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        d = Distiller(DistillConfig("mtt", "digits", 1, iterations=1, arch="mlp", precision="bf16",
+                                    options={"buffers": str(tmp_path / "e"), "expert_epochs": 1,
+                                             "max_start_epoch": 1, "syn_steps": 1}), digits, device="cpu")
+    assert any("has none" in str(w.message) for w in seen) and d.ctx.precision == "fp32"

@@ -272,6 +272,12 @@ class Distiller:
         if self.cfg.dsa:
             self.ctx.aug = DSA(self.cfg.dsa_strategy, mode=self.cfg.dsa_mode)
         self.method = METHODS[self.cfg.method](self.ctx)
+        if self.cfg.precision != "fp32" and self.cfg.method in ("mtt", "ftd"):
+            import warnings
+
+            warnings.warn(f"--precision {self.cfg.precision} acts on real-image passes and {self.cfg.method} has none "
+                          "(it matches expert trajectories): the run is fp32", stacklevel=2)
+            self.ctx.precision = "fp32"  # what the outputs record is what ran
         self.log: list[dict] = []
         self.start_iteration = 0
         self._last_checkpoint: int | None = None  # iteration of the last checkpoint written or resumed

@@ -441,6 +441,11 @@ def run_ranking(
         candidates, proxies, truth = box[0]
     else:
         candidates, proxies, truth = plan(cfg, dataset, device=device, progress=progress, cache_dir=cache_dir)
+    if cfg.curve and not any(p.trains for p in proxies):
+        import sys
+
+        print("fyi: warning: --curve records the learning curves of trained proxies, and none of these proxies "
+              "trains; it changes nothing here", file=sys.stderr)
     for text in cfg.ensembles:  # a misspelt ensemble fails before any training
         ensemble_parts(cfg, text, [p.label for p in proxies])
     jobs = build_jobs(cfg, candidates, proxies, truth)
