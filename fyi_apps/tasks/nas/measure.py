@@ -2,14 +2,19 @@
 
 Nothing is allocated or trained: a model is built on ``torch.device("meta")``
 (or on the CPU when it refuses the meta device) and only its shapes are used.
+Each measurement is made once per process and candidate (memoised): a ranking
+asks for the same candidate's size in the sampler, the free proxies and the report.
 """
 from __future__ import annotations
+
+import functools
 
 import torch
 
 from ...errors import FyiError
 
 
+@functools.lru_cache(maxsize=None)
 def candidate_fits(name: str, *, channels: int = 3, num_classes: int = 10, image_size: int = 32) -> bool:
     """Whether ``name`` builds at this input size (checked on the meta device: no memory, no training)."""
     from ...networks import create_model
@@ -38,6 +43,7 @@ def meta_model(name: str, channels: int, num_classes: int, image_size: int):
         return create_model(name, **kw), "cpu"
 
 
+@functools.lru_cache(maxsize=None)
 def candidate_mmacs(name: str, *, channels: int = 3, num_classes: int = 10, image_size: int = 32) -> float:
     """Multiply-accumulates (millions) of one image's forward pass through ``name``.
 
@@ -54,6 +60,7 @@ def candidate_mmacs(name: str, *, channels: int = 3, num_classes: int = 10, imag
     return counter.get_total_flops() / 2 / 2 / 1e6  # 2 FLOPs per MAC, 2 images
 
 
+@functools.lru_cache(maxsize=None)
 def candidate_params(name: str, *, channels: int = 3, num_classes: int = 10, image_size: int = 32) -> int:
     """Number of parameters of ``name`` (built on the meta device: nothing allocated)."""
     net, _ = meta_model(name, channels, num_classes, image_size)
