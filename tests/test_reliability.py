@@ -90,16 +90,20 @@ def _share(folder, log):
     nas.run_jobs(_jobs(digits, 6), nas.RecordCache(folder), device="cpu", progress=False)
 
 
-def test_two_processes_on_one_folder_share_the_work(digits, tmp_path):
+def _twice(target, folder, log) -> list[str]:
+    """Run ``target(folder, log)`` in two spawned processes at once; the lines both wrote to ``log``."""
     ctx = multiprocessing.get_context("spawn")
-    log = tmp_path / "trained.txt"
-    procs = [ctx.Process(target=_share, args=(str(tmp_path / "cache"), str(log))) for _ in range(2)]
+    procs = [ctx.Process(target=target, args=(str(folder), str(log))) for _ in range(2)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(240)
     assert all(p.exitcode == 0 for p in procs)
-    trained = log.read_text().split()
+    return log.read_text().split()
+
+
+def test_two_processes_on_one_folder_share_the_work(digits, tmp_path):
+    trained = _twice(_share, tmp_path / "cache", tmp_path / "trained.txt")
     assert sorted(trained) == sorted({j.key for j in _jobs(digits, 6)})  # every job once, none twice
 
 
@@ -166,15 +170,8 @@ def _share_cl(folder, log):
 
 
 def test_two_cl_processes_on_one_folder_share_the_runs(tmp_path):
-    ctx = multiprocessing.get_context("spawn")
-    log = tmp_path / "ran.txt"
-    procs = [ctx.Process(target=_share_cl, args=(str(tmp_path / "runs"), str(log))) for _ in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(240)
-    assert all(p.exitcode == 0 for p in procs)
-    assert sorted(log.read_text().split()) == [f"random/{s}" for s in range(4)]  # each run once
+    ran = _twice(_share_cl, tmp_path / "runs", tmp_path / "ran.txt")
+    assert sorted(ran) == [f"random/{s}" for s in range(4)]  # each run once
     assert not list((tmp_path / "runs").glob("*.claim"))  # claims released
 
 
