@@ -93,9 +93,25 @@ class EvalResult:
         m = self.mean
         return float(math.sqrt(sum((a - m) ** 2 for a in self.accs) / len(self.accs)))
 
+    @property
+    def accs_pct(self) -> list[float]:
+        """Test accuracies in percent (``accs`` are fractions in [0, 1])."""
+        return [100.0 * a for a in self.accs]
+
+    @property
+    def mean_pct(self) -> float:
+        """Mean test accuracy in percent."""
+        return 100.0 * self.mean
+
+    @property
+    def std_pct(self) -> float:
+        """Standard deviation of the test accuracy over seeds, in percentage points."""
+        return 100.0 * self.std
+
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["mean"], d["std"] = self.mean, self.std
+        d["mean_pct"], d["std_pct"] = self.mean_pct, self.std_pct
         return d
 
     def summary(self) -> str:

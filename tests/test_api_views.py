@@ -67,3 +67,11 @@ def test_create_model_speaks_timm(tmp_path):
     assert torch.equal(net.model.conv1.weight, src.conv1.weight)
     with pytest.raises(FyiError, match="not on disk .* never downloads"):
         fyi.create_model("timm:resnet18", in_chans=3, num_classes=10, image_size=32, pretrained=True)
+
+
+def test_eval_results_name_their_percentages(digits):
+    res = fyi.evaluate(fyi.random_subset(digits, 1), digits, archs="mlp", seeds=[0, 1],
+                       cfg={"epochs": 2, "dsa": False})["mlp"]
+    assert res.mean_pct == 100 * res.mean and res.std_pct == 100 * res.std
+    assert res.accs_pct == [100 * a for a in res.accs] and 0 <= res.mean <= 1
+    assert res.to_dict()["mean_pct"] == res.mean_pct
