@@ -23,7 +23,8 @@ from ...errors import FyiError
 from .measure import candidate_mmacs
 from .result import RankingResult
 from .runner import Job, RecordCache, execute, make_job, rank_world, remember_dataset
-from .sets import FREE_PROXIES, SetSpec, early_stopping_set, free_proxy, resolve_set, unique_labels, zero_cost_sets
+from .sets import (FREE_PROXIES, SetSpec, early_stopping_set, free_proxy, resolve_set, unique_labels, zero_cost_job_set,
+                   zero_cost_sets)
 from .zerocost import ZERO_COST
 from .spaces import NAMED_SPACES, nb201_space, sample_candidates
 
@@ -163,7 +164,7 @@ def plan(cfg: NasConfig, dataset, *, device="auto", progress: bool = False,
         ipc = resolved[min(resolved)].ipc or None  # "a real subset of the same size" as the first synthetic set
     specs = []
     zc = [_zero_cost_name(p) for p in cfg.proxies if _zero_cost_name(p) and not Path(p).exists()]
-    zc_specs = dict(zip(zc, zero_cost_sets(zc, dataset, seed=cfg.seed)[0])) if zc else {}
+    zc_specs = dict(zip(zc, zero_cost_sets(zc, dataset, seed=cfg.seed))) if zc else {}
     for i, p in enumerate(cfg.proxies):
         key = p.strip().lower()
         if i in resolved:
@@ -208,7 +209,7 @@ def build_jobs(cfg: NasConfig, candidates, proxies, truth) -> list[Job]:
                                          data_root=cfg.data_root, curve=[n for _, n in curve_points(cfg, spec)]))
             if truth.trains:
                 jobs.append(make_job(c, truth, tcfg, s, role="truth", test_size=cfg.test_size, data_root=cfg.data_root))
-    zero = zero_cost_job_set(cfg, proxies)
+    zero = zero_cost_job_set(proxies)
     if zero is not None:  # one scoring job per candidate for all zero-cost measures (seed: the ranking's seed)
         from ...evaluate import EvalConfig
 
@@ -216,18 +217,6 @@ def build_jobs(cfg: NasConfig, candidates, proxies, truth) -> list[Job]:
         jobs += [make_job(c, zero, EvalConfig(epochs=1), cfg.seed, role="zerocost", data_root=cfg.data_root)
                  for c in candidates]
     return jobs
-
-
-def zero_cost_job_set(cfg: NasConfig, proxies) -> SetSpec | None:
-    """The spec of the shared zero-cost scoring job of these proxies (None without zero-cost proxies)."""
-    measures = [p.source for p in proxies if p.kind == "zerocost"]
-    if not measures:
-        return None
-    digest = next(p.digest for p in proxies if p.kind == "zerocost")
-    from .zerocost import BATCH, DEFAULT_BATCH
-
-    return SetSpec(label="zero-cost", kind="zerocost", dataset=proxies[0].dataset, digest=digest,
-                   num_images=max(BATCH.get(m, DEFAULT_BATCH) for m in measures), source=",".join(measures))
 
 
 def _mean(xs):

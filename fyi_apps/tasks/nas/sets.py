@@ -222,24 +222,28 @@ def free_proxy(kind: str, candidates: Sequence[str], dataset) -> SetSpec:
                    num_images=0, source=kind, values=tuple(sorted(values.items())))
 
 
-def zero_cost_sets(measures: Sequence[str], dataset, *, seed: int = 0) -> tuple[list[SetSpec], SetSpec]:
-    """``(one spec per measure, the spec of the shared scoring job)`` of zero-cost proxies (:mod:`.zerocost`).
+def zero_cost_sets(measures: Sequence[str], dataset, *, seed: int = 0) -> list[SetSpec]:
+    """One spec per zero-cost measure (:mod:`.zerocost`; ``kind="zerocost"``, ``source`` = the measure).
 
-    One job per candidate computes every requested measure on one minibatch of
-    real training images drawn with ``seed``; each measure is then a proxy of
-    its own (``kind="zerocost"``, ``source`` = the measure).
+    All share one digest (data, seed, measures): one scoring job per candidate
+    computes every measure on one minibatch of real training images drawn with
+    ``seed`` (:func:`zero_cost_job_set`).
     """
     from .zerocost import BATCH, DEFAULT_BATCH, check_measures
 
     measures = check_measures(measures)
-    name = dataset.info.name
     digest = content_hash("zerocost", data_digest(dataset), int(seed), measures)
-    batch = max(BATCH.get(m, DEFAULT_BATCH) for m in measures)
-    job = SetSpec(label="zero-cost", kind="zerocost", dataset=name, digest=digest, num_images=batch,
-                  source=",".join(measures))
-    specs = [SetSpec(label=m, kind="zerocost", dataset=name, digest=digest, num_images=BATCH.get(m, DEFAULT_BATCH),
-                     source=m) for m in measures]
-    return specs, job
+    return [SetSpec(label=m, kind="zerocost", dataset=dataset.info.name, digest=digest,
+                    num_images=BATCH.get(m, DEFAULT_BATCH), source=m) for m in measures]
+
+
+def zero_cost_job_set(proxies: Sequence[SetSpec]) -> SetSpec | None:
+    """The spec of the shared scoring job of the zero-cost proxies among ``proxies`` (None without any)."""
+    zc = [p for p in proxies if p.kind == "zerocost"]
+    if not zc:
+        return None
+    return SetSpec(label="zero-cost", kind="zerocost", dataset=zc[0].dataset, digest=zc[0].digest,
+                   num_images=max(p.num_images for p in zc), source=",".join(p.source for p in zc))
 
 
 def early_stopping_set(dataset, ipc: int | None, proxy_epochs: int, *, seed: int = 0) -> SetSpec:
