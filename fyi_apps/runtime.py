@@ -312,21 +312,31 @@ def claim(path: str | os.PathLike) -> bool:
 
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(2):
-        try:
-            fd = os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            if claim_alive(p):
-                return False
+    # the claim appears whole or not at all: written to a private file, then hard-linked into place (a link
+    # fails when the name exists), so another process never reads a half-written claim and takes it over
+    tmp = p.with_name(f".{p.name}.{socket.gethostname()}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}))
+    try:
+        for _ in range(2):
             try:
-                p.unlink()  # its process is gone: take it over
-            except FileNotFoundError:
-                pass
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}))
-        return True
-    return False
+                try:
+                    os.link(tmp, p)
+                except FileExistsError:
+                    raise
+                except OSError:  # a file system without hard links: exclusive create, then write
+                    with os.fdopen(os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644), "w") as f:
+                        f.write(tmp.read_text())
+                return True
+            except FileExistsError:
+                if claim_alive(p):
+                    return False
+                try:
+                    p.unlink()  # its process is gone: take it over
+                except FileNotFoundError:
+                    pass
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def release_claim(path: str | os.PathLike) -> None:
@@ -343,8 +353,13 @@ def claim_alive(path: str | os.PathLike) -> bool:
     try:
         info = json.loads(Path(path).read_text())
         host, pid = info["host"], int(info["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return False  # missing, half-written or foreign: not a live claim
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError, KeyError, TypeError):  # foreign content: live until it is a minute old
+        try:
+            return time.time() - Path(path).stat().st_mtime < 60
+        except OSError:
+            return False
     if host != socket.gethostname():
         return True  # another machine's: trust it
     if pid == os.getpid():

@@ -71,6 +71,11 @@ def test_claims_keep_a_live_process_s_job_and_take_over_a_dead_one(tmp_path):
     dead.wait()
     cache.claim_path("k3").write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid}))
     assert not cache.claimed_elsewhere("k3") and cache.claim("k3")  # its process is gone: taken over
+    cache.claim_path("k4").write_text("")  # being written by another process, or foreign: live while fresh
+    assert cache.claimed_elsewhere("k4") and not cache.claim("k4")
+    os.utime(cache.claim_path("k4"), (0, 0))  # ... and stale once old
+    assert not cache.claimed_elsewhere("k4") and cache.claim("k4")
+    assert not list(tmp_path.glob(".*.tmp"))  # no private claim files left behind
 
 
 def _share(folder, log):

@@ -231,8 +231,10 @@ def _claimed_run(job: Job, device, cache: RecordCache, rank: int | None = None) 
     if not cache.claim(job.key):
         return None
     try:
-        rec = train_job(job, device, rank=rank)
-        cache.put(rec)
+        rec = cache.get(job.key)  # finished by another process between our look and our claim
+        if rec is None:
+            rec = train_job(job, device, rank=rank)
+            cache.put(rec)
     finally:
         cache.release(job.key)
     return rec
