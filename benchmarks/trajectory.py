@@ -205,7 +205,7 @@ def main(argv=None) -> int:
         if key not in results:
             accs = []
             for s in seeds:  # a different subset for every seed
-                r = evaluate_synset(random_subset(ds, ipc, seed=s), ds, archs=[args.arch], cfg=ecfg, seeds=[s],
+                r = evaluate_synset(random_subset(ds, ipc, seed=s), ds, arch=[args.arch], cfg=ecfg, seeds=[s],
                                     device=device)
                 accs += r[args.arch].accs
             results[key] = {"set": "random", "ipc": ipc, "accs": accs, "mean": sum(accs) / len(accs),
@@ -242,7 +242,7 @@ def main(argv=None) -> int:
                 log, peak = d.log[d.start_iteration:] or d.log, mem.peak_mb
             sec = [r["seconds"] for r in log]
             synset = load_synset(target)
-            ev = evaluate_synset(synset, ds, archs=[args.arch], cfg=ecfg, seeds=seeds, device=device)[args.arch]
+            ev = evaluate_synset(synset, ds, arch=[args.arch], cfg=ecfg, seeds=seeds, device=device)[args.arch]
             results[key] = {
                 "set": m, "ipc": ipc, "iterations": n_it, "syn_steps": d.cfg.options["syn_steps"],
                 "expert_epochs": ee, "max_start_epoch": opts["max_start_epoch"], "lr_img": d.cfg.lr_img,

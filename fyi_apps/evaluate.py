@@ -357,20 +357,29 @@ def evaluate_synset(
     synset,
     dataset,
     *,
-    archs: Iterable[str] = ("convnet",),
+    arch: str | Iterable[str] = ("convnet",),
     cfg: EvalConfig | None = None,
     seeds: Sequence[int] = (0, 1, 2),
     device: str | torch.device = "auto",
     progress: bool = False,
+    archs: str | Iterable[str] | None = None,
 ) -> dict[str, EvalResult]:
     """The paper's protocol for a :class:`~fyi_apps.synset.SyntheticSet`, for each architecture.
 
     The set is decoded first (IDC's multi-formation), never flip-extended.
-    ``synset`` may be a path, ``dataset`` a name, ``archs`` one name or a list,
-    ``cfg`` an :class:`EvalConfig` or a dict of its fields.
+    ``synset`` may be a path, ``dataset`` a name, ``arch`` one name or a list
+    (``archs`` is its old, deprecated spelling), ``cfg`` an :class:`EvalConfig`
+    or a dict of its fields.  Returns ``{arch: EvalResult}``; :func:`fyi_apps.evaluate`
+    returns the :class:`EvalResult` itself for one architecture.
     """
+    if archs is not None:
+        import warnings
+
+        warnings.warn("evaluate_synset(archs=...) is deprecated; use arch= (one name or a list)", DeprecationWarning,
+                      stacklevel=2)
+        arch = archs
     synset, dataset = _synset(synset), _dataset(dataset)
-    archs = validate.name_list(archs, "archs")
+    archs = validate.name_list(arch, "arch")
     seeds = validate.seed_list(seeds, "seeds")
     check_compatible(synset, dataset)
     cfg = _eval_config(cfg)
@@ -407,7 +416,3 @@ def evaluate_full(
         device=device, progress=progress,
     )
 
-
-from ._facade import make_callable  # noqa: E402
-
-make_callable(__name__, "evaluate_synset")  # fyi_apps.evaluate(...) is evaluate_synset(...)

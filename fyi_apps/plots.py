@@ -55,51 +55,57 @@ def save_figure(fig, png_path: str | os.PathLike, **kwargs) -> Path:
 # --------------------------------------------------------------------------- #
 # image grids
 # --------------------------------------------------------------------------- #
-def image_grid(
+def class_grid(
     images01,
     labels,
-    class_names: Sequence[str],
-    png_path: str | os.PathLike,
-    max_per_class: int = 10,
-    title: str | None = None,
-) -> Path:
-    """One row per class with up to ``max_per_class`` images, class names as row labels.
+    num_classes: int,
+    *,
+    max_per_class: int | None = 10,
+    padding: int = 1,
+    pad_value: float = 1.0,
+):
+    """One row per class, up to ``max_per_class`` images each, as one ``[3, H, W]`` tensor in ``[0, 1]``.
 
-    ``images01`` is ``[N, C, H, W]`` in ``[0, 1]`` (C = 1 or 3); ``labels`` ``[N]``.
-    Images are laid out on one canvas with a 1-px white gap and shown with
-    nearest-neighbour interpolation (tiny images stay crisp).
+    Built with torchvision's ``make_grid``; a class with fewer images than the
+    widest row is padded with ``pad_value``.  ``images01`` is ``[N, C, H, W]`` in
+    ``[0, 1]`` (C = 1 or 3), ``labels`` ``[N]``; ``max_per_class=None`` keeps all.
     """
-    import numpy as np
     import torch
+    from torchvision.utils import make_grid
 
     imgs = torch.as_tensor(images01).detach().cpu().float()
     labs = torch.as_tensor(labels).detach().cpu().long()
     if imgs.dim() != 4 or imgs.shape[1] not in (1, 3):
-        raise FyiError(f"image_grid needs images [N, 1 or 3, H, W], got {list(imgs.shape)}")
+        raise FyiError(f"an image grid needs images [N, 1 or 3, H, W], got {list(imgs.shape)}")
     if labs.dim() != 1 or labs.shape[0] != imgs.shape[0]:
-        raise FyiError(f"image_grid got {imgs.shape[0]} images but labels of shape {list(labs.shape)}")
-    if int(max_per_class) < 1:
+        raise FyiError(f"an image grid got {imgs.shape[0]} images but labels of shape {list(labs.shape)}")
+    if max_per_class is not None and int(max_per_class) < 1:
         raise FyiError(f"max_per_class must be at least 1, got {max_per_class}")
-    k = len(class_names)
-    if k == 0:
-        raise FyiError("image_grid needs at least one class name")
+    k = int(num_classes)
+    if k < 1:
+        raise FyiError("an image grid needs at least one class")
     if labs.numel() and (int(labs.min()) < 0 or int(labs.max()) >= k):
-        raise FyiError(f"image_grid labels range over {int(labs.min())}..{int(labs.max())} but there are {k} class names")
-
-    n, c, h, w = imgs.shape
+        raise FyiError(f"image labels range over {int(labs.min())}..{int(labs.max())} but there are {k} classes")
     counts = torch.bincount(labs, minlength=k)
-    cols = max(1, min(int(max_per_class), int(counts.max()) if n else 1))
-    gap = 1
-    canvas = np.ones((k * (h + gap) + gap, cols * (w + gap) + gap, c), dtype=np.float32)
-    pix = imgs.clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    cols = max(1, int(counts.max()) if labs.numel() else 1)
+    if max_per_class is not None:
+        cols = min(cols, int(max_per_class))
+    tiles = torch.full((k * cols, *imgs.shape[1:]), float(pad_value))
     for cls in range(k):
-        idx = (labs == cls).nonzero().flatten()[:cols].tolist()
-        for j, i in enumerate(idx):
-            y, x = gap + cls * (h + gap), gap + j * (w + gap)
-            canvas[y:y + h, x:x + w] = pix[i]
+        idx = (labs == cls).nonzero().flatten()[:cols]
+        tiles[cls * cols: cls * cols + len(idx)] = imgs[idx].clamp(0, 1)
+    return make_grid(tiles, nrow=cols, padding=padding, pad_value=pad_value)
 
-    # Show each image at least ~48 px tall; cap the figure for very large grids.
-    scale = max(1, math.ceil(48 / max(h, 1)))
+
+def grid_figure(grid, class_names: Sequence[str], *, tile: int, padding: int = 1, title: str | None = None):
+    """A matplotlib ``Figure`` of a :func:`class_grid` with the class names as row labels.
+
+    ``tile`` is the image height in pixels; each image is shown at least ~48 px
+    tall with nearest-neighbour interpolation (tiny images stay crisp).
+    """
+    canvas = grid.permute(1, 2, 0).numpy()
+    k = len(class_names)
+    scale = max(1, math.ceil(48 / max(tile, 1)))
     dpi = 100
     label_in = 0.12 + 0.075 * max((len(str(s)) for s in class_names), default=1)
     width_in = canvas.shape[1] * scale / dpi + label_in
@@ -108,19 +114,32 @@ def image_grid(
     shrink = min(1.0, limit / max(width_in, height_in))
     fig = new_figure(width_in * shrink, height_in * shrink, dpi=dpi)
     ax = fig.add_axes([label_in / width_in, 0.0, 1 - label_in / width_in, 1.0 - (0.4 / height_in if title else 0)])
-    if c == 1:
-        ax.imshow(canvas[..., 0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-    else:
-        ax.imshow(canvas, interpolation="nearest")
+    ax.imshow(canvas, interpolation="nearest")
     ax.set_xticks([])
-    ax.set_yticks([gap + cls * (h + gap) + h / 2 - 0.5 for cls in range(k)])
+    ax.set_yticks([padding + cls * (tile + padding) + tile / 2 - 0.5 for cls in range(k)])
     ax.set_yticklabels([str(s) for s in class_names], fontsize=8)
     ax.tick_params(axis="y", length=0)
     for side in ax.spines.values():
         side.set_visible(False)
     if title:
         ax.set_title(title, fontsize=10)
-    return save_figure(fig, png_path, dpi=dpi)
+    return fig
+
+
+def image_grid(
+    images01,
+    labels,
+    class_names: Sequence[str],
+    png_path: str | os.PathLike,
+    max_per_class: int = 10,
+    title: str | None = None,
+) -> Path:
+    """A PNG of :func:`class_grid` (one row per class, class names as row labels), written atomically."""
+    if len(class_names) == 0:
+        raise FyiError("an image grid needs at least one class name")
+    grid = class_grid(images01, labels, len(class_names), max_per_class=max_per_class)
+    fig = grid_figure(grid, class_names, tile=int(images01.shape[2]), title=title)
+    return save_figure(fig, png_path, dpi=100)
 
 
 # --------------------------------------------------------------------------- #

@@ -70,8 +70,8 @@ def test_create_model_speaks_timm(tmp_path):
 
 
 def test_eval_results_name_their_percentages(digits):
-    res = fyi.evaluate(fyi.random_subset(digits, 1), digits, archs="mlp", seeds=[0, 1],
-                       cfg={"epochs": 2, "dsa": False})["mlp"]
+    res = fyi.evaluate(fyi.random_subset(digits, 1), digits, arch="mlp", seeds=[0, 1],
+                       cfg={"epochs": 2, "dsa": False})
     assert res.mean_pct == 100 * res.mean and res.std_pct == 100 * res.std
     assert res.accs_pct == [100 * a for a in res.accs] and 0 <= res.mean <= 1
     assert res.to_dict()["mean_pct"] == res.mean_pct

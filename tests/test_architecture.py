@@ -19,7 +19,7 @@ PKG = Path(__file__).resolve().parents[1] / "fyi_apps"
 LAYERS = [
     # L0: no dependencies inside the library but each other
     ("fyi_apps.errors", 0), ("fyi_apps.runtime", 0), ("fyi_apps.validate", 0), ("fyi_apps.report", 0),
-    ("fyi_apps.plots", 0), ("fyi_apps._facade", 0),
+    ("fyi_apps.plots", 0),
     # L1: tensors in, tensors out: augmentation, whitening, networks
     ("fyi_apps.augment", 1), ("fyi_apps.zca", 1), ("fyi_apps.networks", 1),
     # L2: datasets
@@ -31,7 +31,7 @@ LAYERS = [
     # L5: the tasks that consume synthetic sets
     ("fyi_apps.tasks", 5),
     # L6: entry points: command line, quickstart, the facade
-    ("fyi_apps.cli", 6), ("fyi_apps.quickstart", 6), ("fyi_apps", 6),
+    ("fyi_apps.cli", 6), ("fyi_apps.quickstart", 6), ("fyi_apps.api", 6), ("fyi_apps", 6),
 ]
 MAX_LINES = 500
 

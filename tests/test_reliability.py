@@ -226,7 +226,7 @@ def test_python_api_accepts_what_a_user_has_at_hand(digits, tmp_path):
     s = fyi.random_subset(digits, 1)
     path = tmp_path / "s.safetensors"
     fyi.save_synset(path, s)
-    res = fyi.evaluate(str(path), "digits", archs="mlp", seeds=[0], cfg={"epochs": 2, "dsa": False})
+    res = fyi.evaluate(str(path), "digits", arch=["mlp"], seeds=[0], cfg={"epochs": 2, "dsa": False})
     assert list(res) == ["mlp"] and 0 <= res["mlp"].mean <= 1
     assert fyi.NasConfig(proxies="random").proxies == ["random"]  # one string is one proxy, not six letters
     assert fyi.NasConfig(include="vgg11,resnet18").include == ["vgg11", "resnet18"]

@@ -47,7 +47,7 @@ def test_matrix_structure_and_values(digits, two_sets, tmp_path, monkeypatch):
     # a cell is exactly what `fyi eval` gives for the same set, architecture and seeds
     from fyi_apps.synset import load_synset
 
-    ref = evaluate_synset(load_synset(two_sets[1]), digits, archs=[ARCHS[0]], cfg=CFG, seeds=[0, 1], device="cpu")
+    ref = evaluate_synset(load_synset(two_sets[1]), digits, arch=[ARCHS[0]], cfg=CFG, seeds=[0, 1], device="cpu")
     assert rep["rows"][1]["cells"][ARCHS[0]]["accs"] == ref[ARCHS[0]].accs
     # the "random" row (seed 0, ipc 2, uint8 real images) is the same subset as the set0 file: same accuracies
     for a in ARCHS:

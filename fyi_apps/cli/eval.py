@@ -44,7 +44,7 @@ def cmd_eval(args) -> None:
                     sub = (random_subset(ds, args.ipc, seed=s) if kind == "random" else
                            herding_subset(ds, args.ipc, seed=s, feature_epochs=args.herding_epochs,
                                           device=args.device, progress=progress(args)))
-                    r = evaluate_synset(sub, ds, archs=archs, cfg=cfg, seeds=[s], device=args.device,
+                    r = evaluate_synset(sub, ds, arch=archs, cfg=cfg, seeds=[s], device=args.device,
                                         progress=progress(args))
                     for a, v in r.items():
                         per_seed.setdefault(a, []).append(v)
@@ -60,7 +60,7 @@ def cmd_eval(args) -> None:
             s = load_synset(existing(target, "synthetic-set file"))
             ds = load(args, args.dataset or s.dataset)
             check_archs(archs, ds.info)
-            res = evaluate_synset(s, ds, archs=archs, cfg=cfg, seeds=seeds, device=args.device,
+            res = evaluate_synset(s, ds, arch=archs, cfg=cfg, seeds=seeds, device=args.device,
                                   progress=progress(args))
             label = f"{Path(target).name} ({s.method}{'+fyi' if s.fyi else ''}, ipc {s.ipc})"
         results[label] = {a: r.to_dict() for a, r in res.items()}

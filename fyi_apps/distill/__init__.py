@@ -81,7 +81,3 @@ __all__ = [
     "Callback", "EvalCallback", "ScoreCallback", "DistillConfig", "Distiller", "FYIView", "METHODS", "Method", "MethodOptions", "distill", "get_view",
     "list_methods", "option", "option_names", "register_method", "resolve_config",
 ]
-
-from .._facade import make_callable  # noqa: E402
-
-make_callable(__name__, "distill")  # fyi_apps.distill(...) is distill(...)

@@ -14,6 +14,7 @@ initialised networks:
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import torch
@@ -24,6 +25,36 @@ from ..errors import FyiError
 from ..runtime import derive_seed, make_generator, resolve_device
 from .fyi import FYIView
 from .matching import class_means, gradient_distance
+
+
+@dataclasses.dataclass(frozen=True)
+class UnequalnessResult:
+    """The unequalness score ``D(R, view(R))`` of one set of images (:func:`fyi_apps.score`).
+
+    ``score`` is the mean over the random networks of the class-averaged distance;
+    ``per_class`` is ``None`` for a class with no image.
+    """
+
+    score: float
+    std_over_nets: float
+    per_net: list[float]
+    per_class: list[float | None]
+    distance: str
+    arch: str
+    num_nets: int
+    view: str
+    num_images: int
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "UnequalnessResult":
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def __repr__(self) -> str:
+        return (f"UnequalnessResult(score={self.score:.4g} +- {self.std_over_nets:.2g} over {self.num_nets} "
+                f"{self.arch} nets, distance={self.distance!r}, view={self.view!r}, {self.num_images} images)")
 
 
 def _nets(arch, channels, num_classes, image_size, num_nets, seed, device):

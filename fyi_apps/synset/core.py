@@ -122,29 +122,35 @@ class SyntheticSet:
         images, labels = self.decoded()
         return TensorImages(images.detach().float().cpu(), labels.cpu(), None, transform)
 
-    def show(self, nrow: int | None = None, *, figure: bool = False, padding: int = 2):
-        """A grid of the stored images, one row per class (torchvision's ``make_grid``), in [0, 1].
+    def show(self, max_per_class: int | None = None, *, figure: bool = False, padding: int = 2):
+        """A grid of the stored images, one row per class, in ``[0, 1]`` (torchvision's ``make_grid``).
+
+        The same grid ``fyi show`` and ``fyi distill --grid`` write as PNG.
 
         Args:
-            nrow: images per row (default: the images per class).
-            figure: return a matplotlib ``Figure`` of the grid instead of the ``[3, H, W]`` tensor.
+            max_per_class: images per row (default: all of them).
+            figure: return a matplotlib ``Figure`` with the class names as row labels instead of the tensor.
             padding: pixels between images.
-        """
-        from torchvision.utils import make_grid
 
-        order = torch.argsort(self.labels.detach().cpu(), stable=True)
-        pixels = self.to_pixels().detach().cpu()[order]
-        grid = make_grid(pixels, nrow=nrow or max(1, len(self) // max(1, self.num_classes)), padding=padding)
+        Returns:
+            A ``[3, H, W]`` float tensor, or a ``matplotlib.figure.Figure`` when ``figure=True``.
+
+        Example:
+            >>> grid = s.show()                # torch.Tensor [3, H, W]
+            >>> s.show(figure=True).savefig("set.png")
+        """
+        from ..plots import class_grid, grid_figure
+
+        grid = class_grid(self.to_pixels().cpu(), self.labels.cpu(), self.num_classes,
+                          max_per_class=max_per_class, padding=padding)
         if not figure:
             return grid
-        from ..plots import new_figure
+        return grid_figure(grid, self.class_names, tile=self.image_size, padding=padding, title=self.title())
 
-        fig = new_figure(max(2.0, grid.shape[2] / 40), max(2.0, grid.shape[1] / 40))
-        ax = fig.add_subplot(1, 1, 1)
-        ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
-        ax.set_axis_off()
-        ax.set_title(repr(self), fontsize=7)
-        return fig
+    def title(self) -> str:
+        """A one-line description for plots: method, FYI view, dataset and images per class."""
+        view = f"+FYI({self.fyi})" if self.fyi else ""
+        return f"{self.method.upper()}{view} on {self.dataset}, {self.ipc} img/cls"
 
     def decoded(self) -> tuple[Tensor, Tensor]:
         """Images and labels as networks should train on them.

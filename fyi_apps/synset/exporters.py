@@ -18,15 +18,12 @@ _EXPORT_MARKER = ".fyi-export"
 
 
 def export_grid(synset: SyntheticSet, png_path: str | os.PathLike, *, max_per_class: int = 10) -> Path:
-    """A PNG with one row per class (up to ``max_per_class`` stored images each)."""
-    from ..plots import image_grid
+    """A PNG of :meth:`SyntheticSet.show` (one row per class, up to ``max_per_class`` images each)."""
+    from ..plots import save_figure
+    from ..validate import integer
 
-    view = f"+FYI({synset.fyi})" if synset.fyi else ""
-    title = f"{synset.method.upper()}{view} on {synset.dataset}, {synset.ipc} img/cls"
-    return image_grid(
-        synset.to_pixels().cpu(), synset.labels.cpu(), synset.class_names, png_path,
-        max_per_class=max_per_class, title=title,
-    )
+    fig = synset.show(integer(max_per_class, "max_per_class", min=1), figure=True, padding=1)
+    return save_figure(fig, png_path, dpi=100)
 
 
 def export_imagefolder(synset: SyntheticSet, out_dir: str | os.PathLike, *, decode: bool = False) -> Path:
