@@ -51,18 +51,18 @@ def test_the_cli_applies_the_preset_and_keeps_explicit_options(tmp_path):
     assert (cfg.arch, cfg.strategy, cfg.lr, cfg.batch_size, cfg.batch_size_mem, cfg.train_epochs) == \
         ("slimresnet18:incremental=True", "er-ace", 0.1, 10, 10, 1)
     assert (cfg.momentum, cfg.weight_decay, cfg.holdout, cfg.drop_last, cfg.eval_batch_size) == (0.0, 0.0, 0.05, True, 64)
-    assert (cfg.buffers, cfg.ipc, cfg.seeds, cfg.order_rule, cfg.stream_aug) == \
+    assert (cfg.memories, cfg.ipc, cfg.seeds, cfg.order_rule, cfg.stream_aug) == \
         (["native"], 100, [0, 1, 2, 3, 4], "fixed", "crop-flip")
     cfg, = configs_from_args(p.parse_args(["--protocol", "er-ace-avalanche", "--memory", "random,dm", "--seeds", "3",
                                            "--stream-aug", "none"]))
-    assert cfg.buffers == ["random", "dm"] and cfg.seeds == [0, 1, 2] and cfg.stream_aug == "none"
+    assert cfg.memories == ["random", "dm"] and cfg.seeds == [0, 1, 2] and cfg.stream_aug == "none"
     cfg, = configs_from_args(p.parse_args(["--protocol", "replay"]))  # other protocols keep their old defaults
     assert (cfg.arch, cfg.strategy, cfg.batch_size, cfg.momentum, cfg.order_rule) == ("convnet", "naive", 128, 0.9, "fyi")
 
 
 def test_a_tiny_er_ace_avalanche_run_keeps_er_aces_own_buffer(tmp_path):
     write_cifar10(tmp_path, per_batch=24, n_test=20)  # 12 training images per class
-    cfg = cl.CLConfig.for_protocol("er-ace-avalanche", seeds=[0], ipc=4, buffers=["native", "random"])
+    cfg = cl.CLConfig.for_protocol("er-ace-avalanche", seeds=[0], ipc=4, memories=["native", "random"])
     out = cl.run_experiment(cfg, root=tmp_path, device="cpu", progress=False)
     native, random_ = out["runs"]
     # ER-ACE's class-balanced buffer fills all 40 slots at once; our policy holds 4 per seen class
@@ -73,5 +73,5 @@ def test_a_tiny_er_ace_avalanche_run_keeps_er_aces_own_buffer(tmp_path):
     assert native["train"]["optimizer"] == "SGD momentum 0 wd 0" and native["train"]["stream_aug"] == "crop-flip"
     with pytest.raises(FyiError, match="native memory is ER-ACE's own buffer"):
         cl.run_experiment(cl.CLConfig(benchmark="split-cifar10", protocol="replay", strategy="naive", seeds=[0],
-                                      ipc=4, buffers=["native"], arch="mlp"), root=tmp_path, device="cpu",
+                                      ipc=4, memories=["native"], arch="mlp"), root=tmp_path, device="cpu",
                           progress=False)

@@ -147,7 +147,7 @@ def test_distillation_options_are_split_by_method_and_typos_refused():
     with pytest.raises(FyiError, match="outer_lop"):
         cl.method_options("dm", {"outer_lop": 10})
     with pytest.raises(FyiError, match="outer_lop"):  # refused before anything runs, whatever the memories
-        cl.run_experiment(cl.CLConfig(benchmark="split-digits", buffers=["random"], distill_options={"outer_lop": 1}),
+        cl.run_experiment(cl.CLConfig(benchmark="split-digits", memories=["random"], distill_options={"outer_lop": 1}),
                           device="cpu", progress=False)
 
 
@@ -159,7 +159,7 @@ def test_offline_memories_by_label_and_their_cache_follows_the_file(digits, tmp_
     a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
     save_synset(a, _noise_synset(digits.info, seed=1))
     save_synset(b, _noise_synset(digits.info, seed=2, shift=0.5))
-    cfg = cl.CLConfig(benchmark="split-digits", buffers=[f"dm-2000it:{a}", f"noise:{b}"], ipc=2, seeds=[0],
+    cfg = cl.CLConfig(benchmark="split-digits", memories=[f"dm-2000it:{a}", f"noise:{b}"], ipc=2, seeds=[0],
                       arch=ARCH, epochs=2)
     runs = tmp_path / "runs"
     payload = cl.run_experiment(cfg, out=tmp_path / "x", device="cpu", progress=False, resume_dir=runs)
@@ -182,7 +182,7 @@ def test_offline_memories_by_label_and_their_cache_follows_the_file(digits, tmp_
     assert _run_key(cfg, f"dm-2000it:{moved}", 0) == _run_key(cfg, f"dm-2000it:{a}", 0)
     assert _run_key(cfg, f"other:{moved}", 0) != _run_key(cfg, f"dm-2000it:{a}", 0)
     with pytest.raises(FyiError, match="two memories are named"):
-        cl.run_experiment(cl.CLConfig(benchmark="split-digits", buffers=[f"n:{a}", f"n:{b}"], ipc=2, seeds=[0]),
+        cl.run_experiment(cl.CLConfig(benchmark="split-digits", memories=[f"n:{a}", f"n:{b}"], ipc=2, seeds=[0]),
                           device="cpu", progress=False)
 
 
@@ -195,7 +195,7 @@ def test_run_keys_of_older_configs_are_unchanged():
 
     cfg = cl.CLConfig()
     d = dataclasses.asdict(cfg)
-    for k in ("buffers", "seeds", "distill_cache", "order_rule", "batch_size_mem", "train_per_class", "dsa_mode",
+    for k in ("memories", "seeds", "distill_cache", "order_rule", "batch_size_mem", "train_per_class", "dsa_mode",
               "stream_aug", "momentum", "weight_decay", "holdout", "drop_last", "eval_batch_size"):
         d.pop(k)  # fields the older configs did not have
     d.update(buffer="dm", seed=1)
@@ -337,6 +337,26 @@ def test_gdumb_dsa_mode_reaches_the_memory_training(tmp_path, capsys):
 @pytest.mark.parametrize("field, value, message", [("dsa_mode", "mirror", "dsa_mode must be one of"),
                                                    ("train_per_class", 0, "train_per_class must be")])
 def test_cl_config_fields_are_checked_before_any_run(field, value, message):
-    cfg = cl.CLConfig(benchmark="split-digits", buffers=["random"], ipc=2, seeds=[0], **{field: value})
+    cfg = cl.CLConfig(benchmark="split-digits", memories=["random"], ipc=2, seeds=[0], **{field: value})
     with pytest.raises(FyiError, match=message):
         cl.run_experiment(cfg, device="cpu", progress=False)
+
+
+def test_the_old_field_name_buffers_warns_and_still_works():
+    """``CLConfig.buffers`` became ``memories`` (one word per concept); the old keyword and attribute warn."""
+    import dataclasses
+
+    from fyi_apps.deprecated import FyiDeprecationWarning
+
+    with pytest.warns(FyiDeprecationWarning, match=r"buffers=.*use CLConfig\(memories="):
+        cfg = cl.CLConfig(buffers=["random"])
+    assert cfg.memories == ["random"] and "buffers" not in dataclasses.asdict(cfg)
+    with pytest.warns(FyiDeprecationWarning):
+        assert cfg.buffers == ["random"]
+    with pytest.warns(FyiDeprecationWarning):
+        cfg.buffers = ["dm"]
+    assert cfg.memories == ["dm"]
+    with pytest.warns(FyiDeprecationWarning):
+        assert cl.CLConfig.for_protocol("gdumb", buffers=["herding"]).memories == ["herding"]
+    with pytest.raises(TypeError, match="both"):
+        cl.CLConfig(buffers=["random"], memories=["dm"])

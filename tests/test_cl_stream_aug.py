@@ -116,7 +116,7 @@ def test_stream_aug_reaches_the_run_and_its_cache_key_and_is_refused_by_gdumb(tm
     (dict(protocol="replay", stream_aug="mirror"), "stream_aug must be one of"),
 ])
 def test_each_protocol_refuses_the_other_protocols_augmentation_before_any_run(fields, message):
-    cfg = cl.CLConfig(benchmark="split-digits", buffers=["random"], ipc=2, seeds=[0], **fields)
+    cfg = cl.CLConfig(benchmark="split-digits", memories=["random"], ipc=2, seeds=[0], **fields)
     with pytest.raises(FyiError, match=message):
         cl.run_experiment(cfg, device="cpu", progress=False)
 

@@ -123,11 +123,12 @@ def configs_from_args(args) -> list:
     per_method = {name: per_method_int(getattr(args, name), "--" + name.replace("_", "-"))
                   for name in ("iterations", "batch_real")}  # checked before the heavy imports
     from ...distill.cli import parse_options
+    from ...deprecated import renamed_keys
     from .experiment import CLConfig
     from .registry import PROTOCOLS
 
     protocol = PROTOCOLS.get(args.protocol)
-    preset = protocol.defaults
+    preset = renamed_keys(protocol.defaults, CLConfig)  # a preset may use an old field name
 
     def pick(name):
         value = getattr(args, name, None)
@@ -135,7 +136,7 @@ def configs_from_args(args) -> list:
 
     args.benchmark = pick("benchmark")
     n_seeds = args.seeds if args.seeds is not None else len(preset.get("seeds", ())) or CLI_DEFAULTS["seeds"]
-    memories = _csv(args.memory if args.memory is not None else ",".join(preset["buffers"]) if "buffers" in preset
+    memories = _csv(args.memory if args.memory is not None else ",".join(preset["memories"]) if "memories" in preset
                     else CLI_DEFAULTS["memory"])
     if not memories:
         raise FyiError("--memory needs at least one memory (random, herding, dm, dm+fyi, dsa, dsa+fyi, LABEL:PATH ...)")
@@ -145,7 +146,7 @@ def configs_from_args(args) -> list:
 
     for n_exp in _experiences(args, protocol):
         key, _, n = resolve_benchmark(args.benchmark, n_exp)
-        cfg = CLConfig(benchmark=key, buffers=list(memories), ipc=pick("ipc"), protocol=PROTOCOLS.canonical(args.protocol),
+        cfg = CLConfig(benchmark=key, memories=list(memories), ipc=pick("ipc"), protocol=PROTOCOLS.canonical(args.protocol),
                        seeds=list(range(args.seed, args.seed + n_seeds)), experiences=n, arch=pick("arch"),
                        lr_img=args.lr_img, herding_epochs=args.herding_epochs, epochs=pick("epochs"),
                        dsa=False if args.no_dsa else preset.get("dsa", True), strategy=pick("strategy"),

@@ -21,6 +21,7 @@ from typing import Sequence
 
 from ... import validate as V
 from ...augment import MODES as DSA_MODES
+from ...deprecated import renamed_fields, renamed_keys
 from ...errors import FyiError
 from ...runtime import resolve_device
 from .augment import STREAM_AUG_NAMES
@@ -31,12 +32,13 @@ from .protocols import summarise
 from .registry import PROTOCOLS
 
 
+@renamed_fields  # buffers= (the old name of memories=) still works, with a warning
 @dataclass
 class CLConfig:
     """Budgets and settings of a continual-learning experiment (every field is a CLI option)."""
 
     benchmark: str = "split-cifar10"
-    buffers: list[str] = field(default_factory=lambda: ["random", "herding", "dm", "dm+fyi"])
+    memories: list[str] = field(default_factory=lambda: ["random", "herding", "dm", "dm+fyi"])
     ipc: int = 10
     protocol: str = "gdumb"  # a registered protocol: gdumb | dm-paper | replay
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # one class order per seed
@@ -74,8 +76,8 @@ class CLConfig:
     @classmethod
     def for_protocol(cls, protocol: str, **fields) -> "CLConfig":
         """A config with ``protocol``'s presets (e.g. ``dm-paper``: CIFAR-100, IPC 20, 1,000 epochs), then ``fields``."""
-        preset = PROTOCOLS.get(protocol).defaults
-        return cls(**{**copy.deepcopy(preset), "protocol": PROTOCOLS.canonical(protocol), **fields})
+        preset = renamed_keys(PROTOCOLS.get(protocol).defaults, cls)  # old field names, in a preset or here, warn
+        return cls(**{**copy.deepcopy(preset), "protocol": PROTOCOLS.canonical(protocol), **renamed_keys(fields, cls)})
 
 
 def _mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
@@ -204,7 +206,7 @@ def _run_key(cfg: CLConfig, kind: str, seed: int) -> str:
     import json
 
     d = dataclasses.asdict(cfg)
-    for k in ("buffers", "seeds", "distill_cache"):
+    for k in ("memories", "seeds", "distill_cache"):
         d.pop(k)
     for k, default in _LATER_FIELDS.items():
         if d[k] == default:
@@ -278,7 +280,7 @@ def run_experiment(cfg: CLConfig, *, out: str | Path | None = None, root=None, d
     V.number(cfg.momentum, "momentum", min=0.0)
     V.number(cfg.weight_decay, "weight_decay", min=0.0)
     method_options("dm", cfg.distill_options)  # a typo in a distillation option fails now, whatever the memories
-    labels = [memory_label(kind) for kind in cfg.buffers]
+    labels = [memory_label(kind) for kind in cfg.memories]
     twice = sorted({x for x in labels if labels.count(x) > 1})
     if twice:
         raise FyiError(f"two memories are named {', '.join(twice)}; give each LABEL:PATH its own label")
@@ -286,7 +288,7 @@ def run_experiment(cfg: CLConfig, *, out: str | Path | None = None, root=None, d
     dataset = load_cl_dataset(cfg, ds_name, root)
     split_sizes(dataset.info.num_classes, n_exp, dataset.info.name)
     dataset.check_ipc(cfg.ipc)
-    for kind in cfg.buffers:  # fail fast on a bad memory name or option
+    for kind in cfg.memories:  # fail fast on a bad memory name or option
         make_memory(kind, ipc=cfg.ipc, num_classes=dataset.info.num_classes, info=dataset.info,
                     iterations=cfg.iterations, distill_options=cfg.distill_options, device=device)
     runs = []
@@ -294,7 +296,7 @@ def run_experiment(cfg: CLConfig, *, out: str | Path | None = None, root=None, d
         from ...runtime import note_kept
 
         note_kept("records", f"every finished run in {resume_dir}")
-    jobs = [(kind, s) for kind in cfg.buffers for s in cfg.seeds]
+    jobs = [(kind, s) for kind in cfg.memories for s in cfg.seeds]
     bar = tqdm(total=len(jobs), desc=f"cl {key}", disable=not progress, dynamic_ncols=True)
     found: dict[tuple, dict] = {}
     waiting = list(jobs)

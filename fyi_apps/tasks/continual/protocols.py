@@ -345,7 +345,7 @@ class AvalancheERACE(StreamReplay):
     final average accuracy over the test stream 0.45 +- 0.03.
     """
 
-    defaults = {"benchmark": "split-cifar10", "buffers": ["native"], "ipc": 100, "seeds": [0, 1, 2, 3, 4],
+    defaults = {"benchmark": "split-cifar10", "memories": ["native"], "ipc": 100, "seeds": [0, 1, 2, 3, 4],
                 "arch": "slimresnet18:incremental=True", "strategy": "er-ace", "train_epochs": 1, "lr": 0.1,
                 "batch_size": 10, "batch_size_mem": 10, "momentum": 0.0, "weight_decay": 0.0, "holdout": 0.05,
                 "drop_last": True, "eval_batch_size": 64, "order_rule": "fixed", "stream_aug": "crop-flip"}
