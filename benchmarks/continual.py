@@ -310,7 +310,7 @@ def main(argv=None) -> int:
         check_memory_files(args)
         run(args)
     except FyiError as e:
-        print(f"continual: error: {e}", file=sys.stderr)
+        print(f"continual: error: {e.args[0]}", file=sys.stderr)
         return 2
     return 0
 

@@ -280,7 +280,7 @@ def main(argv=None) -> int:
     try:
         return run(args)
     except FyiError as e:
-        print(f"nas benchmark: error: {e}", file=sys.stderr)
+        print(f"nas benchmark: error: {e.args[0]}", file=sys.stderr)
         return 2
 
 

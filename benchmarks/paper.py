@@ -161,7 +161,7 @@ def main(argv=None) -> int:
     try:
         return run(args, argv)
     except FyiError as e:
-        print(f"paper: error: {e}", file=sys.stderr)
+        print(f"paper: error: {e.args[0]}", file=sys.stderr)
         return 2
 
 

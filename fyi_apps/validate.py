@@ -202,7 +202,7 @@ def typed(value: Any, hint: Any, name: str, *, min: float | None = None, max: fl
                 v = text(value, name)
                 return choice(v, name, choices) if choices else v
         except FyiError as e:
-            errors.append(str(e))
+            errors.append(e.args[0])
             continue
         raise TypeError(f"unsupported option type {k!r} for {name}")  # a programming error, not user input
     if len(errors) == 1:
@@ -222,7 +222,7 @@ def int_list(value: Any, name: str = "", *, min: int | None = 1) -> list[int]:
         try:
             out.append(integer(p, "", min=min, strings=isinstance(value, str)))
         except FyiError as e:
-            raise FyiError(f"{_label(name)}takes comma-separated integers; entry {p!r} in {value!r}: {e}") from None
+            raise FyiError(f"{_label(name)}takes comma-separated integers; entry {p!r} in {value!r}: {e.args[0]}") from None
     return out
 
 

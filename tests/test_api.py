@@ -107,3 +107,17 @@ def test_score_returns_a_typed_result(digits):
     assert real.score == r.score  # the same seeded random subset
     with pytest.raises(FyiError, match="ipc applies only when x is a dataset"):
         fyi.score(s, ipc=3)
+
+
+def test_errors_name_the_argument_in_python_and_the_flag_on_the_command_line(digits, capsys):
+    from fyi_apps.cli import main
+    from fyi_apps.errors import command_line
+
+    with pytest.raises(FyiError) as caught:
+        digits.check_ipc(1000)
+    assert "ipc=1000 is larger than class" in str(caught.value) and "--" not in str(caught.value)
+    with command_line():
+        assert str(caught.value).startswith("--ipc 1000 is larger than class")
+    assert main(["distill", "--method", "dm", "--dataset", "digits", "--ipc", "1000"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("fyi: error: --ipc 1000 is larger than class")

@@ -200,10 +200,10 @@ def test_check_ipc_is_the_one_ipc_rule():
     split = Split(torch.zeros(3, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 1, 1]), 2)
     ds = Dataset(DatasetInfo("toy", 1, 2, ("a", "b"), (0.5,), (0.5,)), split, split, "test")
     ds.check_ipc(1)
-    with pytest.raises(FyiError, match=r"^--ipc must be at least 1, got 0$"):
+    with pytest.raises(FyiError, match=r"^ipc must be at least 1, got 0$"):
         ds.check_ipc(0)
-    with pytest.raises(FyiError, match=r"^--ipc 2 is larger than class 0 \(a\) of toy, which has 1 training images; "
-                                       r"use --ipc 1 or less$"):
+    with pytest.raises(FyiError, match=r"^ipc=2 is larger than class 0 \(a\) of toy, which has 1 training images; "
+                                       r"use ipc=1 or less$"):
         ds.check_ipc(2)
     with pytest.raises(FyiError, match=r"^ipc must be a positive integer, got 0; use a whole number of 1 or more$"):
         validate.ipc(0)
@@ -248,7 +248,7 @@ def test_missing_files_say_where_and_how(tmp_path, monkeypatch):
     with pytest.raises(FyiError) as err:
         load_dataset("cifar100")
     msg = str(err.value)
-    assert str(empty) in msg and "FYI_DATA" in msg and "--data-root" in msg and "cifar-100-python" in msg
+    assert str(empty) in msg and "FYI_DATA" in msg and "root=DIR" in msg and "cifar-100-python" in msg
     with pytest.raises(FyiError, match="does not exist"):
         load_dataset("mnist", root=tmp_path / "nowhere")
     with pytest.raises(FyiError, match="FYI_DATA"):
@@ -256,8 +256,7 @@ def test_missing_files_say_where_and_how(tmp_path, monkeypatch):
 
 
 def test_register_custom_dataset(monkeypatch):
-    monkeypatch.setattr(data.registry, "_REGISTRY", dict(data.registry._REGISTRY))
-    monkeypatch.setattr(data.registry, "_ALIASES", dict(data.registry._ALIASES))
+    monkeypatch.setattr(data.registry, "DATASETS", data.registry.DATASETS.copy())
     seen = {}
 
     @register_dataset("toyset", aliases=("toy",))
@@ -277,8 +276,7 @@ def test_register_custom_dataset(monkeypatch):
 
 
 def test_register_dataset_class(monkeypatch):
-    monkeypatch.setattr(data.registry, "_REGISTRY", dict(data.registry._REGISTRY))
-    monkeypatch.setattr(data.registry, "_ALIASES", dict(data.registry._ALIASES))
+    monkeypatch.setattr(data.registry, "DATASETS", data.registry.DATASETS.copy())
     info = DatasetInfo("classy", 1, 5, ("x", "y"), (0.0,), (1.0,))
 
     @register_dataset("classy")

@@ -102,7 +102,7 @@ def test_bad_inputs(digits):
         Distiller(DistillConfig(method="xyz", dataset="digits", ipc=1), digits)
     with pytest.raises(FyiError, match="larger than class"):
         Distiller(DistillConfig(method="dm", dataset="digits", ipc=1000), digits)
-    with pytest.raises(FyiError, match="--init"):
+    with pytest.raises(FyiError, match=r"\binit\b"):
         Distiller(DistillConfig(method="dm", dataset="digits", ipc=1, init="zeros"), digits)
 
 

@@ -22,7 +22,7 @@ def test_random_subset_is_class_balanced_real_data(digits):
 
 def test_ipc_larger_than_a_class_is_refused(digits):
     smallest = min(digits.train.class_counts())
-    with pytest.raises(FyiError, match=f"use --ipc {smallest} or less"):
+    with pytest.raises(FyiError, match=f"use ipc={smallest} or less"):
         random_subset(digits, smallest + 1)
 
 

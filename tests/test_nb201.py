@@ -133,7 +133,7 @@ def test_table_lookup_and_refusals(tmp_path, monkeypatch):
     monkeypatch.setenv("FYI_NB201", str(path))
     assert nb201_table.find_table() == path
     monkeypatch.setenv("FYI_NB201", str(tmp_path / "missing.csv"))
-    with pytest.raises(FyiError, match="--nb201 PATH"):
+    with pytest.raises(FyiError, match="nb201=PATH"):
         nb201_table.find_table()
 
 

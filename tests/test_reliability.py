@@ -115,7 +115,7 @@ def test_two_processes_on_one_folder_share_the_work(digits, tmp_path):
 def test_options_that_do_not_apply_are_refused(tmp_path):
     csv = tmp_path / "table.csv"
     csv.write_text("")
-    with pytest.raises(FyiError, match="only --truth nb201 or --stratified"):
+    with pytest.raises(FyiError, match="only truth=nb201 or stratified"):
         nas.check_config(nas.NasConfig(dataset="digits", truth="real:2", nb201=str(csv)))
     for bad in ("0", "-3", "0%", "150%"):
         with pytest.raises(FyiError, match="positive counts"):

@@ -399,9 +399,9 @@ def test_unroll_memory_option_is_accepted(digits, buffers):
 
 
 def test_bad_buffer_settings():
-    with pytest.raises(FyiError, match="--epochs"):
+    with pytest.raises(FyiError, match=r"\bepochs\b"):
         BufferConfig(dataset="digits", epochs=0).check()
-    with pytest.raises(FyiError, match="--dtype"):
+    with pytest.raises(FyiError, match=r"\bdtype\b"):
         BufferConfig(dataset="digits", dtype="int8").check()
 
 

@@ -415,7 +415,7 @@ def test_nan_message_reports_the_cause_and_a_fix_that_applies(digits, monkeypatc
         cfg = DistillConfig("dm", "digits", 1, iterations=2, batch_real=8, init=init, arch=ARCH)
         with pytest.raises(FyiError, match="synthetic images became NaN") as e:
             Distiller(cfg, digits, device="cpu").run(None, progress=False)
-        assert ("--init real" in str(e.value)) is hint and "--lr-img" in str(e.value)
+        assert ("init=real" in str(e.value)) is hint and "lr_img" in str(e.value)
 
 
 @pytest.fixture(scope="module")
@@ -438,7 +438,10 @@ def test_trajectory_length_message_suggests_a_value_that_works(digits, experts, 
 
     with pytest.raises(FyiError, match="store 2 epochs") as e:
         make(**bad)
-    suggested = {k: int(v) for k, v in re.findall(r"--option (\w+)=(\d+)", str(e.value))}
+    from fyi_apps.errors import command_line
+
+    with command_line():  # the advice in the command line's words
+        suggested = {k: int(v) for k, v in re.findall(r"--option (\w+)=(\d+)", str(e.value))}
     assert set(suggested) == {"expert_epochs", "max_start_epoch", "syn_steps"}
     assert any(suggested[k] != v for k, v in bad.items())
     import warnings
@@ -458,11 +461,11 @@ def test_unpickling_hint_names_an_option_that_exists(capsys, tmp_path):
 
 
 def test_nas_names_unknown_models_as_unknown_and_unfit_ones_by_their_reason():
-    with pytest.raises(FyiError, match=r"--include: 'vgg1' cannot be used: unknown model 'vgg1' \(did you mean vgg11"):
+    with pytest.raises(FyiError, match=r"include: 'vgg1' cannot be used: unknown model 'vgg1' \(did you mean vgg11"):
         check_model_names(["vgg11", "vgg1"], "--include", channels=1, image_size=8)
     with pytest.raises(FyiError, match=r"cannot run at image size 8"):
         check_model_names(["convnet:depth=4"], "--include", channels=1, image_size=8)
-    with pytest.raises(FyiError, match=r"--space: 'convnt' .*unknown model"):  # a typo in a space list
+    with pytest.raises(FyiError, match=r"space: 'convnt' .*unknown model"):  # a typo in a space list
         check_model_names(["convnet:depth=4", "convnt"], "--space", channels=1, image_size=8, must_fit=False)
     assert check_model_names(["convnet:depth=4"], "--space", channels=1, image_size=8, must_fit=False)
 
@@ -500,7 +503,10 @@ def test_following_the_trajectory_advice_ends_in_a_run_that_works(digits, expert
                 Distiller(cfg, digits, device="cpu").run(progress=False)
             break
         except FyiError as e:
-            found = re.findall(r"--option (\w+)=([0-9.e+-]+)", str(e))
+            from fyi_apps.errors import command_line
+
+            with command_line():  # the advice in the command line's words
+                found = re.findall(r"--option (\w+)=([0-9.e+-]+)", str(e))
             assert found, f"attempt {attempt}: no --option advice in {e}"
             opts.update({k: (float(v) if any(c in v for c in ".e") else int(v)) for k, v in found})
     else:

@@ -136,6 +136,14 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``fyi`` command line with ``argv`` (default: ``sys.argv[1:]``); the exit code."""
+    from ..errors import command_line
+
+    with command_line():  # errors name flags (--ipc), not Python arguments (ipc=)
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     import warnings
 
     # Avalanche imports qpsolvers, which warns on stderr that it found no QP solver (only Avalanche's GEM

@@ -30,7 +30,7 @@ class ImageFolder(DatasetFamily):
             folder = req.roots[0]
         else:
             raise FyiError("imagefolder needs a folder: use the name imagefolder:/path/to/folder "
-                           "or pass --data-root DIR (CLI) / root=DIR (Python)")
+                           "or pass --data-root DIR")
         train_dir = folder / "train"
         test_dir = next((folder / s for s in ("test", "val") if (folder / s).is_dir()), None)
         if not train_dir.is_dir() or test_dir is None:

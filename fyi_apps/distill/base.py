@@ -308,7 +308,7 @@ class Distiller:
             kept = self._last_checkpoint
             note = (f"; {path} still holds the checkpoint of iteration {kept}, resume with --resume" if kept
                     else "")
-            raise FyiError(f"{e}{note}") from None
+            raise FyiError(f"{e.args[0]}{note}") from None
         self._last_checkpoint = it
         from ..runtime import note_kept
 

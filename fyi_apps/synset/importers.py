@@ -137,7 +137,7 @@ def _resolve_info(dataset: str | None, info, path: Path, guessed: str | None = N
     except FyiError as e:
         if dataset is None and guessed:
             raise FyiError(
-                f"{path} looks like dataset {guessed!r} (from its name) but fyi-apps does not know it ({e}); "
+                f"{path} looks like dataset {guessed!r} (from its name) but fyi-apps does not know it ({e.args[0]}); "
                 f"pass --dataset with the fyi-apps name"
             ) from None
         raise

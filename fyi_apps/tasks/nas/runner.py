@@ -203,7 +203,7 @@ def train_job(job: Job, device: str | torch.device = "auto", progress: bool = Fa
         if job.curve:
             rec["curve"] = res.extra["curves"][0]
     except FyiError as e:  # e.g. a candidate whose training diverges: a deterministic failure, recorded
-        rec.update(acc=None, train_seconds=time.perf_counter() - t0, error=str(e))
+        rec.update(acc=None, train_seconds=time.perf_counter() - t0, error=e.args[0])
     rec.update(
         seconds=time.perf_counter() - t0, device=str(device), threads=torch.get_num_threads(),
         rank=rank_world()[0] if rank is None else rank, versions=package_versions(), time=time.strftime("%Y-%m-%dT%H:%M:%S"),
