@@ -149,7 +149,7 @@ def train_network(
     in train mode, and the training itself (random draws, updates) is the
     same as without checkpoints.
     """
-    from tqdm.auto import tqdm
+    from .runtime import progress_bar as tqdm
 
     from .augment import DSA
 

@@ -373,6 +373,70 @@ def claim_alive(path: str | os.PathLike) -> bool:
     return True
 
 
+# --------------------------------------------------------------------------- progress
+def is_terminal(stream) -> bool:
+    """Whether ``stream`` is an interactive terminal (a log file, a pipe or a closed stream is not)."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+class LogLines:
+    """A stream for a log file: progress-bar redraws (carriage returns) become one line every ``every`` seconds.
+
+    The first and the finished (100 %) state of a bar are always written; other
+    text passes through unchanged.
+    """
+
+    def __init__(self, stream, every: float = 30.0):
+        self._stream = stream
+        self._every = every
+        self._last = float("-inf")
+        self._finished: str | None = None
+
+    def write(self, text: str) -> int:
+        import re
+
+        if "\r" not in text:
+            return self._stream.write(text)
+        lines = [part for part in text.split("\r") if part.strip()]
+        if not lines:
+            return len(text)
+        line = lines[-1].rstrip("\n")
+        now = time.monotonic()
+        done = re.search(r"\b(\d+)/(\d+)\b", line)
+        finished = bool(done) and done.group(1) == done.group(2)
+        key = line.split("[")[0]  # the bar without its timings: a finished bar is written once
+        if (now - self._last >= self._every and not finished) or (finished and key != self._finished):
+            self._last = now
+            if finished:
+                self._finished = key
+            self._stream.write(line + "\n")
+        return len(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def progress_bar(iterable=None, **kwargs):
+    """A tqdm progress bar that reads well in a log file too.
+
+    On a terminal or in a notebook: ``tqdm.auto.tqdm(iterable, **kwargs)``.  When
+    stderr is a file or a pipe, the bar writes through :class:`LogLines`: one
+    line every 30 seconds and one when it finishes, instead of a redraw per update.
+    """
+    import sys
+
+    from tqdm.auto import tqdm
+
+    stream = kwargs.get("file") or sys.stderr
+    notebook = type(stream).__module__.startswith("ipykernel")
+    if not notebook and not isinstance(stream, LogLines) and not is_terminal(stream):
+        kwargs["file"] = LogLines(stream)
+    return tqdm(iterable, **kwargs)
+
+
 # --------------------------------------------------------------------------- precision
 #: ``--precision`` choices
 PRECISIONS = ("auto", "fp32", "bf16")

@@ -1,5 +1,6 @@
 """Progress that reads well in a log file: when stderr is not a terminal, a bar is one line every 30 s."""
-from fyi_apps.cli import _LogLines, main
+from fyi_apps.cli import main
+from fyi_apps.runtime import LogLines as _LogLines
 
 
 class _Sink:
@@ -37,3 +38,16 @@ def test_the_cli_writes_progress_as_lines_to_a_log(tmp_path, capsys):
     assert code == 0 and "\r" not in err
     bar_lines = [ln for ln in err.splitlines() if "it/s" in ln or "?it/s" in ln]
     assert 1 <= len(bar_lines) <= 6  # the start, the end, and one line per 30 s at most
+
+
+def test_library_bars_write_lines_to_a_log_file_outside_the_cli(digits, monkeypatch):
+    """A Python user (or a benchmark) whose stderr is a file gets lines, not carriage-return redraws."""
+    import sys
+
+    from fyi_apps.runtime import progress_bar
+
+    sink = _Sink()
+    monkeypatch.setattr(sys, "stderr", sink)
+    for _ in progress_bar(range(200), desc="steps", mininterval=0):
+        pass
+    assert "\r" not in sink.text and sink.text.count("\n") <= 3 and "200/200" in sink.text

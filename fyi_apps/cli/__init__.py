@@ -165,8 +165,10 @@ def _main(argv: list[str] | None) -> int:
     command = selected_command(argv)
     previous = _on_sigterm()
     stderr = sys.stderr
-    if not _is_terminal(stderr):  # a log file: progress as a line every 30 s, not a redraw per update
-        sys.stderr = _LogLines(stderr)
+    from ..runtime import LogLines, is_terminal
+
+    if not is_terminal(stderr):  # a log file: progress as a line every 30 s, not a redraw per update
+        sys.stderr = LogLines(stderr)
     try:
         from ..runtime import resolve_device
 
@@ -192,52 +194,6 @@ def _main(argv: list[str] | None) -> int:
 
             signal.signal(signal.SIGTERM, previous)
     return 0
-
-
-def _is_terminal(stream) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
-
-
-class _LogLines:
-    """stderr for a log file: progress-bar redraws (carriage returns) become one line every ``every`` seconds.
-
-    The first and the finished (100 %) state of a bar are always written; other
-    text passes through unchanged.
-    """
-
-    def __init__(self, stream, every: float = 30.0):
-        self._stream = stream
-        self._every = every
-        self._last = float("-inf")
-        self._finished: str | None = None
-
-    def write(self, text: str) -> int:
-        import time
-
-        if "\r" not in text:
-            return self._stream.write(text)
-        lines = [part for part in text.split("\r") if part.strip()]
-        if not lines:
-            return len(text)
-        import re
-
-        line = lines[-1].rstrip("\n")
-        now = time.monotonic()
-        done = re.search(r"\b(\d+)/(\d+)\b", line)
-        finished = bool(done) and done.group(1) == done.group(2)
-        key = line.split("[")[0]  # the bar without its timings: a finished bar is written once
-        if (now - self._last >= self._every and not finished) or (finished and key != self._finished):
-            self._last = now
-            if finished:
-                self._finished = key
-            self._stream.write(line + "\n")
-        return len(text)
-
-    def __getattr__(self, name):
-        return getattr(self._stream, name)
 
 
 class Terminated(BaseException):

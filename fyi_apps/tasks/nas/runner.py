@@ -278,7 +278,7 @@ def run_jobs(
     Returns ``{key: record}`` for every job.  Each finished record is written to
     the cache at once, so an interruption loses at most the runs under way.
     """
-    from tqdm.auto import tqdm
+    from ...runtime import progress_bar as tqdm
 
     from ...runtime import resolve_device
 
