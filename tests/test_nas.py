@@ -89,7 +89,7 @@ def test_named_spaces_and_lists():
 def test_a_registered_space_is_one_decorated_class(monkeypatch):
     from fyi_apps.networks import spaces as registry
 
-    monkeypatch.setattr(registry, "NAMED_SPACES", dict(nas.NAMED_SPACES))  # leave the real registry alone
+    monkeypatch.setattr(registry, "NAMED_SPACES", nas.NAMED_SPACES.copy())  # leave the real registry alone
 
     @nas.register_space("Tiny")
     class Tiny(nas.Space):
@@ -137,9 +137,9 @@ def test_mac_count_and_compute_cap():
     assert nas.candidate_mmacs("resnet18") > 200.0
     assert all(nas.candidate_mmacs(c) <= 200.0 for c in capped[:-1][::37])
     assert 0 < len(capped) - 1 < 720
-    with pytest.raises(FyiError, match="max-mmacs"):
+    with pytest.raises(FyiError, match="max_mmacs"):
         sample_candidates("convnet,vgg11", 1, max_mmacs=0.001)
-    with pytest.raises(FyiError, match="max-mmacs"):
+    with pytest.raises(FyiError, match="max_mmacs"):
         sample_candidates("dc720", 5, max_mmacs=-1)
 
 
@@ -375,3 +375,28 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert code == 2 and err.count("\n") == 0 and "missing.safetensors" in err
     code = main(["--out", str(tmp_path), "nas", "--dataset", "digits", "--proxy-epochs", "0", "--quiet"])
     assert code == 2 and "proxy-epochs" in capsys.readouterr().err
+
+
+def test_each_candidate_is_built_once_for_fit_params_and_macs(monkeypatch):
+    import fyi_apps.networks as networks
+
+    built = []
+    real = networks.create_model
+
+    def counting(name, **kw):
+        built.append(name)
+        return real(name, **kw)
+
+    monkeypatch.setattr(networks, "create_model", counting)
+    nas.measure.cache_clear()
+    kw = dict(channels=1, num_classes=10, image_size=8)
+    assert nas.candidate_fits("mlp:width=24", **kw)
+    params, mmacs = nas.candidate_params("mlp:width=24", **kw), nas.candidate_mmacs("mlp:width=24", **kw)
+    assert built == ["mlp:width=24"]  # one build answered all three
+    net = real("mlp:width=24", seed=0, **kw)
+    assert params == sum(p.numel() for p in net.parameters())
+    linear = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert mmacs * 1e6 == pytest.approx(sum(m.weight.numel() for m in linear))  # an MLP: one MAC per weight
+    assert not nas.candidate_fits("convnet", channels=1, num_classes=10, image_size=2)
+    with pytest.raises(FyiError):
+        nas.candidate_params("convnet", channels=1, num_classes=10, image_size=2)

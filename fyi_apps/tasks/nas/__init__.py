@@ -53,7 +53,7 @@ from .cli import add_common_training_arguments, add_nas_arguments, curve_list, r
 from .experiment import (VOTE, NasConfig, build_jobs, check_config, curve_points, ensemble_entries, ensemble_parts, plan,
                          run_ranking, summarize)
 from .result import ProxyStats, RankingResult
-from .measure import candidate_fits, candidate_mmacs, candidate_params, meta_model
+from .measure import Measurement, candidate_fits, candidate_mmacs, candidate_params, measure, meta_model
 from .report import candidate_rows, summary_rows, write_json_report, write_markdown, write_report
 from .runner import (RECORD_VERSION, Job, RecordCache, default_threads, distributed_session, execute,
                      finish_distributed, init_distributed, make_job, materialize, rank_world, remember_dataset,
@@ -73,7 +73,7 @@ __all__ = [
     "split_names", "unique_names", "dc_candidate", "dc_space", "nb201_space",
     "DC_DEPTHS", "DC_WIDTHS", "DC_ACTS", "DC_NORMS", "DC_POOLS",
     # measurements
-    "candidate_fits", "candidate_mmacs", "candidate_params", "meta_model",
+    "candidate_fits", "candidate_mmacs", "candidate_params", "meta_model", "measure", "Measurement",
     # training sets
     "SetSpec", "resolve_set", "unique_labels", "free_proxy", "early_stopping_set", "FREE_PROXIES", "data_digest",
     "content_hash", "zero_cost_sets", "ZERO_COST", "score_network",
