@@ -93,11 +93,21 @@ def _tensors_of(s: SyntheticSet) -> dict[str, Tensor]:
 
 
 def save_synset(path: str | os.PathLike, synset: SyntheticSet) -> str:
-    """Write ``synset`` to ``path`` (one safetensors file), atomically; return its sha256.
+    """Write ``synset`` to ``path`` (one safetensors file), atomically; return its content hash.
 
     Fills ``synset.versions`` and ``synset.created`` when they are empty (the
     object is updated so it matches the file).  The path is used as given; the
     convention is ``<name>.fyi.safetensors``.
+
+    Args:
+        path: the file to write (its folder is created).
+        synset: the set.
+
+    Returns:
+        The sha256 content hash stored in the file (checked again by :func:`load_synset`).
+
+    Example:
+        >>> fyi.save_synset("subset.safetensors", fyi.random_subset(ds, 10))
     """
     import safetensors.torch
 
@@ -138,11 +148,26 @@ def load_synset(
     expect_image_size: int | None = None,
     device=None,
 ) -> SyntheticSet:
-    """Read and verify a file written by :func:`save_synset`.
+    """Read and verify a synthetic-set file written by :func:`save_synset` (or ``fyi distill``).
 
     Checks that it is a safetensors file, carries fyi-apps metadata, that the
     content hash matches, that shapes are consistent, and the ``expect_*``
     values.  Every problem is a one-line :class:`FyiError`.
+
+    Args:
+        path: the ``.safetensors`` file.
+        expect_dataset: refuse a set distilled from another dataset.
+        expect_channels: refuse a set with another number of channels.
+        expect_image_size: refuse a set with another image size.
+        device: where to put the tensors (default: the CPU).
+
+    Returns:
+        The :class:`~fyi_apps.synset.SyntheticSet`: images (normalised like the dataset), labels,
+        class names, method, FYI view, IPC, learned lr, the full config, seed, versions and content hash.
+
+    Example:
+        >>> s = fyi.load_synset("dm_fyi.safetensors", expect_dataset="cifar10")
+        >>> s.images.shape, s.method, s.fyi
     """
     from ..validate import path_value
 
