@@ -31,7 +31,15 @@ class FyiDeprecationWarning(FutureWarning):
 
 #: module -> {old attribute: new attribute of the same module}
 NAMES: dict[str, dict[str, str]] = {
-    "fyi_apps.tasks.continual": {"_tensor_dataset": "tensor_dataset"},
+    "fyi_apps.tasks.continual": {
+        "SyntheticReplayBuffer": "ReplayMemory", "make_buffer": "make_memory", "BUFFER_KINDS": "MEMORY_KINDS",
+        "summarise": "summarize", "GDumb": "GDumbProtocol", "Protocol": "CLProtocol",
+        "_tensor_dataset": "tensor_dataset",
+    },
+    "fyi_apps.tasks.continual.policy": {"SyntheticReplayBuffer": "ReplayMemory"},
+    "fyi_apps.tasks.continual.memory": {"make_buffer": "make_memory", "BUFFER_KINDS": "MEMORY_KINDS"},
+    "fyi_apps.tasks.continual.protocols": {"summarise": "summarize", "GDumb": "GDumbProtocol",
+                                           "Protocol": "CLProtocol"},
 }
 
 #: dataclass ("module.Class") -> {old field: new field}: keyword arguments and attributes
@@ -54,7 +62,7 @@ def warn(old: str, new: str, *, stacklevel: int = 3) -> None:
                   FyiDeprecationWarning, stacklevel=stacklevel)
 
 
-def module_getattr(module: str, lookup: Callable[[str], Any]) -> Callable[[str], Any]:
+def module_getattr(module: str, lookup: Callable[[str], Any], *, stacklevel: int = 3) -> Callable[[str], Any]:
     """A module ``__getattr__`` (PEP 562) that serves the old names of :data:`NAMES` ``[module]`` with a warning.
 
     ``lookup(new_name)`` returns the current object (``globals().__getitem__``
@@ -62,6 +70,8 @@ def module_getattr(module: str, lookup: Callable[[str], Any]) -> Callable[[str],
     raises ``AttributeError`` as usual::
 
         __getattr__ = module_getattr(__name__, globals().__getitem__)
+
+    ``stacklevel``: 3 when this is the module's ``__getattr__``; one more for each function that calls it.
     """
     table = NAMES.get(module, {})
 
@@ -69,7 +79,7 @@ def module_getattr(module: str, lookup: Callable[[str], Any]) -> Callable[[str],
         new = table.get(name)
         if new is None:
             raise AttributeError(f"module {module!r} has no attribute {name!r}")
-        warn(f"{module}.{name}", f"{module}.{new}")
+        warn(f"{module}.{name}", f"{module}.{new}", stacklevel=stacklevel)
         return lookup(new)
 
     return __getattr__

@@ -88,7 +88,7 @@ def test_benchmark_names_and_bad_splits(digits):
 
 # --------------------------------------------------------------------------- the storage policy
 def test_random_memory_holds_ipc_per_seen_class_with_task_labels(bench, digits):
-    buf = cl.make_buffer("random", ipc=3, num_classes=10, seed=0)
+    buf = cl.make_memory("random", ipc=3, num_classes=10, seed=0)
     assert buf.max_size == 30
     real = digits.normalize(digits.train.images)
     for i, exp in enumerate(bench.train_stream):
@@ -113,8 +113,8 @@ def test_random_memory_holds_ipc_per_seen_class_with_task_labels(bench, digits):
 
 def test_memory_never_exceeds_max_size_including_resize(bench):
     with pytest.raises(FyiError, match="cannot hold"):
-        cl.make_buffer("random", ipc=3, max_size=2)
-    buf = cl.make_buffer("random", ipc=3, max_size=12)
+        cl.make_memory("random", ipc=3, max_size=2)
+    buf = cl.make_memory("random", ipc=3, max_size=12)
     expected = [3, 3, 2, 1, 1]  # quota = min(ipc, 12 // seen classes)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -122,7 +122,7 @@ def test_memory_never_exceeds_max_size_including_resize(bench):
             buf.post_adapt(_state(), exp)
             assert len(buf.buffer) <= 12
             assert set(buf.class_counts().values()) == {expected[i]}
-    full = cl.make_buffer("random", ipc=3, num_classes=10)
+    full = cl.make_memory("random", ipc=3, num_classes=10)
     for exp in bench.train_stream:
         full.post_adapt(_state(), exp)
     first = {c: full.images[full.labels == c][:2].clone() for c in range(10)}
@@ -144,7 +144,7 @@ def test_task_labels_come_from_the_experience(digits):
     test = cl._tensor_dataset(xt, digits.test.labels)
     order = cl.class_order(10, 1)
     b = nc_benchmark(train, test, 5, task_labels=True, fixed_class_order=order)
-    buf = cl.make_buffer("random", ipc=2, num_classes=10)
+    buf = cl.make_memory("random", ipc=2, num_classes=10)
     for exp in b.train_stream:
         buf.post_adapt(_state(), exp)
     for k in range(len(buf.buffer)):
@@ -158,7 +158,7 @@ def test_mode_a_images_come_from_the_synthetic_set_file(bench, digits, tmp_path)
     syn = _noise_synset(digits)
     path = tmp_path / "noise.fyi.safetensors"
     save_synset(path, syn)
-    buf = cl.make_buffer(f"file:{path}", ipc=3, num_classes=10)
+    buf = cl.make_memory(f"file:{path}", ipc=3, num_classes=10)
     for i, exp in enumerate(bench.train_stream):
         buf.post_adapt(_state(), exp)
         assert buf.class_counts() == {c: 3 for c in _seen(bench, i)}
@@ -166,24 +166,24 @@ def test_mode_a_images_come_from_the_synthetic_set_file(bench, digits, tmp_path)
         assert torch.equal(buf.images[buf.labels == c], syn.images[syn.labels == c][:3])
     with pytest.raises(FyiError, match="normalised with mean"):
         other = SimpleNamespace(name="other", channels=1, image_size=8, mean=(0.5,), std=(0.2,))
-        cl.make_buffer(f"file:{path}", ipc=3, num_classes=10, info=other)
+        cl.make_memory(f"file:{path}", ipc=3, num_classes=10, info=other)
     with pytest.raises(FyiError, match="px images"):
-        cl.make_buffer(f"file:{path}", ipc=3, num_classes=10,
+        cl.make_memory(f"file:{path}", ipc=3, num_classes=10,
                        info=SimpleNamespace(name="big", channels=3, image_size=32, mean=(0,) * 3, std=(1,) * 3))
-    assert len(cl.make_buffer(f"file:{path}", ipc=3, num_classes=10, info=digits.info).source.images) == 40
+    assert len(cl.make_memory(f"file:{path}", ipc=3, num_classes=10, info=digits.info).source.images) == 40
     with pytest.raises(FyiError, match=r"has 4 image\(s\) of class 0 but the memory keeps 5 per class; use ipc=4"):
-        cl.make_buffer(str(path), ipc=5, num_classes=10)  # refused when the memory is built, before any training
+        cl.make_memory(str(path), ipc=5, num_classes=10)  # refused when the memory is built, before any training
     with pytest.raises(FyiError, match="does not exist"):
-        cl.make_buffer(f"file:{tmp_path / 'missing.safetensors'}", ipc=1, num_classes=10)
-    with pytest.raises(FyiError, match="unknown buffer"):
-        cl.make_buffer("dm+flop", ipc=1, num_classes=10, info=digits.info)
+        cl.make_memory(f"file:{tmp_path / 'missing.safetensors'}", ipc=1, num_classes=10)
+    with pytest.raises(FyiError, match="unknown memory kind"):
+        cl.make_memory("dm+flop", ipc=1, num_classes=10, info=digits.info)
     with pytest.raises(FyiError, match="online distillation supports"):
         cl.OnlineDistillation("idc", info=digits.info)
 
 
 @pytest.mark.parametrize("kind,options", [("dm+fyi", None), ("dsa", {"outer_loop": 1, "inner_loop": 1})])
 def test_mode_b_online_distillation_keeps_original_labels(bench, digits, kind, options):
-    buf = cl.make_buffer(kind, ipc=2, num_classes=10, info=digits.info, iterations=3, batch_real=16, arch=ARCH,
+    buf = cl.make_memory(kind, ipc=2, num_classes=10, info=digits.info, iterations=3, batch_real=16, arch=ARCH,
                          distill_options=options, device="cpu")
     real = digits.normalize(digits.train.images)
     for i, exp in enumerate(list(bench.train_stream)[:2]):
@@ -240,7 +240,7 @@ def test_buffer_in_avalanche_strategies_feeds_training_batches(bench, digits, tm
         path = tmp_path / "noise.fyi.safetensors"
         save_synset(path, _noise_synset(digits))
         kind = f"file:{path}"
-    buf = cl.make_buffer(kind, ipc=2, num_classes=10, model=model, device="cpu")
+    buf = cl.make_memory(kind, ipc=2, num_classes=10, model=model, device="cpu")
     rec = _Recorder(buf)
     out = cl.run_replay(bench, buf, model=model, strategy=strategy, epochs=1, batch_size=64, seed=0, device="cpu",
                         extra_plugins=[rec])
@@ -259,7 +259,7 @@ def test_buffer_in_avalanche_strategies_feeds_training_batches(bench, digits, tm
             hits = sum(bool((rows == m).flatten(1).all(1).any()) for m in mem)
             assert hits == mem.shape[0]
     assert len(rec.batches[0][2]) and all(int(y) in bench.experience_classes[0] for y in rec.batches[0][2])
-    s = cl.summarise(out, bench.experience_classes)
+    s = cl.summarize(out, bench.experience_classes)
     assert s["classes_seen"] == [2, 4, 6, 8, 10]
     assert all(0.0 <= a <= 1.0 for a in s["stream_acc"])
     assert s["acc_matrix"][4][4] is not None and s["acc_matrix"][0][1] is None
@@ -271,7 +271,7 @@ def test_buffer_in_avalanche_strategies_feeds_training_batches(bench, digits, tm
 def test_gdumb_protocol_structure_and_accuracy(bench):
     from fyi_apps.evaluate import EvalConfig
 
-    buf = cl.make_buffer("random", ipc=5, num_classes=10, seed=0)
+    buf = cl.make_memory("random", ipc=5, num_classes=10, seed=0)
     out = cl.run_gdumb(bench, buf, arch=ARCH, cfg=EvalConfig(epochs=60, lr=0.01), seed=0, device="cpu")
     assert out["protocol"] == "gdumb" and len(out["history"]) == 5
     assert [m["size"] for m in out["memory"]] == [10, 20, 30, 40, 50]
@@ -279,7 +279,7 @@ def test_gdumb_protocol_structure_and_accuracy(bench):
     assert set(last) == ({cl.KEY_STREAM_ACC, cl.KEY_STREAM_FORGET}
                          | {f"Top1_Acc_Exp/eval_phase/test_stream/Exp{j:03d}" for j in range(5)}
                          | {f"ExperienceForgetting/eval_phase/test_stream/Exp{j:03d}" for j in range(4)})
-    s = cl.summarise(out, bench.experience_classes)
+    s = cl.summarize(out, bench.experience_classes)
     assert s["final_acc"] > 0.4  # chance is 0.1
     assert s["stream_acc"][0] > 0.8  # two classes
     assert s["final_forgetting"] == pytest.approx(
@@ -325,7 +325,7 @@ def test_cli_cl_writes_json_csv_png(tmp_path, capsys):
     rc = main(["cl", "--benchmark", "split-digits", "--buffer", "dm+flip", "--seeds", "1", "--out", str(tmp_path)])
     assert rc == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "unknown buffer" in err[0]
+    assert len(err) == 1 and "unknown memory kind" in err[0]
 
 
 @pytest.mark.parametrize("k", [1, 7, 40])

@@ -404,7 +404,7 @@ def test_bad_arguments(bad):
 # ---------------------------------------------------------------- registry and description
 
 def test_register_model_and_describe(monkeypatch):
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "MODELS", registry.MODELS.copy())
 
     class Tiny(nn.Module):
         def __init__(self, channels, num_classes, image_size, hidden=5):

@@ -38,7 +38,7 @@ def test_a_method_is_one_decorated_class(digits, cleanup):
                 self.images.add_(self.opts.step_size * (target[self.labels] - self.images))
             return {"loss": float(loss)}
 
-    cleanup(lambda: METHODS.pop("nudge-test"))
+    cleanup(lambda: METHODS.unregister("nudge-test"))
     assert "nudge-test" in list_methods()
     s = distill("nudge-test", digits, ipc=1, progress=False, step_size=0.25)
     assert s.method == "nudge-test" and s.config["options"] == {"step_size": 0.25} and s.images.shape[0] == 10
@@ -48,8 +48,7 @@ def test_a_method_is_one_decorated_class(digits, cleanup):
 
 def test_a_dataset_is_one_decorated_class(cleanup):
     from fyi_apps.data import Dataset, DatasetFamily, DatasetInfo, Split, dataset_info, list_datasets, load_dataset
-    from fyi_apps.data import register_dataset
-    from fyi_apps.data.registry import _ALIASES, _REGISTRY
+    from fyi_apps.data import DATASETS, register_dataset
 
     info = DatasetInfo("stripes", 1, 4, ("even", "odd"), (0.5,), (0.25,))
 
@@ -63,15 +62,14 @@ def test_a_dataset_is_one_decorated_class(cleanup):
             y = torch.arange(8) % 2
             return Dataset(info, Split(x, y, 2), Split(x, y, 2), "made up for the test")
 
-    cleanup(lambda: (_REGISTRY.pop("stripes"), _ALIASES.pop("stripes-test")))
+    cleanup(lambda: DATASETS.unregister("stripes"))
     assert "stripes" in list_datasets() and dataset_info("stripes-test").num_classes == 2
     ds = load_dataset("stripes")
     assert ds.train.class_counts() == [4, 4] and ds.source == "made up for the test"
 
 
 def test_a_network_is_one_decorated_class(cleanup):
-    from fyi_apps.networks import create_model, list_models, register_model
-    from fyi_apps.networks.registry import _REGISTRY
+    from fyi_apps.networks import MODELS, create_model, list_models, register_model
 
     @register_model("tinynet-test")
     class TinyNet(nn.Module):
@@ -88,7 +86,7 @@ def test_a_network_is_one_decorated_class(cleanup):
         def forward(self, x):
             return self.classifier(self.embed(x))
 
-    cleanup(lambda: _REGISTRY.pop("tinynet-test"))
+    cleanup(lambda: MODELS.unregister("tinynet-test"))
     assert "tinynet-test" in [m.lower() for m in list_models()]
     net = create_model("tinynet-test:width=5", channels=1, num_classes=3, image_size=8, seed=0)
     assert net(torch.zeros(2, 1, 8, 8)).shape == (2, 3) and net.feature_dim == 5  # options from the name
@@ -97,15 +95,15 @@ def test_a_network_is_one_decorated_class(cleanup):
 def test_a_cl_protocol_is_one_decorated_class(cleanup):
     """(A memory kind: tests/test_cl_protocols.py::test_a_new_memory_kind_is_one_decorated_class.)"""
     pytest.importorskip("avalanche")
-    from fyi_apps.tasks.continual.protocols import Protocol
+    from fyi_apps.tasks.continual.protocols import CLProtocol
     from fyi_apps.tasks.continual.registry import PROTOCOLS, register_protocol
 
     @register_protocol("noop-test")
-    class NoOp(Protocol):
+    class NoOp(CLProtocol):
         def run(self, cfg, bench, memory, *, model, seed, device, progress):
             return {"protocol": "noop-test", "history": [], "memory": [], "train": {}}
 
-    cleanup(lambda: PROTOCOLS._items.pop("noop-test"))
+    cleanup(lambda: PROTOCOLS.unregister("noop-test"))
     assert PROTOCOLS.get("NOOP-test") is NoOp and "noop-test" in PROTOCOLS.names()
 
 
@@ -117,6 +115,6 @@ def test_a_nas_space_is_one_decorated_class(cleanup):
         def candidates(self):
             return ["convnet:depth=1,width=8", "mlp:width=16", "convnet:depth=2,width=8"]
 
-    cleanup(lambda: NAMED_SPACES.pop("tiny-test"))
+    cleanup(lambda: NAMED_SPACES.unregister("tiny-test"))
     picked = sample_candidates("tiny-test", 2, seed=0)
     assert len(picked) == 2 and set(picked) <= set(Tiny().candidates())

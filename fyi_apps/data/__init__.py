@@ -39,7 +39,8 @@ from __future__ import annotations
 
 from .base import DIGIT_CLASSES, IMAGENET_MEAN, IMAGENET_STD, Dataset, DatasetInfo, LoadRequest, Split, flip_extend
 from .cache import FORMAT_VERSION
-from .registry import DEFAULT_SEARCH_DIRS, DatasetFamily, dataset_info, list_datasets, load_dataset, register_dataset
+from .registry import (DATASETS, DEFAULT_SEARCH_DIRS, DatasetFamily, dataset_info, list_datasets, load_dataset,
+                       register_dataset)
 
 # importing the family modules registers them (in this order: list_datasets() keeps it)
 from . import cifar, mnist, svhn, tinyimagenet, imagenet, digits, imagefolder  # noqa: E402,F401,I001
@@ -48,7 +49,7 @@ from .imagenet import IMAGENET_SUBSETS  # noqa: E402
 from .mnist import FASHION_CLASSES  # noqa: E402
 
 __all__ = [
-    "DatasetInfo", "Split", "Dataset", "LoadRequest", "DatasetFamily", "FORMAT_VERSION",
+    "DatasetInfo", "Split", "Dataset", "LoadRequest", "DatasetFamily", "DATASETS", "FORMAT_VERSION",
     "list_datasets", "dataset_info", "load_dataset", "flip_extend", "register_dataset",
     "CIFAR10_CLASSES", "CIFAR100_CLASSES", "IMAGENET_SUBSETS",
 ]

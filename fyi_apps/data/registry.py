@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from ..errors import FyiError
+from ..registry import Registry, normalize_name
 from .base import Dataset, DatasetInfo, LoadRequest, flip_extend
 from .decode import _resized
 
@@ -81,12 +82,12 @@ class _FunctionFamily(DatasetFamily):
         return self._loader(req).info
 
 
-_REGISTRY: dict[str, DatasetFamily] = {}
-_ALIASES: dict[str, str] = {}
+def _known_datasets() -> str:
+    return f"known datasets: {', '.join(list_datasets())}"
 
 
-def _key(name: str) -> str:
-    return str(name).strip().lower().replace("_", "-")
+#: dataset name -> its :class:`DatasetFamily` (names and aliases: case-insensitive, ``_`` == ``-``)
+DATASETS: Registry[DatasetFamily] = Registry("dataset", choices=_known_datasets, replace_hint="replace_existing=True")
 
 
 def register_dataset(name: str, loader=None, *, info: InfoSource = None, aliases: Iterable[str] = (),
@@ -102,7 +103,7 @@ def register_dataset(name: str, loader=None, *, info: InfoSource = None, aliases
     unless ``root=`` is given.  ``info``, ``aliases`` and ``system_dirs`` add to
     (or, for ``info``, replace) what a family class declares.
     """
-    key = _key(name)
+    key = normalize_name(name)
 
     def add(obj):
         if isinstance(obj, type) and issubclass(obj, DatasetFamily):
@@ -115,15 +116,10 @@ def register_dataset(name: str, loader=None, *, info: InfoSource = None, aliases
             raise FyiError(f"dataset loader for {name!r} must be callable")
         if info is not None and not isinstance(family, _FunctionFamily):
             family = _with_info(family, info)
-        if not replace_existing and (key in _REGISTRY or key in _ALIASES):
-            raise FyiError(f"dataset {name!r} is already registered; pick another name "
-                           "or pass replace_existing=True")
-        family.name = key
         family.system_dirs = tuple(Path(p) for p in (*family.system_dirs, *system_dirs))
         family.aliases = tuple(family.aliases) + tuple(aliases)
-        _REGISTRY[key] = family
-        for a in family.aliases:
-            _ALIASES[_key(a)] = key
+        DATASETS.add(key, family, aliases=family.aliases, replace=replace_existing)
+        family.name = key
         return obj
 
     if loader is None:
@@ -142,8 +138,8 @@ def _with_info(family: DatasetFamily, info: InfoSource) -> DatasetFamily:
 
 
 def list_datasets() -> list[str]:
-    """Registered dataset names (aliases not included)."""
-    return list(_REGISTRY)
+    """Registered dataset names (aliases not included), in registration order."""
+    return DATASETS.names()
 
 
 def _resolve_name(name: str) -> tuple[DatasetFamily, str | None]:
@@ -153,14 +149,11 @@ def _resolve_name(name: str) -> tuple[DatasetFamily, str | None]:
     option = None
     head, sep, tail = text.partition(":")
     # "imagefolder:/path" (keep Windows drive letters out of it: require a known head)
-    if sep and (_key(head) in _REGISTRY or _key(head) in _ALIASES):
+    if sep and head in DATASETS:
         text, option = head, tail
-    key = _key(text)
-    key = _ALIASES.get(key, key)
-    family = _REGISTRY.get(key)
-    if family is None:
-        raise FyiError(f"unknown dataset {name!r}; known datasets: {', '.join(list_datasets())}")
-    return family, option
+    if text not in DATASETS:
+        raise DATASETS.unknown(name)
+    return DATASETS.get(text), option
 
 
 def _abspath(p: str | Path) -> Path:

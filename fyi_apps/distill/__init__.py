@@ -9,7 +9,6 @@ Methods register themselves (``register_method``); ``list_methods()`` names them
 """
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from ..errors import FyiError
@@ -17,14 +16,16 @@ from .base import (METHODS, DistillConfig, Distiller, Method, MethodOptions, opt
                    resolve_config)
 from .fyi import FYIView, get_view
 
-#: one module per method; importing it registers the method (a new method: a new module named here)
-METHOD_MODULES = ("dc", "dsa", "dm", "idc", "mtt", "ftd")
-for _module in METHOD_MODULES:
-    importlib.import_module(f"{__name__}.{_module}")
+# one module per method; importing it registers the method (a new method: a new module imported here)
+from . import dc, dsa, dm, idc, mtt, ftd  # noqa: E402,F401,I001
+
+#: the modules that register the built-in methods, in import order
+METHOD_MODULES = tuple(m.__name__.rpartition(".")[2] for m in (dc, dsa, dm, idc, mtt, ftd))
 
 
-def list_methods() -> list[str]:
-    return sorted(METHODS)
+def list_methods(pattern: str | None = None) -> list[str]:
+    """The registered method names, sorted; ``pattern``: only those matching a wildcard (``"d*"``)."""
+    return sorted(METHODS.names(pattern))
 
 
 def distill(

@@ -19,18 +19,25 @@ from typing import TYPE_CHECKING, Any, Mapping
 from .. import validate
 from ..augment import DEFAULT_STRATEGY
 from ..errors import FyiError
+from ..registry import Registry
 from .fyi import get_view
 
 if TYPE_CHECKING:
     from .base import Method
 
-METHODS: dict[str, type["Method"]] = {}
+#: method name -> its :class:`~.base.Method` subclass (``register_method``; ``list_methods()`` names them)
+METHODS: Registry[type["Method"]] = Registry("method")
 
 
-def register_method(cls: type["Method"]) -> type["Method"]:
-    """Class decorator: make a method available to ``distill()`` and ``fyi distill`` by its ``name``."""
-    METHODS[cls.name] = cls
-    return cls
+def register_method(cls: type["Method"] | None = None, *, replace: bool = False):
+    """Class decorator: make a method available to ``distill()`` and ``fyi distill`` by its ``name``.
+
+    ``@register_method`` on a :class:`~.base.Method` subclass with a ``name``;
+    a name is registered once (``@register_method(replace=True)`` swaps a method).
+    """
+    if cls is None:
+        return lambda c: METHODS.register(c.name, replace=replace)(c)
+    return METHODS.register(cls.name)(cls)
 
 
 @dataclass

@@ -37,8 +37,8 @@ options, their defaults its default configuration)::
 """
 from __future__ import annotations
 
-from .registry import (check_model_names, create_model, describe_model, dry_embed, list_models, register_model,
-                       register_prefix)
+from .registry import (MODEL_PREFIXES, MODELS, check_model_names, create_model, describe_model, dry_embed, list_models,
+                       register_model, register_prefix)
 from .layers import AvgPool2x2, InstanceNorm, batch_slice, has_batchnorm, instance_norm_reduction
 # importing the family modules registers their models
 from .convnet import ConvNet, default_depth
@@ -50,6 +50,8 @@ from .timm_models import TimmNet
 from .slim_resnet import SlimResNet18
 
 __all__ = [
+    "MODELS",
+    "MODEL_PREFIXES",
     "AlexNet",
     "AvgPool2x2",
     "ConvNet",

@@ -5,6 +5,9 @@
   case-insensitive name; :func:`list_models` lists them.
 * :func:`register_prefix` hooks a family of names ``prefix:<name>`` (``timm:``,
   ``nb201:``) that is built by its own code.
+* Both tables are :class:`~fyi_apps.registry.Registry` objects (:data:`MODELS`,
+  :data:`MODEL_PREFIXES`): names are case-insensitive, ``_`` == ``-``, taken
+  names are refused, unknown ones get "did you mean".
 * :func:`create_model` builds any of them with seeded weights and records how
   (``model.fyi_config``); :func:`describe_model` summarises a built model.
 * :func:`check_model_names` refuses unknown or unbuildable names given by the
@@ -12,7 +15,6 @@
 """
 from __future__ import annotations
 
-import difflib
 import inspect
 from typing import Any, Callable, Iterable
 
@@ -20,10 +22,19 @@ import torch
 from torch import nn
 
 from ..errors import FyiError
+from ..registry import Registry
 from .layers import check_sizes
 
-_REGISTRY: dict[str, tuple[str, Callable[..., nn.Module]]] = {}
-_PREFIXES: dict[str, Callable[..., tuple[nn.Module, str]]] = {}
+
+def _known_models() -> str:
+    return (f"known: {', '.join(list_models())}, timm:<name> for any timm model, "
+            "or nb201:<cell string> for a NAS-Bench-201 network")
+
+
+#: model name -> ``factory(channels, num_classes, image_size, **options) -> nn.Module`` (a class or a function)
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model", choices=_known_models)
+#: ``prefix`` of the names ``prefix:<anything>`` -> ``builder(name, channels, num_classes, image_size, **kw)``
+MODEL_PREFIXES: Registry[Callable[..., "tuple[nn.Module, str]"]] = Registry("model prefix")
 
 
 def register_model(name: str):
@@ -42,14 +53,11 @@ def register_model(name: str):
     """
     if not isinstance(name, str) or not name.strip() or ":" in name or "," in name:
         raise FyiError(f"bad model name {name!r}; use a non-empty name without ':' or ','")
-    key = name.strip().lower()
-    if key == "timm":
+    if name.strip().lower() == "timm":
         raise FyiError("'timm' is reserved for timm:<name>; pick another model name")
 
     def decorator(factory: Callable[..., nn.Module]):
-        if key in _REGISTRY and _REGISTRY[key][1] is not factory:
-            raise FyiError(f"model name {name!r} is already registered; pick another name")
-        _REGISTRY[key] = (name.strip(), factory)
+        MODELS.add(name, factory)
         return factory
 
     return decorator
@@ -73,7 +81,7 @@ def list_models(pattern: str | None = None, *, timm_models: bool = False) -> lis
     """
     import fnmatch
 
-    names = sorted(display for display, _ in _REGISTRY.values())
+    names = sorted(MODELS.names())
     if pattern is None and not timm_models:
         return names
     pat = (pattern or "*").strip().lower()
@@ -114,15 +122,6 @@ def _parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return base.strip(), opts
 
 
-def _unknown_model(name: str) -> FyiError:
-    close = difflib.get_close_matches(name.lower(), list(_REGISTRY), n=3)
-    hint = f" (did you mean {', '.join(_REGISTRY[c][0] for c in close)}?)" if close else ""
-    return FyiError(
-        f"unknown model {name!r}{hint}; known: {', '.join(list_models())}, "
-        "timm:<name> for any timm model, or nb201:<cell string> for a NAS-Bench-201 network"
-    )
-
-
 def _check_options(display: str, factory: Callable[..., nn.Module], options: dict[str, Any]) -> None:
     params = inspect.signature(factory).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
@@ -147,33 +146,38 @@ def dry_embed(model: nn.Module, channels: int, image_size: int) -> torch.Tensor:
         model.train(was_training)
 
 
-def register_prefix(prefix: str, builder: Callable[..., tuple[nn.Module, str]]) -> None:
+Builder = Callable[..., "tuple[nn.Module, str]"]
+
+
+def register_prefix(prefix: str, builder: Builder | None = None, *, replace: bool = False):
     """Hook the names ``prefix:<anything>``: ``builder(name, channels, num_classes, image_size, **kw) -> (model, display)``.
 
     ``name`` is the whole name as given; options in it are the builder's to parse.
+    ``register_prefix("p", builder)`` or, as a decorator, ``@register_prefix("p")``;
+    a prefix is registered once (``replace=True`` swaps the builder).
     """
-    _PREFIXES[prefix.strip().lower()] = builder
+    if builder is None:
+        return MODEL_PREFIXES.register(prefix, replace=replace)
+    MODEL_PREFIXES.add(prefix, builder, replace=replace)
+    return builder
 
 
+@register_prefix("nb201")
 def _nb201(name: str, channels: int, num_classes: int, image_size: int, **kwargs: Any) -> tuple[nn.Module, str]:
     from . import nb201  # NAS-Bench-201 cells: imported on first use
 
     return nb201.create(name, channels, num_classes, image_size, **kwargs), name.strip()
 
 
-register_prefix("nb201", _nb201)
-
-
 def _build(name: str, channels: int, num_classes: int, image_size: int, kwargs: dict[str, Any]) -> tuple[nn.Module, str, dict]:
     head, sep, _ = name.strip().partition(":")
-    if sep and head.lower() in _PREFIXES:
-        model, display = _PREFIXES[head.lower()](name, channels, num_classes, image_size, **kwargs)
+    if sep and head in MODEL_PREFIXES:
+        model, display = MODEL_PREFIXES.get(head)(name, channels, num_classes, image_size, **kwargs)
         return model, display, kwargs
     base, spec_opts = _parse_spec(name)
-    entry = _REGISTRY.get(base.lower())
-    if entry is None:
-        raise _unknown_model(base or name)
-    display, factory = entry
+    if base not in MODELS:
+        raise MODELS.unknown(base or name)
+    display, factory = MODELS.display(base), MODELS.get(base)
     clash = sorted(k for k in spec_opts if k in kwargs and kwargs[k] != spec_opts[k])
     if clash:
         raise FyiError(f"option(s) {', '.join(clash)} given both in {name!r} and as arguments; give each once")

@@ -15,6 +15,7 @@ from typing import Iterable, Sequence
 import torch
 
 from ..errors import FyiError
+from ..registry import Registry
 
 DC_DEPTHS = (1, 2, 3, 4)
 DC_WIDTHS = (32, 64, 128, 256)
@@ -70,23 +71,27 @@ class Space:
         return self.candidates()
 
 
-#: name (lower case) -> the registered :class:`Space` (calling it gives the candidate list)
-NAMED_SPACES: dict[str, Space] = {}
+def _known_spaces() -> str:
+    return f"named spaces: {', '.join(list_spaces())}"
 
 
-def register_space(name: str):
-    """Class decorator: register a :class:`Space` subclass under ``name`` (case-insensitive, not re-usable)."""
+#: space name -> the registered :class:`Space` (an instance: calling it gives the candidate list)
+NAMED_SPACES: Registry[Space] = Registry("space", choices=_known_spaces)
+
+
+def register_space(name: str, *, replace: bool = False):
+    """Class decorator: register a :class:`Space` subclass under ``name`` (case-insensitive, ``_`` == ``-``, once)."""
     if not isinstance(name, str) or not name.strip() or ":" in name or "," in name:
         raise FyiError(f"bad space name {name!r}; use a non-empty name without ':' or ','")
-    key = name.strip().lower()
 
     def decorator(cls: type[Space]) -> type[Space]:
         if not (isinstance(cls, type) and issubclass(cls, Space)):
             raise FyiError(f"@register_space({name!r}) decorates a subclass of Space, got {cls!r}")
-        if key in NAMED_SPACES and type(NAMED_SPACES[key]) is not cls:
-            raise FyiError(f"space name {name!r} is already registered; pick another name")
-        cls.name = key
-        NAMED_SPACES[key] = cls()
+        if name in NAMED_SPACES and type(NAMED_SPACES.get(name)) is cls:
+            return cls  # the same class again
+        space = cls()
+        NAMED_SPACES.add(name.strip().lower(), space, replace=replace)
+        cls.name = space.name = NAMED_SPACES.canonical(name)
         return cls
 
     return decorator
@@ -124,16 +129,16 @@ class MixedSpace(Space):
         return list(_CLASSIC) + list(_TIMM)
 
 
-def list_spaces() -> list[str]:
-    return sorted(NAMED_SPACES)
+def list_spaces(pattern: str | None = None) -> list[str]:
+    """The named spaces, sorted; ``pattern``: only those matching a wildcard (``"dc*"``)."""
+    return sorted(NAMED_SPACES.names(pattern))
 
 
 def space_candidates(space: str | Sequence[str]) -> list[str]:
     """A named space (``dc720``, ``classic``, ``mixed``), a comma-separated list, or a list of names."""
     if isinstance(space, str):
-        key = space.strip().lower()
-        if key in NAMED_SPACES:
-            return NAMED_SPACES[key]()
+        if space in NAMED_SPACES:
+            return NAMED_SPACES.get(space)()
         names = split_names(space)
     else:
         names = [str(s).strip() for s in space if str(s).strip()]
@@ -186,11 +191,10 @@ def space_arch(text: str) -> tuple[list[str], str]:
         if variant:
             raise FyiError(f"options after ';' apply to a named space, not to the list {name!r}; put them in each name")
     else:
-        key = name.strip().lower()
-        if key not in NAMED_SPACES:
+        if name not in NAMED_SPACES:
             raise FyiError(f"unknown space {name!r} in {text!r}; named spaces: {', '.join(list_spaces())}, "
                            "or list models as space:a|b|c")
-        names = NAMED_SPACES[key]()
+        names = NAMED_SPACES.get(name)()
         if variant and not all(n.lower().startswith("nb201:") for n in names):
             raise FyiError(f"options {variant!r} apply to the nb201 space only")
     if len(names) < 1:

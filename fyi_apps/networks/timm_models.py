@@ -162,12 +162,10 @@ def _create_timm(name: str, channels: int, num_classes: int, image_size: int, **
 
 
 
+@register_prefix("timm")
 def _build_timm(name: str, channels: int, num_classes: int, image_size: int, **kwargs: Any) -> tuple[TimmNet, str]:
     """The ``timm:<name>`` hook of :func:`~fyi_apps.networks.create_model`."""
     timm_name = name.strip()[5:].strip()
     if not timm_name:
         raise FyiError("empty timm model name; write timm:<name>, e.g. timm:resnet18")
     return _create_timm(timm_name, channels, num_classes, image_size, **kwargs), f"timm:{timm_name}"
-
-
-register_prefix("timm", _build_timm)

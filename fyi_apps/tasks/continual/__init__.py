@@ -8,7 +8,7 @@ The toolkit plugs into Avalanche rather than replacing it.  One concept per modu
 ``memory``         what a memory kind is, ``--memory`` specs, :func:`make_memory`
 ``sources``        memory kinds from real data and files: ``random``, ``herding``, ``file:PATH`` / ``LABEL:PATH``
 ``online``         memory kinds distilled per experience: ``dm``, ``dm+fyi``, ``dsa``, ``dc`` (+fyi)
-``policy``         :class:`SyntheticReplayBuffer`, the Avalanche storage policy (``ExemplarsBuffer``)
+``policy``         :class:`ReplayMemory`, the Avalanche storage policy (``ExemplarsBuffer``)
 ``strategies``     Avalanche strategies that train on the stream: Naive/EWC/LwF + ``ReplayPlugin``, ER-ACE
 ``protocols``      ``gdumb``, ``dm-paper`` (GDumb with CL_DM.py's settings), ``replay`` (stream strategies)
 ``experiment``     :class:`CLConfig`, runs over memories x class orders, caching, aggregation, files
@@ -27,43 +27,93 @@ any Avalanche strategy::
 
 Names are loaded on first use: importing this package (or ``.cli``/``.registry``)
 does not import Avalanche; the names below do (several seconds; Avalanche
-writes ``~/.avalanche/config.json``).
+writes ``~/.avalanche/config.json``).  The old names (``SyntheticReplayBuffer``,
+``make_buffer``, ``summarise``, ``GDumb``, ``Protocol`` ...) still work and warn
+(:mod:`fyi_apps.deprecated`).
 """
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from ...deprecated import module_getattr
+from .registry import MEMORIES, PROTOCOLS, STRATEGIES
+
+
+@PROTOCOLS.loader
+def _builtin_protocols() -> None:
+    from . import protocols  # noqa: F401  (registers gdumb, dm-paper, replay, er-ace-avalanche)
+
+
+@STRATEGIES.loader
+def _builtin_strategies() -> None:
+    from . import strategies  # noqa: F401  (registers naive, ewc, lwf, er-ace)
+
+
+@MEMORIES.loader
+def _builtin_memories() -> None:
+    from . import sources  # noqa: F401  (registers native, random, herding, file)
+    from . import online  # noqa: F401  (registers dm, dsa, dc: in this order, as before)
+
 
 _NAMES = {
     "benchmarks": ("BENCHMARKS", "ORDER_RULES", "CLBenchmark", "resolve_benchmark", "class_order", "make_benchmark",
                    "experience_tensors", "dataset_from_tensors", "tensor_dataset", "split_sizes"),
-    "memory": ("BUFFER_KINDS", "MEMORY_KINDS", "MemorySource", "MemorySpec", "MemoryOptions", "make_memory",
-               "make_buffer", "parse_memory_spec", "memory_label"),
+    "memory": ("MEMORY_KINDS", "MemorySource", "MemorySpec", "MemoryOptions", "make_memory", "parse_memory_spec",
+               "memory_label"),
     "sources": ("RandomSelection", "HerdingSelection", "FirstKHerding", "FromSynset"),
     "online": ("ONLINE_METHODS", "OnlineDistillation", "method_options"),
-    "policy": ("SyntheticReplayBuffer",),
+    "policy": ("ReplayMemory",),
     "augment": ("StreamAugmentPlugin", "STREAM_AUG_NAMES", "stream_augment_plugins"),
     "strategies": ("StreamStrategy", "make_strategy", "list_strategies", "seeded_global_rng"),
-    "protocols": ("KEY_STREAM_ACC", "KEY_STREAM_FORGET", "Protocol", "GDumb", "DMPaper", "StreamReplay",
-                  "run_gdumb", "run_replay", "summarise", "list_protocols"),
+    "protocols": ("KEY_STREAM_ACC", "KEY_STREAM_FORGET", "CLProtocol", "GDumbProtocol", "DMPaper", "StreamReplay",
+                  "run_gdumb", "run_replay", "summarize", "list_protocols"),
     "experiment": ("CLConfig", "run_one", "aggregate", "results_table", "write_outputs", "run_experiment"),
     "registry": ("Registry", "PROTOCOLS", "STRATEGIES", "MEMORIES", "register_protocol", "register_strategy",
                  "register_memory"),
 }
 _WHERE = {name: module for module, names in _NAMES.items() for name in names}
-_WHERE["_tensor_dataset"] = "benchmarks"  # the name before it became public (tensor_dataset)
-_RENAMED = {"_tensor_dataset": "tensor_dataset"}
 
-__all__ = sorted(n for n in _WHERE if not n.startswith("_"))
+__all__ = sorted(_WHERE)
+
+
+def _submodule(name: str):
+    """The submodule ``name``, imported by an import statement (the architecture test sees each one)."""
+    if name == "benchmarks":
+        from . import benchmarks as module
+    elif name == "memory":
+        from . import memory as module
+    elif name == "sources":
+        from . import sources as module
+    elif name == "online":
+        from . import online as module
+    elif name == "policy":
+        from . import policy as module
+    elif name == "augment":
+        from . import augment as module
+    elif name == "strategies":
+        from . import strategies as module
+    elif name == "protocols":
+        from . import protocols as module
+    elif name == "experiment":
+        from . import experiment as module
+    else:
+        from . import registry as module
+    return module
+
+
+def _lookup(name: str):
+    value = getattr(_submodule(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+_renamed = module_getattr(__name__, _lookup, stacklevel=4)  # the old names (fyi_apps.deprecated.NAMES) warn
 
 
 def __getattr__(name: str):
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), _RENAMED.get(name, name))
-    globals()[name] = value
-    return value
+    if name in _WHERE:
+        return _lookup(name)
+    return _renamed(name)
 
 
 def __dir__():
@@ -74,14 +124,13 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from .benchmarks import (BENCHMARKS, ORDER_RULES, CLBenchmark, class_order, dataset_from_tensors,  # noqa: F401
                              experience_tensors, make_benchmark, resolve_benchmark, split_sizes, tensor_dataset)
     from .experiment import CLConfig, aggregate, results_table, run_experiment, run_one, write_outputs  # noqa: F401
-    from .memory import (BUFFER_KINDS, MEMORY_KINDS, MemoryOptions, MemorySource, MemorySpec,  # noqa: F401
-                         make_buffer, make_memory, memory_label, parse_memory_spec)
+    from .memory import (MEMORY_KINDS, MemoryOptions, MemorySource, MemorySpec, make_memory,  # noqa: F401
+                         memory_label, parse_memory_spec)
     from .online import ONLINE_METHODS, OnlineDistillation, method_options  # noqa: F401
-    from .policy import SyntheticReplayBuffer  # noqa: F401
+    from .policy import ReplayMemory  # noqa: F401
     from .augment import STREAM_AUG_NAMES, StreamAugmentPlugin, stream_augment_plugins  # noqa: F401
-    from .protocols import (KEY_STREAM_ACC, KEY_STREAM_FORGET, DMPaper, GDumb, Protocol, StreamReplay,  # noqa: F401
-                            list_protocols, run_gdumb, run_replay, summarise)
-    from .registry import (MEMORIES, PROTOCOLS, STRATEGIES, Registry, register_memory,  # noqa: F401
-                           register_protocol, register_strategy)
+    from .protocols import (KEY_STREAM_ACC, KEY_STREAM_FORGET, CLProtocol, DMPaper, GDumbProtocol,  # noqa: F401
+                            StreamReplay, list_protocols, run_gdumb, run_replay, summarize)
+    from .registry import Registry, register_memory, register_protocol, register_strategy  # noqa: F401
     from .sources import FirstKHerding, FromSynset, HerdingSelection, RandomSelection  # noqa: F401
     from .strategies import StreamStrategy, list_strategies, make_strategy, seeded_global_rng  # noqa: F401

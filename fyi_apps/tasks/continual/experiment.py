@@ -28,7 +28,7 @@ from .augment import STREAM_AUG_NAMES
 from .benchmarks import ORDER_RULES, make_benchmark, resolve_benchmark, split_sizes
 from .memory import make_memory, memory_label, parse_memory_spec
 from .online import OnlineDistillation, method_options
-from .protocols import summarise
+from .protocols import summarize
 from .registry import PROTOCOLS
 
 
@@ -110,27 +110,28 @@ def run_one(cfg: CLConfig, kind: str, seed: int, *, dataset=None, root=None, dev
                            holdout=cfg.holdout)
     info = bench.dataset.info
     model = protocol.make_learner(cfg, info, seed)
-    buffer = make_memory(kind, ipc=cfg.ipc, num_classes=info.num_classes, info=info, seed=seed, device=device,
+    memory = make_memory(kind, ipc=cfg.ipc, num_classes=info.num_classes, info=info, seed=seed, device=device,
                          model=model if protocol.uses_learner else None, iterations=cfg.iterations,
                          lr_img=cfg.lr_img, batch_real=cfg.batch_real, distill_options=cfg.distill_options,
                          herding_epochs=cfg.herding_epochs, arch=cfg.arch, bf16=cfg.bf16, progress=False,
                          cache_dir=cfg.distill_cache)
     t0 = time.perf_counter()
-    rec = protocol.run(cfg, bench, buffer, model=model, seed=seed, device=device, progress=progress)
+    rec = protocol.run(cfg, bench, memory, model=model, seed=seed, device=device, progress=progress)
     label = memory_label(kind)
+    # the key "buffer" (the memory's label) stays: cached runs, run keys, result files and their CSV read it
     rec.update(buffer=label, seed=seed, seconds=time.perf_counter() - t0, benchmark=bench.describe(),
-               memory_policy=buffer.describe(), summary=summarise(rec, bench.experience_classes))
+               memory_policy=memory.describe(), summary=summarize(rec, bench.experience_classes))
     if label != kind:
         rec["memory_spec"] = kind
-    if isinstance(buffer.source, OnlineDistillation):
-        rec["distillation"] = [{k: v for k, v in row.items() if k != "config"} for row in buffer.source.log]
-        if buffer.source.log:
-            rec["distill_config"] = buffer.source.log[0]["config"]
+    if isinstance(memory.source, OnlineDistillation):
+        rec["distillation"] = [{k: v for k, v in row.items() if k != "config"} for row in memory.source.log]
+        if memory.source.log:
+            rec["distill_config"] = memory.source.log[0]["config"]
     return rec
 
 
 def aggregate(runs: Sequence[dict]) -> dict:
-    """Per buffer: mean and std over class orders of final accuracy, forgetting and the curve."""
+    """Per memory: mean and std over class orders of final accuracy, forgetting and the curve."""
     out: dict[str, dict] = {}
     for kind in dict.fromkeys(r["buffer"] for r in runs):
         rs = [r for r in runs if r["buffer"] == kind]
@@ -162,7 +163,7 @@ def results_table(agg: dict, markdown: bool = False) -> str:
 
 
 def write_outputs(payload: dict, stem: str | Path) -> dict[str, Path]:
-    """``<stem>.json``, ``<stem>.csv`` (one row per buffer, order, step) and ``<stem>.png`` (accuracy vs classes)."""
+    """``<stem>.json``, ``<stem>.csv`` (one row per memory, order, step) and ``<stem>.png`` (accuracy vs classes)."""
     from ...plots import accuracy_vs_classes
     from ...runtime import atomic_path, write_json
 
@@ -255,7 +256,7 @@ def run_experiment(cfg: CLConfig, *, out: str | Path | None = None, root=None, d
                    progress: bool = True, command: str | None = None, resume_dir: str | Path | None = None) -> dict:
     """Every memory of ``cfg`` on every class order; returns (and writes, if ``out``) the results.
 
-    ``resume_dir``: each finished (buffer, class order) run is kept there as
+    ``resume_dir``: each finished (memory, class order) run is kept there as
     JSON and reused when the same command runs again (same settings), so an
     interrupted experiment continues where it stopped.
     """
@@ -303,7 +304,7 @@ def run_experiment(cfg: CLConfig, *, out: str | Path | None = None, root=None, d
     while waiting:  # runs another process on the same folder has claimed are taken from its files afterwards
         deferred = []
         for kind, s in waiting:
-            bar.set_postfix(buffer=kind, order=s)
+            bar.set_postfix(memory=kind, order=s)
             rkey = _run_key(cfg, kind, s)
             path = None if resume_dir is None else _run_path(cfg, resume_dir, key, n_exp, kind, s, rkey)
             rec = _cached_run(path, rkey)

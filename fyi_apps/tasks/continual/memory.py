@@ -4,7 +4,7 @@ A *memory kind* is a :class:`MemorySource` subclass registered with
 :func:`~.registry.register_memory`: it says where the memory images of newly
 seen classes come from.  :func:`make_memory` parses a spec and wraps the
 source in the Avalanche storage policy
-(:class:`~.policy.SyntheticReplayBuffer`).  Specs:
+(:class:`~.policy.ReplayMemory`).  Specs:
 
 * ``random``, ``herding``: real images (:mod:`.sources`);
 * ``dm``, ``dm+fyi``, ``dsa``, ``dsa+fyi``, ``dc``, ``dc+fyi`` (``+fyi:vflip`` etc. for
@@ -37,12 +37,12 @@ from pathlib import Path
 
 import torch
 
+from ...deprecated import module_getattr
 from ...errors import FyiError
 from .registry import MEMORIES, register_memory  # noqa: F401  (register_memory is re-exported)
 
 #: memory kinds understood by :func:`make_memory` (besides ``file:PATH`` and ``LABEL:PATH``)
-BUFFER_KINDS = ("random", "herding", "dm", "dm+fyi", "dsa", "dsa+fyi", "dc", "dc+fyi")
-MEMORY_KINDS = BUFFER_KINDS
+MEMORY_KINDS = ("random", "herding", "dm", "dm+fyi", "dsa", "dsa+fyi", "dc", "dc+fyi")
 #: file endings taken as synthetic-set files in ``LABEL:PATH``
 SYNSET_SUFFIXES = (".safetensors", ".pt", ".pth")
 
@@ -137,12 +137,17 @@ class MemorySource:
 
 
 def unknown_memory(text: str) -> FyiError:
-    return FyiError(f"unknown buffer (memory kind) {text!r}; use one of {', '.join(BUFFER_KINDS)}, file:PATH or "
+    """The error for a ``--memory`` item that names no memory kind (the closest kinds first)."""
+    import difflib
+
+    close = difflib.get_close_matches(str(text).strip().lower(), [*MEMORY_KINDS, *MEMORIES.names()], n=3)
+    hint = f" (did you mean {', '.join(dict.fromkeys(close))}?)" if close else ""
+    return FyiError(f"unknown memory kind {text!r}{hint}; use one of {', '.join(MEMORY_KINDS)}, file:PATH or "
                     "LABEL:PATH for a synthetic-set file (e.g. dm:sets/dm_ipc10.safetensors)")
 
 
 def make_memory(kind: str, *, ipc: int, num_classes: int | None = None, max_size: int | None = None, **options):
-    """A replay memory (:class:`~.policy.SyntheticReplayBuffer`, an Avalanche storage policy) of the given kind.
+    """A replay memory (:class:`~.policy.ReplayMemory`, an Avalanche storage policy) of the given kind.
 
     ``kind``: a ``--memory`` spec (see the module docstring).  ``max_size``
     defaults to ``ipc * num_classes``.  ``options`` are :class:`MemoryOptions`
@@ -155,7 +160,7 @@ def make_memory(kind: str, *, ipc: int, num_classes: int | None = None, max_size
     (distilled images are kept there and reused by identical distillations).
     """
     from ... import validate as V
-    from .policy import SyntheticReplayBuffer
+    from .policy import ReplayMemory
 
     ipc = V.ipc(ipc, "ipc")
     if num_classes is not None:
@@ -179,8 +184,7 @@ def make_memory(kind: str, *, ipc: int, num_classes: int | None = None, max_size
         raise unknown_memory(spec.text)
     source = cls.from_spec(spec, MemoryOptions(ipc=int(ipc), **options))
     source.label = spec.label
-    return SyntheticReplayBuffer(max_size, ipc, source)
+    return ReplayMemory(max_size, ipc, source)
 
 
-#: the name used before the "memory" vocabulary (same function)
-make_buffer = make_memory
+__getattr__ = module_getattr(__name__, globals().__getitem__)  # make_buffer, BUFFER_KINDS (old names) warn

@@ -76,7 +76,7 @@ class OnlineDistillation(MemorySource):
 
         if str(method).lower() not in ONLINE_METHODS:
             raise FyiError(f"online distillation supports {', '.join(ONLINE_METHODS)}, not {method!r} "
-                           "(IDC stores encoded images, MTT/FTD need expert trajectories); use a file:PATH buffer")
+                           "(IDC stores encoded images, MTT/FTD need expert trajectories); use a file:PATH memory")
         if info is None:
             raise FyiError("online distillation needs the dataset's info (mean/std); pass info=dataset.info")
         self.info = getattr(info, "info", info)

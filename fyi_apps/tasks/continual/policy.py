@@ -1,10 +1,10 @@
-"""The Avalanche storage policy: :class:`SyntheticReplayBuffer`, a replay memory of ``ipc`` images per seen class.
+"""The Avalanche storage policy: :class:`ReplayMemory`, a replay memory of ``ipc`` images per seen class.
 
 A subclass of ``avalanche.training.storage_policy.ExemplarsBuffer`` that
 overrides ``post_adapt`` and ``resize``; use it in any strategy through
 ``ReplayPlugin(mem_size=memory.max_size, storage_policy=memory)`` (or as
 ER-ACE's ``storage_policy``).  Where the images come from is its ``source``
-(a memory kind, :mod:`.memory`).
+(a memory kind, :mod:`.memory`): distilled or real images alike.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from avalanche.benchmarks.utils.utils import concat_datasets
 from avalanche.training.storage_policy import ExemplarsBuffer
 
 from ... import validate
+from ...deprecated import module_getattr
 from ...errors import FyiError
 from .benchmarks import experience_tensors, tensor_dataset
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:  # memory.make_memory builds this class: import the type only
     from .memory import MemorySource
 
 
-class SyntheticReplayBuffer(ExemplarsBuffer):
+class ReplayMemory(ExemplarsBuffer):
     """An Avalanche storage policy holding ``ipc`` images per seen class, filled class by class.
 
     ``post_adapt(agent_state, exp)`` (called by ``ReplayPlugin`` after each
@@ -159,3 +160,6 @@ class SyntheticReplayBuffer(ExemplarsBuffer):
         return {"max_size": self.max_size, "ipc": self.ipc, "label": getattr(self.source, "label", None),
                 "source": self.source.describe(),
                 "class_counts": {str(c): n for c, n in self.class_counts().items()}}
+
+
+__getattr__ = module_getattr(__name__, globals().__getitem__)  # SyntheticReplayBuffer (the old name) warns

@@ -2,7 +2,7 @@
 
 Each protocol is one class registered with :func:`~.registry.register_protocol`:
 
-* ``gdumb`` (:class:`GDumb`): at every step the memory is filled with the new
+* ``gdumb`` (:class:`GDumbProtocol`): at every step the memory is filled with the new
   classes and a network is trained from scratch on the memory only, with the
   fyi-apps evaluation protocol, then tested on every seen class;
 * ``dm-paper`` (:class:`DMPaper`): GDumb with the DM paper's settings
@@ -12,11 +12,11 @@ Each protocol is one class registered with :func:`~.registry.register_protocol`:
   Naive + ``ReplayPlugin``, ER-ACE, EWC, LwF, see :mod:`.strategies`) trains on
   the stream and replays from the memory, measured by Avalanche's ``EvaluationPlugin``.
 
-All return the same record: Avalanche metric names per step, summarised by
-:func:`summarise`.  Adding a protocol::
+All return the same record: Avalanche metric names per step, summarized by
+:func:`summarize`.  Adding a protocol::
 
     @register_protocol("my-protocol")
-    class MyProtocol(Protocol):
+    class MyProtocol(CLProtocol):
         def run(self, cfg, bench, memory, *, model, seed, device, progress):
             ...  # {"protocol": ..., "history": [metrics per step], "memory": [...], "train": {...}}
 """
@@ -30,11 +30,12 @@ from typing import Sequence
 
 import torch
 
+from ...deprecated import module_getattr
 from ...errors import FyiError
 from ...runtime import derive_seed, make_generator, resolve_device
 from .augment import stream_augment_plugins
 from .benchmarks import CLBenchmark
-from .policy import SyntheticReplayBuffer
+from .policy import ReplayMemory
 from .registry import PROTOCOLS, register_protocol
 from .strategies import STRATEGIES, make_strategy, seeded_global_rng
 
@@ -64,7 +65,7 @@ def _scalars(metrics: dict) -> dict:
 
 def run_gdumb(
     bench: CLBenchmark,
-    buffer: SyntheticReplayBuffer,
+    memory: ReplayMemory,
     *,
     arch: str = "convnet",
     cfg=None,
@@ -93,15 +94,15 @@ def run_gdumb(
     info = bench.dataset.info
     lr = cfg.resolved_lr()
     state = SimpleNamespace(model=None, device=device, eval_mb_size=cfg.test_batch_size, experience=None)
-    history, initial, memory = [], {}, []
+    history, initial, states = [], {}, []
     bar = tqdm(list(enumerate(bench.train_stream)), desc=f"gdumb {bench.name}", disable=not progress, leave=False,
                dynamic_ncols=True)
     for i, exp in bar:
         state.experience = exp
         t0 = time.perf_counter()
-        buffer.post_adapt(state, exp)
+        memory.post_adapt(state, exp)
         t_mem = time.perf_counter() - t0
-        x, y = buffer.images, buffer.labels
+        x, y = memory.images, memory.labels
         net = create_model(arch, channels=info.channels, num_classes=info.num_classes, image_size=info.image_size,
                            seed=derive_seed(seed, "cl-gdumb-net", i))
         g = make_generator(derive_seed(seed, "cl-gdumb-train", i))
@@ -125,16 +126,16 @@ def run_gdumb(
         metrics[KEY_STREAM_ACC] = correct / total
         metrics[KEY_STREAM_FORGET] = sum(forgets) / len(forgets) if forgets else 0.0
         history.append(metrics)
-        memory.append({"size": len(buffer), "class_counts": {str(c): n for c, n in buffer.class_counts().items()},
+        states.append({"size": len(memory), "class_counts": {str(c): n for c, n in memory.class_counts().items()},
                        "seconds_memory": t_mem, "seconds_train": t_train})
         bar.set_postfix(acc=f"{100 * metrics[KEY_STREAM_ACC]:.1f}")
-    return {"protocol": "gdumb", "history": history, "memory": memory,
+    return {"protocol": "gdumb", "history": history, "memory": states,
             "train": {"arch": arch, "eval_config": dataclasses.asdict(cfg), "lr": lr}}
 
 
 def run_replay(
     bench: CLBenchmark,
-    buffer: SyntheticReplayBuffer,
+    memory: ReplayMemory,
     *,
     model: torch.nn.Module | None = None,
     strategy: str = "naive",
@@ -158,7 +159,7 @@ def run_replay(
     After each experience the model is evaluated on the test data of every seen
     experience with Avalanche's ``EvaluationPlugin`` (accuracy and forgetting,
     per experience and stream).  ``model`` defaults to a fresh ``arch`` with one
-    output per class (pass the same model to :func:`make_buffer` for herding).
+    output per class (pass the same model to :func:`~.memory.make_memory` for herding).
     ``stream_aug``: augmentation of the training minibatches (:mod:`.augment`:
     none, flip, dsa, dsa-fyi), seeded from ``seed``.
     """
@@ -173,10 +174,10 @@ def run_replay(
                              image_size=info.image_size, seed=derive_seed(seed, "cl-replay-net"))
     black = -torch.tensor(info.mean) / torch.tensor(info.std)  # crop-flip pads with black pixels
     plugins = [*stream_augment_plugins(stream_aug, derive_seed(seed, "cl-stream-aug"), black), *extra_plugins]
-    strat = make_strategy(strategy, model, buffer, lr=lr, epochs=epochs, batch_size=batch_size, device=device,
+    strat = make_strategy(strategy, model, memory, lr=lr, epochs=epochs, batch_size=batch_size, device=device,
                           extra_plugins=plugins, batch_size_mem=batch_size_mem, momentum=momentum,
                           weight_decay=weight_decay, eval_batch_size=eval_batch_size)
-    history, memory = [], []
+    history, states = [], []
     bar = tqdm(list(enumerate(bench.train_stream)), desc=f"{strategy}+replay {bench.name}", disable=not progress,
                leave=False, dynamic_ncols=True)
     with seeded_global_rng(derive_seed(seed, "cl-replay-loader"), device):
@@ -186,9 +187,9 @@ def run_replay(
             t_train = time.perf_counter() - t0
             metrics = _scalars(strat.eval(bench.test_stream[: i + 1]))
             history.append(metrics)
-            memory.append({**_memory_state(buffer, tuple(bench.test_images.shape[1:])), "seconds_train": t_train})
+            states.append({**_memory_state(memory, tuple(bench.test_images.shape[1:])), "seconds_train": t_train})
             bar.set_postfix(acc=f"{100 * metrics.get(KEY_STREAM_ACC, float('nan')):.1f}")
-    return {"protocol": "replay", "history": history, "memory": memory,
+    return {"protocol": "replay", "history": history, "memory": states,
             "train": {"strategy": strategy, "arch": arch, "epochs": epochs, "lr": lr, "batch_size": batch_size,
                       "optimizer": f"SGD momentum {momentum:g} wd {weight_decay:g}",
                       **({"drop_last": True} if drop_last else {}),
@@ -196,17 +197,17 @@ def run_replay(
                       **({"stream_aug": stream_aug} if stream_aug != "none" else {})}}
 
 
-def _memory_state(buffer, image_shape: Sequence[int] = ()) -> dict:
-    """Size, per-class counts and storage cost of the memory (the strategy's own buffer for ``native``).
+def _memory_state(memory, image_shape: Sequence[int] = ()) -> dict:
+    """Size, per-class counts and storage cost of the memory (the strategy's own for ``native``).
 
     ``bytes``: the images as stored here (float32); ``bytes_uint8``: the same images exported as 8-bit pixels
     (one byte per value, the size a real-image memory needs).
     """
     import math
 
-    native = getattr(buffer, "native_policy", None)
+    native = getattr(memory, "native_policy", None)
     if native is None:
-        counts = {str(c): n for c, n in buffer.class_counts().items()}
+        counts = {str(c): n for c, n in memory.class_counts().items()}
     else:
         groups = getattr(native, "buffer_groups", {}) or {}
         counts = {str(c): len(g.buffer) for c, g in sorted(groups.items())}
@@ -218,7 +219,7 @@ def _memory_state(buffer, image_shape: Sequence[int] = ()) -> dict:
     return out
 
 
-def summarise(record: dict, experience_classes: Sequence[Sequence[int]]) -> dict:
+def summarize(record: dict, experience_classes: Sequence[Sequence[int]]) -> dict:
     """Accuracy matrix, stream accuracy per step, forgetting, from a run's Avalanche-named metrics."""
     n = len(experience_classes)
     hist = record["history"]
@@ -253,8 +254,8 @@ def summarise(record: dict, experience_classes: Sequence[Sequence[int]]) -> dict
 # --------------------------------------------------------------------------- #
 # the registered protocols
 # --------------------------------------------------------------------------- #
-class Protocol:
-    """A way of training and testing with a replay memory.
+class CLProtocol:
+    """A continual-learning protocol: a way of training and testing with a replay memory.
 
     ``defaults``: :class:`~.experiment.CLConfig` fields this protocol presets
     (the CLI applies them to options the user did not give); ``experiences``:
@@ -273,13 +274,15 @@ class Protocol:
     def make_learner(self, cfg, info, seed: int):
         return None
 
-    def run(self, cfg, bench: CLBenchmark, memory: SyntheticReplayBuffer, *, model, seed: int, device,
+    def run(self, cfg, bench: CLBenchmark, memory: ReplayMemory, *, model, seed: int, device,
             progress: bool) -> dict:
         raise NotImplementedError
 
 
 @register_protocol("gdumb")
-class GDumb(Protocol):
+class GDumbProtocol(CLProtocol):
+    """GDumb (Prabhu et al., 2020) with our memory: a fresh network trained on the memory only at every step."""
+
     def check(self, cfg) -> None:
         if getattr(cfg, "stream_aug", "none") != "none":
             raise FyiError(f"--stream-aug {cfg.stream_aug} augments the stream strategies' minibatches; the "
@@ -294,14 +297,14 @@ class GDumb(Protocol):
 
 
 @register_protocol("dm-paper")
-class DMPaper(GDumb):
+class DMPaper(GDumbProtocol):
     defaults = {"benchmark": "split-cifar100", "ipc": 20, "epochs": 1000, "lr": 0.01, "dsa": True,
                 "seeds": [0, 1, 2, 3, 4], "order_rule": "numpy"}
     experiences = (5, 10)
 
 
 @register_protocol("replay", "stream")
-class StreamReplay(Protocol):
+class StreamReplay(CLProtocol):
     uses_learner = True
 
     def check(self, cfg) -> None:
@@ -351,5 +354,9 @@ class AvalancheERACE(StreamReplay):
                 "drop_last": True, "eval_batch_size": 64, "order_rule": "fixed", "stream_aug": "crop-flip"}
 
 
-def list_protocols() -> list[str]:
-    return PROTOCOLS.names()
+def list_protocols(pattern: str | None = None) -> list[str]:
+    """The registered CL protocols; ``pattern``: only those matching a wildcard (``"dm*"``)."""
+    return PROTOCOLS.names(pattern)
+
+
+__getattr__ = module_getattr(__name__, globals().__getitem__)  # old names (summarise, GDumb, Protocol) warn

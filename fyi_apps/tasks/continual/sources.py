@@ -88,10 +88,10 @@ class _Embedder(torch.nn.Module):
 
 
 class FirstKHerding(HerdingSelectionStrategy):
-    """Avalanche's herding selection, stopped after the ``k`` images a buffer keeps.
+    """Avalanche's herding selection, stopped after the ``k`` images a memory keeps.
 
     Avalanche ranks every image of a class (``n`` greedy steps over ``n``
-    candidates, minutes for CIFAR's 5,000 images per class); a buffer needs only
+    candidates, minutes for CIFAR's 5,000 images per class); a memory needs only
     the first ``k``.  The first ``k`` indices are the same greedy choices; the
     others follow unranked, in their original order.
     """

@@ -86,7 +86,7 @@ class LwFReplay(StreamStrategy):
                    **common)
 
 
-@register_strategy("er-ace", "er_ace", "erace")
+@register_strategy("er-ace", "erace")  # er_ace too: "_" == "-"
 class ERACE(StreamStrategy):
     fills_before_training = True
 
@@ -120,14 +120,14 @@ def seeded_global_rng(seed: int, device: torch.device):
         yield
 
 
-def make_strategy(name: str, model, buffer, *, lr: float = 0.01, epochs: int = 1,
+def make_strategy(name: str, model, memory, *, lr: float = 0.01, epochs: int = 1,
                   batch_size: int = 128, batch_size_mem: int | None = None, device="auto",
                   extra_plugins: Sequence = (), ewc_lambda: float = 1.0, lwf_alpha: float = 1.0,
                   lwf_temperature: float = 2.0, momentum: float = 0.9, weight_decay: float = 5e-4,
                   eval_batch_size: int | None = None):
-    """An Avalanche strategy (``naive``, ``ewc``, ``lwf``, ``er-ace``, ...) that replays from ``buffer``.
+    """An Avalanche strategy (``naive``, ``ewc``, ``lwf``, ``er-ace``, ...) that replays from ``memory``.
 
-    ``buffer``: the replay memory (:class:`~.policy.SyntheticReplayBuffer`).
+    ``memory``: the replay memory (:class:`~.policy.ReplayMemory`).
     ``batch_size_mem``: memory images per minibatch (ReplayPlugin's default:
     ``batch_size``; ER-ACE replays only once the memory holds that many).
     A memory of kind ``native`` keeps the strategy's own buffer (ER-ACE only).
@@ -135,10 +135,8 @@ def make_strategy(name: str, model, buffer, *, lr: float = 0.01, epochs: int = 1
     from avalanche.evaluation.metrics import accuracy_metrics, forgetting_metrics
     from avalanche.training.plugins import EvaluationPlugin
 
-    if str(name).lower() not in STRATEGIES:
-        raise FyiError(f"unknown strategy {name!r}; use one of {', '.join(STRATEGIES.names())}")
     builder = STRATEGIES.get(name)(ewc_lambda=ewc_lambda, lwf_alpha=lwf_alpha, lwf_temperature=lwf_temperature)
-    if getattr(getattr(buffer, "source", None), "native", False) and not isinstance(builder, ERACE):
+    if getattr(getattr(memory, "source", None), "native", False) and not isinstance(builder, ERACE):
         raise FyiError(f"the native memory is ER-ACE's own buffer; strategy {name!r} has none: use --strategy er-ace "
                        "or another --memory")
     device = resolve_device(device)
@@ -150,4 +148,4 @@ def make_strategy(name: str, model, buffer, *, lr: float = 0.01, epochs: int = 1
     common = dict(model=model, optimizer=opt, criterion=torch.nn.CrossEntropyLoss(), train_mb_size=batch_size,
                   train_epochs=epochs, eval_mb_size=eval_batch_size or max(batch_size, 256), device=device,
                   plugins=list(extra_plugins), evaluator=evaluator)
-    return builder.build(common, buffer, batch_size_mem)
+    return builder.build(common, memory, batch_size_mem)
