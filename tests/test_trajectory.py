@@ -1,4 +1,5 @@
 """Trajectory matching: expert buffers (SGD and GSAM), MTT, FTD, FYI, resume, ZCA; on the bundled digits."""
+import dataclasses
 import json
 import math
 
@@ -194,8 +195,8 @@ def _mean(xs):
 
 @pytest.mark.parametrize("method,fyi", [("mtt", None), ("mtt", "flip"), ("ftd", None), ("ftd", "flip")])
 def test_loss_decreases_on_a_tiny_problem(digits, buffers, method, fyi):
-    cfg = _cfg(method, buffers, fyi=fyi, iterations=12, expert_epochs=1, max_start_epoch=1, max_experts=1)
-    cfg.dsa = False
+    cfg = dataclasses.replace(_cfg(method, buffers, fyi=fyi, iterations=12, expert_epochs=1, max_start_epoch=1,
+                                   max_experts=1), dsa=False)  # configs are frozen: a changed copy
     d = Distiller(cfg, digits, device="cpu")
     s = d.run(None, progress=False)
     losses = [r["loss"] for r in d.log]
@@ -315,8 +316,7 @@ def test_ftd_warns_about_sgd_experts_and_mtt_needs_buffers(digits, buffers, tmp_
     with pytest.raises(FyiError, match="max_start_epoch"):
         Distiller(_cfg("mtt", buffers, max_start_epoch=3, expert_epochs=2), digits, device="cpu")
     with pytest.raises(FyiError, match="arch"):
-        c = _cfg("mtt", buffers)
-        c.arch = "convnet"
+        c = dataclasses.replace(_cfg("mtt", buffers), arch="convnet")
         Distiller(c, digits, device="cpu")
     with pytest.raises(FyiError, match="does not exist"):
         Distiller(_cfg("mtt", tmp_path / "nothing"), digits, device="cpu")

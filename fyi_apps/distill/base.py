@@ -176,7 +176,8 @@ class Method:
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
-        self.opts = self.Options.build(ctx.cfg.method, ctx.cfg.options)
+        opts = ctx.cfg.options  # a resolved config holds the typed options; a hand-made Context may hold a dict
+        self.opts = opts if isinstance(opts, self.Options) else self.Options.build(ctx.cfg.method, opts)
         self.opt = None
 
     # --- storage of the synthetic images (IDC overrides to multi-formation) ---

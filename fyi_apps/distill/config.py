@@ -1,26 +1,30 @@
 """What a distillation run is: :class:`DistillConfig`, the methods' typed options, and their resolution.
 
-``DistillConfig`` checks its own fields (one :class:`~fyi_apps.errors.FyiError`
-line naming the field, the rule and the fix); each method declares its options
-as a frozen :class:`MethodOptions` dataclass of :func:`option` fields.
-:func:`resolve_config` fills what was left at None from the method's defaults
-and :mod:`.presets` (dataset and IPC), refuses unknown or ill-typed options
-with one line naming the valid ones, and freezes the result; it is done once
-(a resolved config is returned as it is).  Methods register themselves here
-(:func:`register_method`).
+``DistillConfig`` is a frozen config whose fields are its options
+(:mod:`fyi_apps.options`: help, bounds and choices declared once; checked by the
+one validator, with one :class:`~fyi_apps.errors.FyiError` line naming the
+field, the rule and the fix; ``fyi distill``'s flags are made from them).
+Each method declares its options as a frozen :class:`MethodOptions` dataclass of
+:func:`option` fields.  :func:`resolve_config` fills what was left at None from
+the method's defaults and :mod:`.presets` (dataset and IPC), refuses unknown or
+ill-typed options with one line naming the valid ones, and keeps them typed; it
+is done once (a resolved config is returned as it is).  Methods register
+themselves here (:func:`register_method`).
 """
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from .. import validate
-from ..augment import DEFAULT_STRATEGY
+from ..augment import DEFAULT_STRATEGY, MODES
 from ..errors import FyiError
+from ..options import check_fields, check_value, config, key_values, opt_of, option
 from ..registry import Registry
-from .fyi import get_view
+from ..runtime import PRECISIONS
+from .fyi import VIEWS, get_view
 
 if TYPE_CHECKING:
     from .base import Method
@@ -40,76 +44,78 @@ def register_method(cls: type["Method"] | None = None, *, replace: bool = False)
     return METHODS.register(cls.name)(cls)
 
 
-@dataclass
-class DistillConfig:
-    """Everything that defines a distillation run (stored in the synthetic-set file)."""
+#: how the synthetic images start (``init``): real images of each class, or Gaussian noise
+INITS = ("real", "noise")
 
-    method: str
-    dataset: str
-    ipc: int
-    fyi: str | None = None  # None: off; "flip" (paper), "vflip", "rot15", "scale"
-    iterations: int | None = None  # None: the method's preset
-    lr_img: float | None = None
-    batch_real: int | None = None
-    init: str = "real"  # real | noise
-    arch: str = "convnet"
-    dsa: bool | None = None  # None: the method's default
-    dsa_strategy: str = DEFAULT_STRATEGY
-    dsa_mode: str = "single"
-    seed: int = 0
-    extend_flip: bool = False
-    checkpoint_every: int = 100
-    eval_every: int = 0
-    eval_epochs: int = 300
-    score_every: int = 0
-    bf16: bool = False  # every network pass in bf16 autocast (the old switch; see precision for the safe one)
-    channels_last: bool = False
-    options: dict = field(default_factory=dict)  # method-specific knobs (outer_loop, lr_net, ...)
-    # auto: bf16 for the passes of runtime.BF16_PASSES where the device runs bf16 natively, else fp32
-    precision: str = "fp32"
+
+def _stripped(value: Any, name: str) -> str:
+    return validate.text(value, name).strip()
+
+
+def _lowered(value: Any, name: str) -> str:
+    return _stripped(value, name).lower()
+
+
+def _fyi_value(value: Any, name: str) -> str | bool | None:
+    if (value is not None and not isinstance(value, (bool, str))) or (isinstance(value, str) and not value.strip()):
+        raise FyiError(f"{name} must be None, True/False or a view name ({', '.join(VIEWS)}), got {value!r}")
+    return value
+
+
+def _options_value(value: Any, name: str) -> Mapping[str, Any]:
+    """A dict of option values (the user's), or the method's typed options (a resolved config's)."""
+    if isinstance(value, MethodOptions):
+        return value
+    if not isinstance(value, Mapping):
+        raise FyiError(f"{name} must be a dict of method options, got {value!r}")
+    return dict(value)
+
+
+@config
+class DistillConfig:
+    """Everything that defines a distillation run (stored in the synthetic-set file; frozen).
+
+    Each field is also a ``fyi distill`` flag (:mod:`fyi_apps.options`); the
+    fields left at None are filled by :func:`resolve_config` from the method's presets.
+    """
+
+    method: str = option(choices=METHODS, convert=_lowered, help="the distillation method: {choices}")
+    dataset: str = option(convert=_stripped, help="dataset name (see `fyi data`)")
+    ipc: int = option(min=validate.MIN_IPC, help="images per class")
+    fyi: str | bool | None = option(None, const="flip", convert=_fyi_value, help=(
+        f"turn FYI on (horizontal flip, the paper); or a view for ablation: {', '.join(VIEWS)}"))
+    iterations: int | None = option(None, min=1, help="outer iterations (default: the method's preset)")
+    lr_img: float | None = option(None, min=0.0, min_open=True, help="learning rate of the synthetic images")
+    batch_real: int | None = option(None, min=1, help="real images per class per iteration")
+    init: str = option("real", choices=INITS, help="start from real images of each class or from noise")
+    arch: str = option("convnet", help=(
+        "network used for matching; space:NAME (e.g. space:nb201;cells=1) or space:a|b|c draws a new architecture "
+        "from that space for every network (seeded, recorded in the output)"))
+    dsa: bool | None = option(None, flag="--no-dsa", help="switch DSA off (DM/DSA/MTT use it by default)")
+    dsa_strategy: str = option(DEFAULT_STRATEGY, help="the DSA operations, joined by _")
+    dsa_mode: str = option("single", choices=MODES, help=(
+        "DSA op choice: single (original), fyi (official FYI code: flip + one op), all"))
+    seed: int = option(0, min=0, help="base random seed")
+    extend_flip: bool = option(False, help="distil from the flip-extended training set")
+    checkpoint_every: int = option(100, min=1, help="write a checkpoint every N iterations (for --resume)")
+    eval_every: int = option(0, min=0, fix="use 0 (off) or a positive number",
+                             help="evaluate S every N iterations (slow)")
+    eval_epochs: int = option(300, min=1, help="epochs of the periodic evaluation")
+    score_every: int = option(0, min=0, fix="use 0 (off) or a positive number",
+                              help="log the unequalness score of S every N iterations")
+    bf16: bool = option(False, help="bf16 autocast for every network pass (unsafe for some methods; prefer --precision)")
+    channels_last: bool = option(False, help="channels-last memory format for the networks")
+    # method-specific knobs (outer_loop, lr_net, ...): a dict; the method's typed options once resolved
+    options: Mapping[str, Any] = option(
+        default_factory=dict, flag="--option", append=True, metavar="KEY=VALUE", parse=key_values, cli_default=[],
+        convert=_options_value, help="method option, e.g. outer_loop=10, lr_net=0.01, fyi_inner=false "
+                                     "(repeatable; an unknown key is refused with the method's options listed)")
+    precision: str = option("fp32", choices=PRECISIONS, help=(
+        "bf16 for the real-image passes only (DM's real embeddings, the real gradients of DC/DSA/IDC); auto: bf16 "
+        "where the device runs it natively (AMX/AVX512-BF16 CPUs, bf16 GPUs), else fp32"))
 
     def __post_init__(self) -> None:
-        self.check()
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if getattr(self, "_resolved", False):
-            raise FyiError(f"cannot set {name}: a resolved DistillConfig is frozen; "
-                           f"make a changed copy with dataclasses.replace(cfg, {name}=...)")
-        object.__setattr__(self, name, value)
-
-    def check(self) -> None:
-        """Refuse ill-typed or out-of-range fields (one FyiError line naming the field, the rule and the fix)."""
-        v = validate
-        self.method = v.text(self.method, "method").strip().lower()
-        self.dataset = v.text(self.dataset, "dataset").strip()
-        self.ipc = v.ipc(self.ipc, "ipc")
-        if (self.fyi is not None and not isinstance(self.fyi, (bool, str))) or (isinstance(self.fyi, str)
-                                                                               and not self.fyi.strip()):
-            raise FyiError(f"fyi must be None, True/False or a view name (flip, vflip, rot15, scale), got {self.fyi!r}")
-        for name, lo in (("iterations", 1), ("batch_real", 1)):
-            if getattr(self, name) is not None:
-                setattr(self, name, v.integer(getattr(self, name), name, min=lo))
-        if self.lr_img is not None:
-            self.lr_img = v.number(self.lr_img, "lr_img", min=0.0, min_open=True)
-        self.init = v.choice(self.init, "init (--init)", ("real", "noise"))
-        self.arch = v.text(self.arch, "arch")
-        if self.dsa is not None:
-            self.dsa = v.boolean(self.dsa, "dsa")
-        self.dsa_strategy = v.text(self.dsa_strategy, "dsa_strategy")
-        self.dsa_mode = v.choice(self.dsa_mode, "dsa_mode", ("single", "fyi", "all"))
-        self.seed = v.integer(self.seed, "seed", min=0)
-        for name in ("extend_flip", "bf16", "channels_last"):
-            setattr(self, name, v.boolean(getattr(self, name), name))
-        from ..runtime import PRECISIONS
-
-        self.precision = v.choice(self.precision, "precision", PRECISIONS)
-        self.checkpoint_every = v.integer(self.checkpoint_every, "checkpoint_every", min=1)
-        self.eval_epochs = v.integer(self.eval_epochs, "eval_epochs", min=1)
-        for name in ("eval_every", "score_every"):
-            setattr(self, name, v.integer(getattr(self, name), name, min=0, fix="use 0 (off) or a positive number"))
-        if not isinstance(self.options, Mapping):
-            raise FyiError(f"options must be a dict of method options, got {self.options!r}")
-        self.options = dict(self.options)
+        check_fields(self)
 
     def identity(self) -> dict:
         """The fields that must agree for a checkpoint to be resumed."""
@@ -121,20 +127,14 @@ class DistillConfig:
         return d
 
 
-def option(default: Any, *, min: float | None = None, max: float | None = None, min_open: bool = False,
-           max_open: bool = False, choices: tuple[str, ...] | None = None, doc: str = "") -> Any:
-    """A field of a method's options dataclass with its rule (checked by :meth:`MethodOptions.build`)."""
-    meta = {"min": min, "max": max, "min_open": min_open, "max_open": max_open, "choices": choices, "doc": doc}
-    return field(default=default, metadata=meta)
-
-
 @dataclass(frozen=True)
-class MethodOptions:
+class MethodOptions(Mapping):
     """The typed options of a method (a frozen dataclass; subclasses add :func:`option` fields).
 
     :meth:`build` takes the merged defaults, presets and user values, refuses
     unknown keys and ill-typed or out-of-range values with one line naming the
-    valid options, and returns the typed instance.
+    valid options, and returns the typed instance.  A resolved config keeps it
+    as ``cfg.options`` (read as ``opts.name``, or like a dict: ``opts["name"]``).
     """
 
     @classmethod
@@ -157,14 +157,8 @@ class MethodOptions:
                     hint = f" (it is an option of {', '.join(owners)})"
                 raise FyiError(f"{method} has no option {key!r}{hint}; its options: {listed}")
         hints = typing.get_type_hints(cls)
-        out = {}
-        for f in dataclasses.fields(cls):
-            if f.name not in values:
-                continue
-            m = f.metadata
-            out[f.name] = validate.typed(
-                values[f.name], hints[f.name], f"{method} option {f.name}", min=m.get("min"), max=m.get("max"),
-                min_open=m.get("min_open", False), max_open=m.get("max_open", False), choices=m.get("choices"))
+        out = {f.name: check_value(values[f.name], hints[f.name], f"{method} option {f.name}", opt_of(f))
+               for f in dataclasses.fields(cls) if f.name in values}
         opts = cls(**out)
         opts.check(method)
         return opts
@@ -175,23 +169,35 @@ class MethodOptions:
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def __getitem__(self, name: str) -> Any:
+        if name not in self.names():
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self.names())
+
 
 #: the DistillConfig fields a method's presets fill when they are left at None
 PRESET_FIELDS = ("iterations", "lr_img", "batch_real", "dsa")
 
 
 def resolve_config(cfg: DistillConfig) -> DistillConfig:
-    """The run's config: fields left at None and the method's options filled from its presets, checked, frozen.
+    """The run's config: fields left at None and the method's options filled from its presets, checked.
 
-    Done once: a resolved config is returned as it is.  Option values come from
-    the method's ``Options`` defaults, then :func:`.presets.preset` (dataset and
-    IPC), then ``cfg.options``; unknown or ill-typed ones are refused.
+    Done once: a resolved config is returned as it is (``dataclasses.replace``
+    makes an unresolved copy).  Option values come from the method's
+    ``Options`` defaults, then :func:`.presets.preset` (dataset and IPC), then
+    ``cfg.options``; unknown or ill-typed ones are refused; the result's
+    ``options`` is the method's typed ``Options`` instance.
     """
     from .presets import preset
 
     if getattr(cfg, "_resolved", False):
         return cfg
-    cfg.check()
     if cfg.method not in METHODS:
         raise FyiError(f"unknown method {cfg.method!r}; use one of {', '.join(sorted(METHODS))}")
     cls = METHODS[cfg.method]
@@ -204,7 +210,7 @@ def resolve_config(cfg: DistillConfig) -> DistillConfig:
             changes[f] = p[f]
     values = {**{k: v for k, v in p.items() if k not in PRESET_FIELDS}, **cfg.options}
     fields = tuple(f.name for f in dataclasses.fields(DistillConfig))
-    changes["options"] = cls.Options.build(cfg.method, values, also_valid=fields).as_dict()
+    changes["options"] = cls.Options.build(cfg.method, values, also_valid=fields)  # typed, kept typed
     if cfg.fyi is not None:
         view = get_view(cfg.fyi)
         changes["fyi"] = view.name if view else None
