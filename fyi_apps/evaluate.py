@@ -17,8 +17,9 @@ from typing import Callable, Iterable, Sequence
 import torch
 
 from . import validate
-from .augment import DEFAULT_STRATEGY
+from .augment import DEFAULT_STRATEGY, MODES
 from .errors import FyiError
+from .options import check_fields, option
 from .runtime import derive_seed, flush_denormals, make_generator, resolve_device
 from .training import as_float, backward_in_slices, cutmix_step, micro_batch_size
 from .training import test_accuracy
@@ -28,40 +29,31 @@ from .training import test_accuracy
 class EvalConfig:
     """Hyper-parameters of one retraining run (defaults: the paper's protocol)."""
 
-    epochs: int = 1000
-    lr: float | None = None  # None: the synthetic set's learned lr if it has one, else 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    batch_size: int = 256
-    dsa: bool = True
-    dsa_strategy: str = DEFAULT_STRATEGY
-    dsa_mode: str = "single"
-    cutmix: float = 0.0  # probability of CutMix per batch (IDC's evaluation uses it)
-    test_batch_size: int = 1000
-    bf16: bool = False  # bf16 autocast (CPU with AVX-512 BF16, or CUDA)
-    channels_last: bool = False
+    epochs: int = option(1000, min=1, help="training epochs (paper: 1000)")
+    lr: float | None = option(None, min=0.0, min_open=True,
+                              help="learning rate (default: the set's learned lr, else 0.01)")
+    momentum: float = option(0.9, min=0.0, help="SGD momentum")
+    weight_decay: float = option(5e-4, min=0.0, help="SGD weight decay")
+    batch_size: int = option(256, min=1, help="training minibatch size")
+    dsa: bool = option(True, flag="--no-dsa", help="train without DSA augmentation")
+    dsa_strategy: str = option(DEFAULT_STRATEGY, help="the DSA operations, joined by _")
+    dsa_mode: str = option("single", choices=MODES, help=(
+        "DSA op choice: single (original), fyi (official FYI code: flip + one op), all"))
+    cutmix: float = option(0.0, min=0.0, max=1.0, fix="use a probability from 0 to 1",
+                           help="probability of CutMix per batch (IDC's evaluation uses it)")
+    test_batch_size: int = option(1000, min=1, help="images per test batch")
+    bf16: bool = option(False, help="bf16 autocast (CPUs with AVX-512 BF16, or CUDA)")
+    channels_last: bool = option(False, help="channels-last memory format for the network")
     # Forward/backward each batch in slices of this many images, summing the
     # gradients (the same update, up to float rounding; networks with BatchNorm
     # always use whole batches).  None: 16 on a CPU, where small slices keep the
     # activations in cache (about 1.7x faster on the test machine), else off.
-    micro_batch: int | None = None
+    micro_batch: int | None = option(None, min=0, fix="use 0 (off) or a slice size",
+                                     help="images per forward/backward slice (default: 16 on a CPU, else off)")
 
     def __post_init__(self) -> None:
-        """Refuse ill-typed or out-of-range settings with one line (see :mod:`fyi_apps.validate`)."""
-        from . import validate as v
-
-        self.epochs = v.integer(self.epochs, "epochs", min=1)
-        self.lr = None if self.lr is None else v.number(self.lr, "lr", min=0.0, min_open=True)
-        self.momentum = v.number(self.momentum, "momentum", min=0.0)
-        self.weight_decay = v.number(self.weight_decay, "weight_decay", min=0.0)
-        self.batch_size = v.integer(self.batch_size, "batch_size", min=1)
-        self.test_batch_size = v.integer(self.test_batch_size, "test_batch_size", min=1)
-        self.cutmix = v.probability(self.cutmix, "cutmix")
-        self.dsa_mode = v.choice(self.dsa_mode, "dsa_mode", ("single", "fyi", "all"))
-        for name in ("dsa", "bf16", "channels_last"):
-            setattr(self, name, v.boolean(getattr(self, name), name))
-        if self.micro_batch is not None:
-            self.micro_batch = v.integer(self.micro_batch, "micro_batch", min=0, fix="use 0 (off) or a slice size")
+        """Refuse ill-typed or out-of-range settings with one line naming the field (:func:`fyi_apps.options.check_fields`)."""
+        check_fields(self)
 
     def resolved_lr(self, learned: float | None = None) -> float:
         if self.lr is not None:
