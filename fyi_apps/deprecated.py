@@ -9,6 +9,7 @@ old name is in a table below, and nowhere else:
 
 * :data:`NAMES`: module attributes (classes, functions, constants), served by
   the module's ``__getattr__`` (:func:`module_getattr`);
+* :data:`MODULES`: modules that moved (the old one warns when imported);
 * :data:`FIELDS`: dataclass fields (keyword arguments, attributes), through
   :func:`renamed_fields`;
 * :data:`FILES`: file names still read when the new one is missing;
@@ -40,6 +41,11 @@ NAMES: dict[str, dict[str, str]] = {
     "fyi_apps.tasks.continual.memory": {"make_buffer": "make_memory", "BUFFER_KINDS": "MEMORY_KINDS"},
     "fyi_apps.tasks.continual.protocols": {"summarise": "summarize", "GDumb": "GDumbProtocol",
                                            "Protocol": "CLProtocol"},
+}
+
+#: old module -> new module (the old one still imports, warning)
+MODULES: dict[str, str] = {
+    "fyi_apps.distill.idc_codec": "fyi_apps.synset.multiformation",
 }
 
 #: dataclass ("module.Class") -> {old field: new field}: keyword arguments and attributes

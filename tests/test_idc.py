@@ -6,7 +6,7 @@ import torch
 
 from fyi_apps.distill import DistillConfig, Distiller, resolve_config
 from fyi_apps.errors import FyiError
-from fyi_apps.distill.idc_codec import multiformation_decode, multiformation_encode
+from fyi_apps.synset.multiformation import multiformation_decode, multiformation_encode
 from fyi_apps.synset import load_synset
 
 # Tiny budgets: a 16-channel ConvNet, one inner round, a few real images per network update.

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from fyi_apps import FyiError
-from fyi_apps.distill.idc_codec import multiformation_decode, multiformation_encode
+from fyi_apps.synset.multiformation import multiformation_decode, multiformation_encode
 from fyi_apps.synset import (
     SyntheticSet,
     export_grid,
@@ -258,7 +258,7 @@ def test_multiformation_decode_hand_made_tiles():
 
 
 def test_idc_file_decodes_with_only_synset_imported(tmp_path):
-    # the codec registry imports IDC's codec module by name the first time a set uses it
+    # the multiformation encoding is a stored-image format: registered by fyi_apps.synset itself
     import subprocess
     import sys
 
@@ -270,7 +270,7 @@ def test_idc_file_decodes_with_only_synset_imported(tmp_path):
         "from fyi_apps.synset import load_synset\n"
         "assert 'fyi_apps.distill' not in sys.modules\n"
         f"x, y = load_synset({str(p)!r}).decoded()\n"
-        "assert 'fyi_apps.distill.idc_codec' in sys.modules\n"
+        "assert 'fyi_apps.distill' not in sys.modules\n"
         "print(tuple(x.shape), y.tolist())\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

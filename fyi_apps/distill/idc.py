@@ -4,10 +4,10 @@ Two ideas on top of gradient matching:
 
 * **Multi-formation.**  Each stored image holds ``factor x factor`` images at
   ``1/factor`` resolution; networks see them bilinearly upsampled to full size
-  (:func:`fyi_apps.distill.idc_codec.multiformation_decode`).  With the default factor 2,
+  (:func:`fyi_apps.synset.multiformation.multiformation_decode`).  With the default factor 2,
   IPC 10 stores 10 images per class but trains on 40.  The storage is
   initialised from ``factor**2 * ipc`` real images per class, downsampled and
-  tiled (:func:`fyi_apps.distill.idc_codec.multiformation_encode`).  ``factor=1`` is IDC-I.
+  tiled (:func:`fyi_apps.synset.multiformation.multiformation_encode`).  ``factor=1`` is IDC-I.
 * **Matching on networks trained on real data.**  Every outer iteration starts
   from a fresh network (every ``fix_iter`` iterations; 1 in the reference) and
   runs ``inner_loop`` rounds of: for each class, one image step on the
@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from ..errors import FyiError
 from .base import Method, MethodOptions, option, register_method
 from .dc import GRADIENT_METRICS
-from .idc_codec import multiformation_decode, multiformation_encode
+from ..synset.multiformation import multiformation_decode, multiformation_encode
 from .matching import gradient_distance, real_gradient
 from .presets import dataset_family
 

@@ -1,92 +1,12 @@
-"""IDC's multi-formation codec: ``factor x factor`` low-resolution images tiled
-into one stored image (:func:`multiformation_encode`) and decoded back to
-full-size training images (:func:`multiformation_decode`).
+"""Deprecated: IDC's multi-formation codec moved to :mod:`fyi_apps.synset.multiformation` (a stored-image format).
 
-Importing this module registers the ``multiformation`` encoding with the
-synthetic-set codec registry (:mod:`fyi_apps.synset.codec`), which imports it
-by name when a set file uses that encoding.
+Importing this module warns (:mod:`fyi_apps.deprecated`) and gives the same functions.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from ..deprecated import MODULES, warn
+from ..synset.multiformation import multiformation_decode, multiformation_encode
 
-import torch.nn.functional as F
-from torch import Tensor
-
-from ..errors import FyiError
-from ..synset.codec import register_codec
-
-
-def _check_factor(images: Tensor, factor: int, what: str) -> int:
-    if not isinstance(images, Tensor) or images.dim() != 4:
-        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-        raise FyiError(f"{what} needs images of shape [N, C, H, W], got {shape}")
-    try:
-        f = int(factor)
-    except (TypeError, ValueError):
-        raise FyiError(f"multi-formation factor must be a positive integer, got {factor!r}") from None
-    if f < 1 or f != factor:
-        raise FyiError(f"multi-formation factor must be a positive integer, got {factor!r}")
-    h, w = images.shape[-2:]
-    if h % f or w % f:
-        raise FyiError(
-            f"multi-formation factor {f} does not divide the image size {h}x{w}; "
-            f"choose a factor that divides {h} (e.g. 2)"
-        )
-    return f
-
-
-def multiformation_decode(images: Tensor, factor: int) -> Tensor:
-    """Split each stored image into ``factor x factor`` tiles and upsample each to full size.
-
-    ``[N, C, H, W] -> [N * factor**2, C, H, W]``.  Tiles of one image stay
-    together, row-major (tile ``(i, j)`` of image ``n`` is output
-    ``n * factor**2 + i * factor + j``), so the matching labels are
-    ``labels.repeat_interleave(factor**2)``.  Upsampling is bilinear with
-    ``align_corners=False``.  Differentiable, so IDC can optimise through it.
-    """
-    f = _check_factor(images, factor, "multiformation_decode")
-    if f == 1:
-        return images
-    n, c, h, w = images.shape
-    th, tw = h // f, w // f
-    tiles = images.reshape(n, c, f, th, f, tw).permute(0, 2, 4, 1, 3, 5).reshape(n * f * f, c, th, tw)
-    return F.interpolate(tiles, size=(h, w), mode="bilinear", align_corners=False)
-
-
-def multiformation_encode(images: Tensor, factor: int) -> Tensor:
-    """Inverse layout of :func:`multiformation_decode`: pack ``factor**2`` images into one.
-
-    ``[M, C, H, W] -> [M / factor**2, C, H, W]``: every group of ``factor**2``
-    consecutive images is downsampled (area averaging) to ``H/factor x W/factor``
-    and the tiles are placed row-major into one image.  ``M`` must be a multiple
-    of ``factor**2`` (e.g. class-ordered real images, ``factor**2 * ipc`` per class).
-    """
-    f = _check_factor(images, factor, "multiformation_encode")
-    if f == 1:
-        return images
-    m, c, h, w = images.shape
-    if m % (f * f):
-        raise FyiError(
-            f"multiformation_encode packs {f * f} images into one but got {m} images; "
-            f"pass a multiple of {f * f}"
-        )
-    th, tw = h // f, w // f
-    small = F.interpolate(images, size=(th, tw), mode="area")
-    n = m // (f * f)
-    return small.reshape(n, f, f, c, th, tw).permute(0, 3, 1, 4, 2, 5).reshape(n, c, h, w)
-
-
-def _decode_set(images: Tensor, labels: Tensor, encoding: Mapping[str, Any]) -> tuple[Tensor, Tensor]:
-    """A stored set's training images and labels: each label repeated for the tiles of its image."""
-    f = int(encoding.get("factor", 2))
-    return multiformation_decode(images, f), labels.repeat_interleave(f * f)
-
-
-def _check_set(images: Tensor, encoding: Mapping[str, Any], where: str) -> None:
-    _check_factor(images, encoding.get("factor", 2), where)
-
-
-register_codec("multiformation", _decode_set, check=_check_set)
+warn(__name__, MODULES[__name__], stacklevel=3)  # points at the importing line
 
 __all__ = ["multiformation_decode", "multiformation_encode"]

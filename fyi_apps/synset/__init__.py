@@ -27,13 +27,14 @@ and ImageFolders of PNG/JPEG images.
 
 Layout: :mod:`.core` (the set), :mod:`.fileformat` (save/load, hash,
 validation), :mod:`.importers`, :mod:`.exporters` (PNG grid, ImageFolder) and
-:mod:`.codec` (encodings of the stored images: ``plain`` here; IDC's
-``multiformation`` is registered by :mod:`fyi_apps.distill.idc_codec`, which the
-codec registry imports by name the first time a set uses it).
+:mod:`.codec` (encodings of the stored images, a registry: ``plain``, and IDC's
+``multiformation`` from :mod:`.multiformation`, registered when this package is
+imported).
 """
 from __future__ import annotations
 
-from .codec import Codec, codec_names, get_codec, register_codec
+from .codec import CODECS, Codec, codec_names, get_codec, register_codec
+from . import multiformation  # noqa: F401,I001  (registers the multiformation encoding)
 from .core import FORMAT_VERSION, SUFFIX, SyntheticSet
 from .exporters import export_grid, export_imagefolder
 from .fileformat import load_synset, save_synset
@@ -41,5 +42,5 @@ from .importers import import_synset
 
 __all__ = [
     "SyntheticSet", "save_synset", "load_synset", "import_synset", "export_grid", "export_imagefolder",
-    "register_codec", "get_codec", "codec_names", "Codec", "SUFFIX", "FORMAT_VERSION",
+    "register_codec", "get_codec", "codec_names", "Codec", "CODECS", "SUFFIX", "FORMAT_VERSION",
 ]

@@ -2,39 +2,31 @@
 
 A synthetic set records ``encoding = {"type": NAME, ...}``; :meth:`SyntheticSet.decoded`
 asks the codec registered under ``NAME`` for the training images and labels.
-``"plain"`` (images as stored) is built in; a method that stores images
-differently registers its codec when its module is imported::
+``"plain"`` (images as stored) is built in; IDC's ``"multiformation"``
+(:mod:`.multiformation`) is registered when :mod:`fyi_apps.synset` is imported.
+A new encoding is one decorated function::
 
-    register_codec("multiformation", decode, check=check)
+    @register_codec("mine", check=check)
+    def decode(images, labels, encoding):
+        return images, labels
 
 ``decode(images, labels, encoding) -> (images, labels)``;
 ``check(images, encoding, where)`` raises :class:`FyiError` when the stored
 images and the encoding's parameters do not fit (called by validation).
-
-Plugin discovery: a file may name a codec whose module nobody imported yet (a
-set loaded with only ``fyi_apps.synset`` imported).  :data:`CODEC_MODULES` maps
-the codec names fyi-apps ships to the module that registers them; the first
-lookup of such a name imports that module by name.  This keeps the synthetic-set
-layer free of imports of the methods above it (IDC's multi-formation lives in
-``fyi_apps.distill.idc_codec``).
+The codecs are a :class:`fyi_apps.registry.Registry` (:data:`CODECS`).
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from torch import Tensor
 
 from ..errors import FyiError
+from ..registry import Registry
 
 Decode = Callable[[Tensor, Tensor, Mapping[str, Any]], "tuple[Tensor, Tensor]"]
 Check = Callable[[Tensor, Mapping[str, Any], str], None]
-
-#: Codec name -> module that registers it when imported (plugin discovery, see above).
-CODEC_MODULES: dict[str, str] = {
-    "multiformation": "fyi_apps.distill.idc_codec",
-}
 
 
 @dataclass(frozen=True)
@@ -46,33 +38,38 @@ class Codec:
     check: Check | None = None
 
 
-_CODECS: dict[str, Codec] = {}
+#: encoding type -> its :class:`Codec`
+CODECS: Registry[Codec] = Registry("encoding")
 
 
-def register_codec(name: str, decode: Decode, *, check: Check | None = None) -> Codec:
-    """Register (or replace) the codec of encoding type ``name``."""
-    codec = Codec(str(name), decode, check)
-    _CODECS[codec.name] = codec
-    return codec
+def register_codec(name: str, decode: Decode | None = None, *, check: Check | None = None, replace: bool = False):
+    """Register the codec of encoding type ``name``: ``register_codec(name, decode)`` or ``@register_codec(name)``.
+
+    A name is registered once; ``replace=True`` swaps the codec.  Called with
+    ``decode`` it returns the :class:`Codec`; as a decorator, the function.
+    """
+    if decode is None:
+        def decorator(fn: Decode) -> Decode:
+            register_codec(name, fn, check=check, replace=replace)
+            return fn
+
+        return decorator
+    return CODECS.add(str(name), Codec(str(name), decode, check), replace=replace)
 
 
 def codec_names() -> tuple[str, ...]:
-    """Known encoding types: the registered ones and those :data:`CODEC_MODULES` can load."""
-    return tuple(dict.fromkeys([*_CODECS, *CODEC_MODULES]))
+    """The registered encoding types."""
+    return tuple(CODECS.names())
 
 
 def get_codec(name: str) -> Codec | None:
-    """The codec of encoding type ``name`` (importing its module if it is a known plugin), or None."""
-    if name not in _CODECS and name in CODEC_MODULES:
-        importlib.import_module(CODEC_MODULES[name])
-    return _CODECS.get(name)
+    """The codec of encoding type ``name``, or None."""
+    return CODECS.get(name) if name in CODECS else None
 
 
+@register_codec("plain")
 def _plain(images: Tensor, labels: Tensor, encoding: Mapping[str, Any]) -> tuple[Tensor, Tensor]:
     return images, labels
-
-
-register_codec("plain", _plain)
 
 
 def decode_images(images: Tensor, labels: Tensor, encoding: Mapping[str, Any]) -> tuple[Tensor, Tensor]:
