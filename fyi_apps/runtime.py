@@ -12,7 +12,7 @@ import os
 import platform
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import torch
 
@@ -219,12 +219,27 @@ def write_json(path: str | os.PathLike, obj: Any, what: str = "JSON file") -> Pa
 SEAL = "_sha256"
 
 
-def _seal_digest(obj: dict) -> str:
+def cache_key(obj: Any, n: int | None = None, *, sort_keys: bool = True,
+              separators: tuple[str, str] = (",", ":"), default: Any = None, extra: Iterable[Any] = ()) -> str:
+    """The sha256 hex digest of ``obj`` as JSON (then of each ``extra``: bytes as they are, else JSON), first ``n``.
+
+    The default is canonical JSON (sorted keys, no spaces).  Keys already on
+    disk were made with other settings; their call sites pass them
+    (``sort_keys=False``, ``separators=(", ", ": ")``, ``default=str``), so that
+    every existing key keeps its value and old caches are still found.
+    """
     import hashlib
 
-    body = {k: v for k, v in obj.items() if k != SEAL}
-    text = json.dumps(body, sort_keys=True, default=_json_default, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    h = hashlib.sha256()
+    for part in (obj, *extra):
+        if not isinstance(part, (bytes, bytearray, memoryview)):
+            part = json.dumps(part, sort_keys=sort_keys, separators=separators, default=default).encode()
+        h.update(part)
+    return h.hexdigest()[:n]
+
+
+def _seal_digest(obj: dict) -> str:
+    return cache_key({k: v for k, v in obj.items() if k != SEAL}, default=_json_default)
 
 
 def write_sealed_json(path: str | os.PathLike, obj: dict, what: str = "JSON file") -> Path:

@@ -5,7 +5,6 @@ dataset name, the image size and :data:`FORMAT_VERSION`.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from dataclasses import asdict
 from pathlib import Path
@@ -54,9 +53,8 @@ def _cache_path(name: str, key: str) -> Path:
 def _cached(req: LoadRequest, fingerprint: str, source: str,
             decode: Callable[[], tuple[DatasetInfo, Split, Split]]) -> Dataset:
     """Return the cached decoded splits for this source, or decode and cache them."""
-    key = hashlib.sha256(json.dumps(
-        [FORMAT_VERSION, req.name, req.image_size, fingerprint]).encode()
-    ).hexdigest()
+    key = runtime.cache_key([FORMAT_VERSION, req.name, req.image_size, fingerprint], sort_keys=False,
+                            separators=(", ", ": "))  # the serialisation of the keys already on disk
     path = _cache_path(req.name, key)
     if req.cache and path.exists():
         try:
