@@ -37,6 +37,10 @@ NAMES: dict[str, dict[str, str]] = {
         "summarise": "summarize", "GDumb": "GDumbProtocol", "Protocol": "CLProtocol",
         "_tensor_dataset": "tensor_dataset",
     },
+    "fyi_apps.distill.experts": {
+        "BufferConfig": "ExpertConfig", "train_buffers": "train_experts", "ExpertBuffers": "ExpertStore",
+        "default_buffer_dir": "default_expert_dir", "BUFFER_FORMAT": "EXPERTS_FORMAT",
+    },
     "fyi_apps.tasks.continual.policy": {"SyntheticReplayBuffer": "ReplayMemory"},
     "fyi_apps.tasks.continual.memory": {"make_buffer": "make_memory", "BUFFER_KINDS": "MEMORY_KINDS"},
     "fyi_apps.tasks.continual.protocols": {"summarise": "summarize", "GDumb": "GDumbProtocol",
@@ -54,12 +58,22 @@ FIELDS: dict[str, dict[str, str]] = {
 }
 
 #: old file name -> new file name (a folder written before the rename keeps the old one, which is still read)
-FILES: dict[str, str] = {}
+FILES: dict[str, str] = {
+    "buffers.json": "experts.json",  # an expert folder's index
+    "OUT/buffers/": "OUT/experts/",  # where `fyi experts` puts its folder by default
+}
 
 #: old command or flag -> new one (argparse aliases, listed in ``--help``; they do not warn, to keep errors one line)
 COMMANDS: dict[str, str] = {
+    "fyi buffers": "fyi experts",
+    "fyi distill --buffers": "fyi distill --experts",
     "fyi cl --buffer, --buffers": "fyi cl --memory",
 }
+
+
+def old_file(new: str) -> str:
+    """The old name of the file or folder ``new`` (:data:`FILES`)."""
+    return next(old for old, name in FILES.items() if name == new)
 
 
 def warn(old: str, new: str, *, stacklevel: int = 3) -> None:

@@ -15,7 +15,7 @@ import time
 import pytest
 import torch
 
-from fyi_apps.distill.experts import ExpertBuffers
+from fyi_apps.distill.experts import ExpertStore
 from fyi_apps.synset import load_synset
 
 ARCH = "convnet:width=8,depth=2"
@@ -82,7 +82,7 @@ def test_buffers_and_mtt_killed_then_rerun_end_with_the_uninterrupted_results(tm
     _kill_when(_fyi(*args, "-o", str(crashed)), (crashed / "expert_00001.partial.pt").exists, env)
     assert (crashed / "expert_00000.safetensors").exists() and not (crashed / "expert_00001.safetensors").exists()
     _run(_fyi(*args, "-o", str(crashed)), env)
-    a, b = ExpertBuffers(full), ExpertBuffers(crashed)
+    a, b = ExpertStore(full), ExpertStore(crashed)
     assert b.num_experts == 2 and not (crashed / "expert_00001.partial.pt").exists()
     for k in range(2):
         assert torch.equal(a.trajectory(k), b.trajectory(k))

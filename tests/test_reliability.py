@@ -246,7 +246,7 @@ def test_a_changed_expert_file_or_index_is_named(digits, tmp_path):
     f.write_bytes(bytes(data))
     with pytest.raises(FyiError, match="does not match the hash"):
         ExpertStore(folder).load(0, [0, 1])
-    index = folder / "buffers.json"
+    index = folder / "experts.json"
     index.write_text(index.read_text().replace('"epochs": 1', '"epochs": 9', 1))
     with pytest.raises(FyiError, match="not usable"):
         ExpertStore(folder)

@@ -1,4 +1,4 @@
-"""Trajectory matching: expert buffers (SGD and GSAM), MTT, FTD, FYI, resume, ZCA; on the bundled digits."""
+"""Trajectory matching: experts (SGD and GSAM), MTT, FTD, FYI, resume, ZCA; on the bundled digits."""
 import dataclasses
 import json
 import math
@@ -8,7 +8,7 @@ import torch
 
 from fyi_apps.augment import DSA
 from fyi_apps.distill import DistillConfig, Distiller
-from fyi_apps.distill.experts import BufferConfig, ExpertBuffers, train_buffers
+from fyi_apps.distill.experts import ExpertConfig, ExpertStore, train_experts
 from fyi_apps.distill.fyi import FYIView
 from fyi_apps.distill.gsam import gsam_direction
 from fyi_apps.distill.mtt import FlatParams, param_matching_loss, unroll
@@ -24,7 +24,7 @@ BUF = dict(dataset="digits", epochs=3, arch=ARCH, lr_teacher=0.1, batch_size=128
 @pytest.fixture(scope="module")
 def buffers(digits, tmp_path_factory):
     folder = tmp_path_factory.mktemp("experts")
-    train_buffers(BufferConfig(experts=2, **BUF), digits, folder, progress=False)
+    train_experts(ExpertConfig(experts=2, **BUF), digits, folder, progress=False)
     return folder
 
 
@@ -126,7 +126,7 @@ def test_gsam_direction_matches_the_formula():
 
 # --------------------------------------------------------------------------- buffers
 def test_buffers_are_compact_loadable_and_resume_expert_by_expert(digits, buffers, tmp_path):
-    b = ExpertBuffers(buffers)
+    b = ExpertStore(buffers)
     assert b.num_experts == 2 and b.epochs == 3
     traj = b.trajectory(0)
     assert traj.shape == (4, b.num_params) and traj.dtype == torch.float32
@@ -135,7 +135,7 @@ def test_buffers_are_compact_loadable_and_resume_expert_by_expert(digits, buffer
     assert not torch.equal(traj[0], traj[-1])  # the expert moved
     rows = b.load(1, [2, 0])
     assert torch.equal(rows[1], b.trajectory(1)[0]) and torch.equal(rows[0], b.trajectory(1)[2])
-    index = json.loads((buffers / "buffers.json").read_text())
+    index = json.loads((buffers / "experts.json").read_text())
     assert [e["index"] for e in index["experts"]] == [0, 1] and index["versions"]["torch"]
     assert all(0.0 <= e["test_acc"]["3"] <= 1.0 for e in index["experts"])
     # one file per expert holding just the trajectory: about 4 bytes per stored number
@@ -144,26 +144,26 @@ def test_buffers_are_compact_loadable_and_resume_expert_by_expert(digits, buffer
 
     # crash after expert 0: expert 0 is kept, not retrained; the end result equals the uninterrupted run
     out = tmp_path / "resumed"
-    train_buffers(BufferConfig(experts=2, **BUF), digits, out, progress=False, stop_after=1)
+    train_experts(ExpertConfig(experts=2, **BUF), digits, out, progress=False, stop_after=1)
     assert (out / "expert_00000.safetensors").exists() and not (out / "expert_00001.safetensors").exists()
     mtime = (out / "expert_00000.safetensors").stat().st_mtime_ns
     # crash in the middle of expert 1 (after its epoch 2), then resume
-    train_buffers(BufferConfig(experts=2, **BUF), digits, out, progress=False, stop_after=(1, 2))
+    train_experts(ExpertConfig(experts=2, **BUF), digits, out, progress=False, stop_after=(1, 2))
     assert (out / "expert_00001.partial.pt").exists()
-    r = train_buffers(BufferConfig(experts=2, **BUF), digits, out, progress=False)
+    r = train_experts(ExpertConfig(experts=2, **BUF), digits, out, progress=False)
     assert (out / "expert_00000.safetensors").stat().st_mtime_ns == mtime
     assert not (out / "expert_00001.partial.pt").exists()
     for k in range(2):
         assert torch.equal(r.trajectory(k), b.trajectory(k))
     # other settings in the same folder are refused
     with pytest.raises(FyiError, match="different settings"):
-        train_buffers(BufferConfig(experts=2, **{**BUF, "lr_teacher": 0.2}), digits, out, progress=False)
+        train_experts(ExpertConfig(experts=2, **{**BUF, "lr_teacher": 0.2}), digits, out, progress=False)
 
 
 def test_flat_buffers_use_gsam(digits, buffers, tmp_path):
-    flat = train_buffers(BufferConfig(experts=1, flat=True, dsa=False, **{**BUF, "epochs": 1}), digits,
+    flat = train_experts(ExpertConfig(experts=1, flat=True, dsa=False, **{**BUF, "epochs": 1}), digits,
                          tmp_path / "flat", progress=False)
-    sgd = train_buffers(BufferConfig(experts=1, dsa=False, **{**BUF, "epochs": 1}), digits, tmp_path / "sgd",
+    sgd = train_experts(ExpertConfig(experts=1, dsa=False, **{**BUF, "epochs": 1}), digits, tmp_path / "sgd",
                         progress=False)
     assert flat.flat and not sgd.flat
     a, b = flat.trajectory(0), sgd.trajectory(0)
@@ -233,7 +233,7 @@ def test_fyi_gradient_reaches_the_unflipped_images(digits, buffers):
     d.run(None, progress=False)
     m = d.method
     plan = [(torch.arange(5), None)]
-    w0 = m.buffers.load(0, [0])[0]
+    w0 = m.experts.load(0, [0])[0]
     x = m.images.detach().clone().requires_grad_(True)
     w = unroll(m.net, m.spec, w0.clone().requires_grad_(True), x, m.labels, m.syn_lr.detach(), plan, view=FYIView())
     (g,) = torch.autograd.grad(w.pow(2).sum(), x)
@@ -345,12 +345,12 @@ def test_zca_synset_is_whitened_and_evaluated_in_whitened_space(digits, tmp_path
     evaluate = sys.modules["fyi_apps.evaluate"]
 
     folder = tmp_path / "zca"
-    train_buffers(BufferConfig(experts=1, zca=True, **{**BUF, "epochs": 2}), digits, folder, progress=False)
+    train_experts(ExpertConfig(experts=1, zca=True, **{**BUF, "epochs": 2}), digits, folder, progress=False)
     cfg = DistillConfig(method="mtt", dataset="digits", ipc=1, iterations=1, arch=ARCH, lr_img=10.0,
                         options={"buffers": str(folder), "syn_steps": 2, "expert_epochs": 1, "max_start_epoch": 1})
     d = Distiller(cfg, digits, device="cpu")
     real, _ = d.init_images()
-    z = ExpertBuffers(folder).zca
+    z = ExpertStore(folder).zca
     d2 = Distiller(DistillConfig(method="dm", dataset="digits", ipc=1), digits, device="cpu")
     plain, _ = d2.init_images()  # same seed: the same real images, not whitened
     assert torch.allclose(real, z(plain), atol=1e-5)
@@ -400,9 +400,9 @@ def test_unroll_memory_option_is_accepted(digits, buffers):
 
 def test_bad_buffer_settings():
     with pytest.raises(FyiError, match=r"\bepochs\b"):
-        BufferConfig(dataset="digits", epochs=0).check()
+        ExpertConfig(dataset="digits", epochs=0).check()
     with pytest.raises(FyiError, match=r"\bdtype\b"):
-        BufferConfig(dataset="digits", dtype="int8").check()
+        ExpertConfig(dataset="digits", dtype="int8").check()
 
 
 def test_mtt_warns_when_the_student_takes_more_steps_than_the_expert(digits, buffers):
@@ -414,3 +414,27 @@ def test_mtt_warns_when_the_student_takes_more_steps_than_the_expert(digits, buf
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Distiller(_cfg("mtt", buffers, syn_steps=n_steps), digits, device="cpu")
+
+
+def test_the_old_expert_names_warn_and_an_old_folder_still_loads(digits, buffers, tmp_path):
+    """BufferConfig, train_buffers, ExpertBuffers became ExpertConfig, train_experts, ExpertStore; buffers.json
+    became experts.json: the old names warn, a folder written before the rename is read and continued as it is."""
+    import shutil
+
+    from fyi_apps.deprecated import FyiDeprecationWarning
+    from fyi_apps.distill import experts
+
+    for old, new in [("BufferConfig", ExpertConfig), ("ExpertBuffers", ExpertStore), ("train_buffers", train_experts),
+                     ("default_buffer_dir", experts.default_expert_dir)]:
+        with pytest.warns(FyiDeprecationWarning, match=f"experts.{old} is deprecated"):
+            assert getattr(experts, old) is new
+    old = tmp_path / "old"
+    shutil.copytree(buffers, old)
+    (old / "experts.json").rename(old / "buffers.json")
+    assert torch.equal(ExpertStore(old).trajectory(1), ExpertStore(buffers).trajectory(1))
+    more = train_experts(ExpertConfig(experts=3, **BUF), digits, old, progress=False)  # continued in place
+    assert more.num_experts == 3 and not (old / "experts.json").exists()
+    cfg = ExpertConfig(**BUF)
+    assert experts.default_expert_dir(cfg, tmp_path).parent == tmp_path / "experts"
+    (tmp_path / "buffers" / experts.default_expert_dir(cfg, tmp_path).name).mkdir(parents=True)
+    assert experts.default_expert_dir(cfg, tmp_path).parent == tmp_path / "buffers"  # a run started there

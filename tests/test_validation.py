@@ -420,10 +420,10 @@ def test_nan_message_reports_the_cause_and_a_fix_that_applies(digits, monkeypatc
 
 @pytest.fixture(scope="module")
 def experts(digits, tmp_path_factory):
-    from fyi_apps.distill.experts import BufferConfig, train_buffers
+    from fyi_apps.distill.experts import ExpertConfig, train_experts
 
     folder = tmp_path_factory.mktemp("experts")
-    train_buffers(BufferConfig(dataset="digits", experts=1, epochs=2, arch=ARCH, lr_teacher=0.1, batch_size=128,
+    train_experts(ExpertConfig(dataset="digits", experts=1, epochs=2, arch=ARCH, lr_teacher=0.1, batch_size=128,
                                train_per_class=10), digits, folder, progress=False)
     return folder
 

@@ -72,4 +72,4 @@ def add_experts_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--bf16", action="store_true", help="bf16 autocast while training the experts")
     sp.add_argument("--test-every", type=V.non_negative_int, default=0, help="also record test accuracy every N epochs")
     sp.add_argument("--extend-flip", action="store_true")
-    sp.add_argument("-o", "--output", help="folder (default OUT/buffers/<dataset>_<arch>[_zca][_flat]_seed<S>)")
+    sp.add_argument("-o", "--output", help="folder (default OUT/experts/<dataset>_<arch>[_zca][_flat]_seed<S>)")

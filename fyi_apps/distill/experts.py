@@ -10,14 +10,13 @@ Training follows the reference ``buffer.py`` of MTT: SGD with learning rate
 batch 256, DSA augmentation of every real batch.  ``flat=True`` trains FTD's
 *flat* experts with GSAM instead (Zhuang et al., ICLR 2022, as used by FTD's
 ``buffer_FTD.py``): rho 0.01 (constant), alpha 0.3, adaptive perturbation, the
-same SGD underneath.  Optional ZCA whitening (``zca=True``) is a fixed linear
 same SGD underneath (:mod:`.gsam`).  Optional ZCA whitening (``zca=True``) is a
 fixed linear transform of the pixels, fitted on the training set (see
 :class:`fyi_apps.zca.ZCA`).
 
 Storage (one folder)::
 
-    buffers.json                 config, dataset, parameter names/shapes, per-expert stats
+    experts.json                 config, dataset, parameter names/shapes, per-expert stats (older: buffers.json)
     expert_00000.safetensors     tensor "trajectory" [epochs + 1, P] (float32 by default)
     expert_00001.safetensors     ...
     expert_00002.partial.pt      training state of an unfinished expert (resume)
@@ -44,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from ..augment import DEFAULT_STRATEGY
+from ..deprecated import module_getattr, old_file
 from ..errors import FyiError
 from ..networks import batch_slice
 from ..runtime import (atomic_path, derive_seed, flush_denormals, make_generator, package_versions, resolve_device,
@@ -52,16 +52,17 @@ from ..training import backward_in_slices, ce_shares, flat_params, normalize_uin
 from ..zca import ZCA, zca_for_dataset
 from .gsam import BatchNormMomentum, gsam_direction
 
-BUFFER_FORMAT = 1
-INDEX = "buffers.json"
+EXPERTS_FORMAT = 1  # the version of an expert folder's layout (its index's "format")
+INDEX = "experts.json"  # the index file of an expert folder; folders made before the rename keep (and read) theirs
+OLD_INDEX = old_file(INDEX)
 ZCA_FILE = "zca.safetensors"
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 # --------------------------------------------------------------------------- config
 @dataclass
-class BufferConfig:
-    """How the experts are trained (stored in ``buffers.json``)."""
+class ExpertConfig:
+    """How the experts are trained (stored in ``experts.json``)."""
 
     dataset: str
     experts: int = 100
@@ -111,7 +112,8 @@ class BufferConfig:
             raise FyiError(f"--train-per-class must be at least 1, got {self.train_per_class}")
 
 
-def default_buffer_dir(cfg: BufferConfig, out_dir: str | Path = "fyi-runs") -> Path:
+def default_expert_dir(cfg: ExpertConfig, out_dir: str | Path = "fyi-runs") -> Path:
+    """``OUT/experts/<dataset>_<arch>[_zca][_flat][_subN]_seed<S>`` (``OUT/buffers/...`` if a run started there)."""
     from ..validate import safe_name
 
     tags = [safe_name(cfg.dataset) + ("-flipext" if cfg.extend_flip else ""),
@@ -122,7 +124,16 @@ def default_buffer_dir(cfg: BufferConfig, out_dir: str | Path = "fyi-runs") -> P
         tags.append("flat")
     if cfg.train_per_class:
         tags.append(f"sub{cfg.train_per_class}")
-    return Path(out_dir) / "buffers" / ("_".join(tags) + f"_seed{cfg.seed}")
+    name = "_".join(tags) + f"_seed{cfg.seed}"
+    folder = Path(out_dir) / "experts" / name
+    old = Path(out_dir) / old_file("OUT/experts/").removeprefix("OUT/") / name  # a run started before the rename
+    return old if old.is_dir() and not folder.exists() else folder
+
+
+def index_path(folder: str | Path) -> Path:
+    """The index file of an expert folder: ``experts.json``, or ``buffers.json`` in a folder made before the rename."""
+    new, old = Path(folder) / INDEX, Path(folder) / OLD_INDEX
+    return old if old.exists() and not new.exists() else new
 
 
 # --------------------------------------------------------------------------- training
@@ -133,7 +144,7 @@ def _param_spec(net: torch.nn.Module) -> list[tuple[str, list[int]]]:
 def _train_indices(train, per_class: int | None, seed: int) -> torch.Tensor | None:
     if per_class is None:
         return None
-    g = make_generator(derive_seed(seed, "buffer-subset"))
+    g = make_generator(derive_seed(seed, "buffer-subset"))  # the seed's tag stays: same subsets as before
     counts = train.class_counts()
     return torch.cat([train.sample_indices(c, min(per_class, counts[c]), g) for c in range(train.num_classes)])
 
@@ -141,7 +152,7 @@ def _train_indices(train, per_class: int | None, seed: int) -> torch.Tensor | No
 class _Trainer:
     """Trains expert ``i`` epoch by epoch, checkpointing after every epoch."""
 
-    def __init__(self, cfg: BufferConfig, dataset, device: torch.device, zca: ZCA | None):
+    def __init__(self, cfg: ExpertConfig, dataset, device: torch.device, zca: ZCA | None):
         from ..augment import DSA
 
         self.cfg, self.dataset, self.device, self.zca = cfg, dataset, device, zca
@@ -238,8 +249,8 @@ def _save_expert(path: Path, traj: torch.Tensor, meta: dict) -> None:
 
 
 @flush_denormals()
-def train_buffers(
-    cfg: BufferConfig,
+def train_experts(
+    cfg: ExpertConfig,
     dataset,
     output: str | Path,
     *,
@@ -247,8 +258,8 @@ def train_buffers(
     progress: bool = True,
     stop_after: tuple[int, int] | int | None = None,
     command: str | None = None,
-) -> "ExpertBuffers":
-    """Train ``cfg.experts`` experts into ``output`` (continuing whatever is there); return the buffers.
+) -> "ExpertStore":
+    """Train ``cfg.experts`` experts into ``output`` (continuing whatever is there); return the :class:`ExpertStore`.
 
     ``stop_after``: ``k`` stops after ``k`` experts finished by this call; ``(i, e)``
     stops after epoch ``e`` of expert ``i`` (leaving its partial state), as a
@@ -262,8 +273,8 @@ def train_buffers(
     if folder.exists() and not folder.is_dir():
         raise FyiError(f"{folder} is a file; give a folder for the expert trajectories")
     folder.mkdir(parents=True, exist_ok=True)
-    index_path = folder / INDEX
-    if index_path.exists():
+    index_file = index_path(folder)
+    if index_file.exists():
         index = _read_index(folder)
         if index["config"] != cfg.identity():
             theirs, ours = index["config"], cfg.identity()
@@ -273,7 +284,7 @@ def train_buffers(
     else:
         index = None
     if dataset.info.name != cfg.dataset:
-        raise FyiError(f"BufferConfig.dataset is {cfg.dataset!r} but the data is {dataset.info.name!r}")
+        raise FyiError(f"ExpertConfig.dataset is {cfg.dataset!r} but the data is {dataset.info.name!r}")
 
     zca = None
     zca_record = None
@@ -292,7 +303,7 @@ def train_buffers(
     if index is None:
         info = dataset.info
         index = {
-            "format": BUFFER_FORMAT,
+            "format": EXPERTS_FORMAT,
             "config": cfg.identity(),
             "dataset": {"name": info.name, "source": dataset.source, "channels": info.channels,
                         "image_size": info.image_size, "num_classes": info.num_classes,
@@ -306,7 +317,7 @@ def train_buffers(
             "command": command,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        write_sealed_json(index_path, index, "expert index")
+        write_sealed_json(index_file, index, "expert index")
     elif index["params"] != [[n, s] for n, s in spec] and index["params"] != spec:
         raise FyiError(f"{folder}: the network's parameters differ from the stored experts'; use another folder")
 
@@ -354,7 +365,7 @@ def train_buffers(
                                   "epoch": e + 1, "seconds": time.perf_counter() - t0})
                 if isinstance(stop_after, tuple) and stop_after == (i, e + 1):
                     bar.close()
-                    return ExpertBuffers(folder)
+                    return ExpertStore(folder)
         accs[str(cfg.epochs)] = trainer.test_accuracy(net)
         seconds = time.perf_counter() - t0
         tensor = torch.stack(traj).to(sdtype)
@@ -365,7 +376,7 @@ def train_buffers(
         stats["sha256"] = file_sha256(_expert_file(folder, i))
         index = _read_index(folder)
         index["experts"] = sorted([e for e in index["experts"] if e["index"] != i] + [stats], key=lambda r: r["index"])
-        write_sealed_json(index_path, index, "expert index")
+        write_sealed_json(index_file, index, "expert index")
         part.unlink(missing_ok=True)
         bar.update(1)
         bar.set_postfix(expert=i, test_acc=f"{accs[str(cfg.epochs)]:.3f}")
@@ -373,11 +384,11 @@ def train_buffers(
         if isinstance(stop_after, int) and finished_here >= stop_after:
             break
     bar.close()
-    return ExpertBuffers(folder)
+    return ExpertStore(folder)
 
 
 def _read_index(folder: Path) -> dict:
-    path = Path(folder) / INDEX
+    path = index_path(folder)
     if not path.exists():
         raise FyiError(f"{folder} holds no expert trajectories ({INDEX} is missing); "
                        "make them with `fyi experts --dataset NAME --experts N --epochs E -o FOLDER`")
@@ -385,15 +396,15 @@ def _read_index(folder: Path) -> dict:
     if index is None:
         raise FyiError(f"{path} is not usable ({why}); re-create the experts with the `fyi experts` command that made "
                        "them (finished experts are checked against their own hashes)")
-    if index.get("format") != BUFFER_FORMAT:
-        raise FyiError(f"{path} has buffer format {index.get('format')!r}, this fyi-apps reads {BUFFER_FORMAT}; "
-                       "re-create the buffers")
+    if index.get("format") != EXPERTS_FORMAT:
+        raise FyiError(f"{path} has expert-folder format {index.get('format')!r}, this fyi-apps reads "
+                       f"{EXPERTS_FORMAT}; re-create the experts")
     return index
 
 
 # --------------------------------------------------------------------------- loading
-class ExpertBuffers:
-    """Read access to a folder of expert trajectories."""
+class ExpertStore:
+    """Read access to a folder of expert trajectories (what :func:`train_experts` writes)."""
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
@@ -486,8 +497,4 @@ class ExpertBuffers:
                 "mean_seconds": sum(e["seconds"] for e in self.experts) / len(self.experts)}
 
 
-# the "experts" vocabulary (``fyi experts``): the same objects, the same files
-ExpertConfig = BufferConfig
-ExpertStore = ExpertBuffers
-train_experts = train_buffers
-default_expert_dir = default_buffer_dir
+__getattr__ = module_getattr(__name__, globals().__getitem__)  # BufferConfig, train_buffers, ... (old names) warn

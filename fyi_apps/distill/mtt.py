@@ -30,7 +30,7 @@ step at the same cost; the flip comes before DSA and the gradient reaches the
 stored (unflipped) images.
 
 The learned learning rate is stored in the synthetic-set file (``lr``) and the
-evaluation protocol trains with it.  With ZCA buffers the synthetic images
+evaluation protocol trains with it.  With ZCA experts the synthetic images
 live in whitened space; the set records the transform (``config["zca"]``) and
 :func:`fyi_apps.evaluate.evaluate_synset` whitens the test images to match.
 
@@ -165,7 +165,7 @@ class MTT(Method):
 
     def __init__(self, ctx):
         super().__init__(ctx)
-        from .experts import ExpertBuffers
+        from .experts import ExpertStore
 
         o = self.opts
         folder = o.buffers
@@ -174,11 +174,11 @@ class MTT(Method):
                 f"{self.name} needs expert trajectories; make them with `fyi experts --dataset {ctx.cfg.dataset} "
                 f"--experts N --epochs E{' --flat' if self.wants_flat else ''} -o FOLDER` and pass --experts FOLDER"
             )
-        self.buffers = ExpertBuffers(folder)
-        b = self.buffers
+        self.experts = ExpertStore(folder)
+        b = self.experts
         if b.dataset != ctx.info.name:
             raise FyiError(f"the experts in {folder} were trained on {b.dataset}, not {ctx.info.name}; "
-                           "use buffers of the dataset being distilled")
+                           "use experts of the dataset being distilled")
         if b.arch.lower() != str(ctx.cfg.arch).lower():
             raise FyiError(f"the experts in {folder} are {b.arch} networks but --arch is {ctx.cfg.arch}; "
                            f"pass --arch {b.arch} or train experts of that architecture")
@@ -230,8 +230,8 @@ class MTT(Method):
         for p in self.net.parameters():
             p.requires_grad_(False)
         self.spec = FlatParams(self.net)
-        if self.spec.total != self.buffers.num_params:
-            raise FyiError(f"{self.buffers.folder} stores {self.buffers.num_params} parameters per expert but "
+        if self.spec.total != self.experts.num_params:
+            raise FyiError(f"{self.experts.folder} stores {self.experts.num_params} parameters per expert but "
                            f"{ctx.cfg.arch} has {self.spec.total}; use buffers made for this architecture and dataset")
         n = images.shape[0]
         self.batch_syn = o.batch_syn or n
@@ -261,7 +261,7 @@ class MTT(Method):
         g = self.ctx.generator
         k = int(torch.randint(self.num_experts, (1,), generator=g))
         s = int(torch.randint(self.max_start_epoch, (1,), generator=g))
-        rows = self.buffers.load(k, [s, s + self.expert_epochs], device=self.ctx.device)
+        rows = self.experts.load(k, [s, s + self.expert_epochs], device=self.ctx.device)
         return k, s, rows[0], rows[1]
 
     def step(self, it: int) -> dict:
@@ -319,7 +319,7 @@ class MTT(Method):
             self.syn_lr.copy_(state["syn_lr"].to(self.syn_lr.device))
 
     def synset_config(self) -> dict:
-        b = self.buffers
+        b = self.experts
         out = {"buffers_info": {"folder": str(b.folder), "experts": b.num_experts, "experts_used": self.num_experts,
                                 "epochs": b.epochs, "flat": b.flat, "arch": b.arch},
                "batch_syn_resolved": self.batch_syn, "step_batch": self.step_batch}
