@@ -22,6 +22,11 @@ from . import dc, dsa, dm, idc, mtt, ftd  # noqa: E402,F401,I001
 #: the modules that register the built-in methods, in import order
 METHOD_MODULES = tuple(m.__name__.rpartition(".")[2] for m in (dc, dsa, dm, idc, mtt, ftd))
 
+# helpers public for the benchmarks and user code: DM's real-branch chunk, the sliced real-data gradient, experts
+from .dm import real_chunk  # noqa: E402
+from .experts import ExpertConfig, ExpertStore, train_experts  # noqa: E402
+from .matching import real_gradient  # noqa: E402
+
 
 def list_methods(pattern: str | None = None) -> list[str]:
     """The registered method names, sorted; ``pattern``: only those matching a wildcard (``"d*"``)."""
@@ -81,4 +86,5 @@ from .callbacks import Callback, EvalCallback, ScoreCallback  # noqa: E402
 __all__ = [
     "Callback", "EvalCallback", "ScoreCallback", "DistillConfig", "Distiller", "FYIView", "METHODS", "Method", "MethodOptions", "distill", "get_view",
     "list_methods", "option", "option_names", "register_method", "resolve_config",
+    "real_chunk", "real_gradient", "ExpertConfig", "ExpertStore", "train_experts",
 ]
