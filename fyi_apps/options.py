@@ -59,7 +59,8 @@ UNSET: Any = _Unset()
 class Opt:
     """What a field says about itself as an option (stored in the field's metadata; see :func:`option`)."""
 
-    help: str = ""
+    #: the help text (``{choices}`` is replaced by the allowed values), or a function returning it when asked
+    help: str | Callable[[], str] = ""
     min: float | None = None
     max: float | None = None
     min_open: bool = False
@@ -74,6 +75,8 @@ class Opt:
     flag: str | None = None
     aliases: tuple[str, ...] = ()
     metavar: str | None = None
+    #: the flag must be given even though the field has a default (for Python callers)
+    required: bool = False
     #: the value of a flag given without one (``--fyi`` alone means ``flip``)
     const: Any = UNSET
     #: the flag may be repeated; the values are collected in a list
@@ -302,7 +305,8 @@ def add_arguments(parser: argparse.ArgumentParser | Any, cls: type, *, exclude: 
         o = opt_of(f)
         kind = _scalar_kind(hints[f.name])
         names = o.names()
-        text = o.help.replace("{choices}", ", ".join(names or ())).replace("%", "%%")
+        text = o.help() if callable(o.help) else o.help
+        text = text.replace("{choices}", ", ".join(names or ())).replace("%", "%%")
         kw: dict[str, Any] = {"help": text}
         if o.metavar:
             kw["metavar"] = o.metavar
@@ -320,7 +324,7 @@ def add_arguments(parser: argparse.ArgumentParser | Any, cls: type, *, exclude: 
                 kw["choices"] = names
             elif o.parse is None and (t := _arg_type(kind, o)) is not None:
                 kw["type"] = t
-            if _required(f):
+            if _required(f) or o.required:
                 kw["required"] = True
             else:
                 kw["default"] = default

@@ -65,10 +65,11 @@ def existing(path: str, what: str = "file") -> Path:
 
 
 def eval_config(args):
+    """The :class:`~fyi_apps.evaluate.EvalConfig` of the parsed evaluation options (the others at their defaults)."""
     from ..evaluate import EvalConfig
+    from ..options import from_namespace
 
-    return EvalConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, dsa=not args.no_dsa,
-                      dsa_mode=args.dsa_mode, bf16=args.bf16, channels_last=args.channels_last)
+    return from_namespace(EvalConfig, args)
 
 
 def seed_list(args) -> list[int]:
@@ -82,15 +83,15 @@ def check_archs(archs, info) -> None:
         create_model(a, channels=info.channels, num_classes=info.num_classes, image_size=info.image_size, seed=0)
 
 
+#: the EvalConfig fields `fyi eval` offers as flags (the others keep the paper's values)
+EVAL_FIELDS = ("epochs", "lr", "batch_size", "dsa", "dsa_mode", "bf16", "channels_last")
+
+
 def add_eval_options(sp: argparse.ArgumentParser) -> None:
-    """The paper's evaluation protocol as options (``fyi eval``)."""
+    """The paper's evaluation protocol as options (``fyi eval``): :data:`EVAL_FIELDS` of ``EvalConfig``."""
+    from ..evaluate import EvalConfig  # here, not at the top: `fyi --help` imports no torch
+    from ..options import add_arguments
+
     sp.add_argument("--arch", default="convnet", help="architecture(s), comma-separated (e.g. convnet,vgg11,resnet18,timm:resnet18)")
-    sp.add_argument("--epochs", type=V.positive_int, default=1000, help="training epochs (paper: 1000)")
     sp.add_argument("--seeds", type=V.positive_int, default=3, help="number of evaluation seeds (seed, seed+1, ...)")
-    sp.add_argument("--lr", type=V.positive_float, default=None, help="learning rate (default: the set's learned lr, else 0.01)")
-    sp.add_argument("--batch-size", type=V.positive_int, default=256)
-    sp.add_argument("--no-dsa", action="store_true", help="train without DSA augmentation")
-    sp.add_argument("--dsa-mode", default="single", choices=["single", "fyi", "all"],
-                    help="DSA op choice: single (original), fyi (official FYI code: flip + one op), all")
-    sp.add_argument("--bf16", action="store_true", help="bf16 autocast (faster on CPUs with AVX-512 BF16)")
-    sp.add_argument("--channels-last", action="store_true")
+    add_arguments(sp, EvalConfig, only=EVAL_FIELDS)

@@ -180,6 +180,7 @@ def run_xarch_command(args) -> None:
     import sys
 
     from ..evaluate import EvalConfig
+    from ..options import from_namespace
     from ..report import table
 
     for what in ("epochs", "seeds", "workers", "batch_size"):
@@ -187,8 +188,7 @@ def run_xarch_command(args) -> None:
         if v < 1:
             raise FyiError(f"--{what.replace('_', '-')} must be at least 1, got {v}")
     name = args.name or "xarch"
-    cfg = EvalConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, dsa=not args.no_dsa,
-                     dsa_mode=args.dsa_mode, bf16=args.bf16, channels_last=args.channels_last)
+    cfg = from_namespace(EvalConfig, args)  # --epochs and the training options shared with fyi nas
     archs = split_names(args.archs)
     with distributed_session(args.device, args.threads) as device:
         report = run_xarch(

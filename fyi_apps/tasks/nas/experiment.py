@@ -13,13 +13,13 @@ import dataclasses
 import math
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
 from ...errors import FyiError
+from .config import DEFAULT_SAMPLE, NasConfig, check_config  # noqa: F401 - re-exported (the config lives beside its options)
 from .measure import candidate_mmacs
 from .result import RankingResult
 from .runner import Job, RecordCache, execute, make_job, rank_world, remember_dataset
@@ -28,97 +28,8 @@ from .sets import (FREE_PROXIES, SetSpec, early_stopping_set, free_proxy, resolv
 from .zerocost import ZERO_COST
 from .spaces import NAMED_SPACES, nb201_space, sample_candidates
 
-#: candidates drawn from a named space when ``sample`` is not given
-DEFAULT_SAMPLE = 24
 from .stats import is_connected_candidate, rank_stats, topk_counts
 from .truth import benchmark_table, truth_set
-
-
-@dataclass
-class NasConfig:
-    """Everything that defines a NAS-proxy ranking (``fyi nas`` options)."""
-
-    dataset: str = "cifar10"
-    proxies: list[str] = field(default_factory=lambda: ["random"])
-    ipc: int | None = None  # size of random/herding proxies (default: the first synthetic proxy's IPC)
-    space: str = "dc720"
-    # candidates drawn from the space; 0: all of them; None: 24 from a named space, all of an explicit list
-    sample: int | None = None
-    include: list[str] = field(default_factory=list)
-    max_mmacs: float | None = None  # leave out sampled candidates above this many million MACs per image
-    candidates: list[str] | None = None  # an explicit list replaces space/sample
-    proxy_epochs: int = 300
-    # learning curve: proxy epochs at which every trained proxy is also tested in the same run (early stopping:
-    # the same image-passes); [] = the final accuracy only
-    curve: list[int] = field(default_factory=list)
-    # ensembles: the mean rank of several proxies, e.g. "params+synflow", "dm ipc10+params"; "vote" is
-    # synflow+jacob_cov+snip (Abdelfattah et al.'s vote)
-    ensembles: list[str] = field(default_factory=list)
-    truth: str = "full"  # full, real:N (a stated cheaper ground truth), or nb201 (the benchmark's accuracies)
-    nb201: str | None = None  # path of the NAS-Bench-201 table (else $FYI_NB201, else the data roots)
-    nb201_cells: int | None = None  # cells per stage of nb201 candidates (the benchmark: 5; DC-Bench: 1)
-    nb201_width: int | None = None  # channels of the first stage (the benchmark: 16)
-    connected_only: bool = False  # nb201: leave out cells whose output is disconnected
-    stratified: bool = False  # nb201: sample across the ground-truth accuracy range
-    full_epochs: int = 30
-    seeds: int = 1
-    seed: int = 0
-    topk: list = field(default_factory=lambda: [5, 10, 20])  # counts, or "10%" of the candidates
-    test_size: int | None = None  # None: the whole test split
-    lr: float | None = None
-    batch_size: int = 256
-    dsa: bool = True
-    dsa_mode: str = "single"
-    bf16: bool = False
-    channels_last: bool = False
-    herding_epochs: int = 1
-    workers: int = 1
-    threads: int | None = None
-    data_root: str | None = None
-
-    def __post_init__(self) -> None:
-        """Lists given as one string become one-item lists (never iterated letter by letter); types checked."""
-        from ... import validate as V
-
-        self.proxies = V.name_list(self.proxies, "proxies", split=False)
-        for name in ("include", "ensembles"):
-            value = getattr(self, name)
-            setattr(self, name, [] if value in (None, "", []) else V.name_list(value, name, split=name == "include"))
-        if self.candidates is not None:
-            self.candidates = V.name_list(self.candidates, "candidates")
-        if isinstance(self.topk, (str, int)):
-            self.topk = [self.topk]
-        if isinstance(self.curve, int) and not isinstance(self.curve, bool):
-            self.curve = [self.curve]
-        self.curve = [V.integer(e, "curve", min=1) for e in (self.curve or [])]
-        for name in ("proxy_epochs", "full_epochs", "seeds", "batch_size", "workers"):
-            setattr(self, name, V.integer(getattr(self, name), name, min=1))
-        if self.sample is not None:
-            self.sample = V.integer(self.sample, "sample", min=0)
-        self.seed = V.integer(self.seed, "seed", min=0)
-
-    def eval_config(self, epochs: int):
-        from ...evaluate import EvalConfig
-
-        return EvalConfig(epochs=int(epochs), lr=self.lr, batch_size=self.batch_size, dsa=self.dsa,
-                          dsa_mode=self.dsa_mode, bf16=self.bf16, channels_last=self.channels_last)
-
-
-def check_config(cfg: NasConfig) -> None:
-    for name in ("proxy_epochs", "full_epochs", "seeds", "batch_size", "workers"):
-        v = getattr(cfg, name)
-        if not isinstance(v, int) or v < 1:
-            raise FyiError(f"--{name.replace('_', '-')} must be a positive integer, got {v!r}")
-    if not cfg.proxies:
-        raise FyiError("no proxy given; pass --proxy SYNSET, random or herding")
-    topk_counts(cfg.topk, 100)  # refuses 0, negative and malformed sizes now, not after the training
-    reads_table = cfg.truth.strip().lower() == "nb201" or cfg.stratified
-    if cfg.nb201 and not reads_table:
-        raise FyiError(f"--nb201 {cfg.nb201} names the NAS-Bench-201 table, which only --truth nb201 or --stratified "
-                       f"read, but the ground truth is {cfg.truth!r}; drop --nb201 or use --truth nb201")
-    for e in cfg.curve:
-        if not isinstance(e, int) or isinstance(e, bool) or not 1 <= e <= cfg.proxy_epochs:
-            raise FyiError(f"curve points are proxy epochs between 1 and proxy_epochs ({cfg.proxy_epochs}), got {e!r}")
 
 
 def _is_real_subset(text: str) -> bool:
@@ -137,7 +48,6 @@ def plan(cfg: NasConfig, dataset, *, device="auto", progress: bool = False,
          cache_dir: str | os.PathLike | None = None) -> tuple[list[str], list[SetSpec], SetSpec]:
     """Candidates, proxy training sets and the ground-truth set of a ranking (deterministic)."""
     info = dataset.info
-    check_config(cfg)
     table = benchmark_table(cfg, info.name)
     variant = "".join(f";{k}={v}" for k, v in (("cells", cfg.nb201_cells), ("width", cfg.nb201_width)) if v)
     if cfg.candidates:
@@ -416,7 +326,6 @@ def run_ranking(
         cfg = NasConfig(**cfg)
     if not isinstance(cfg, NasConfig):
         raise FyiError(f"cfg must be a NasConfig (or a dict of its fields), got {type(cfg).__name__}")
-    check_config(cfg)
     if dataset is None:
         dataset = load_dataset(cfg.dataset, root=cfg.data_root)
     remember_dataset(dataset, cfg.data_root)
