@@ -5,12 +5,19 @@ module may import from its own layer or lower ones, never from a higher one,
 and no set of modules may import each other in a circle.  Imports inside
 functions count; imports under ``if TYPE_CHECKING:`` (annotations only) do not.
 
+Modules imported from strings (``importlib.import_module("fyi_apps.x")``,
+``__import__``, ``"fyi_apps.x:function"`` specs) are refused, and count as
+imports for the layer and cycle checks: an import statement would do, and the
+checks could not see the edge otherwise.
+
 ``python tests/test_architecture.py`` prints each module's layer and imports.
 """
 from __future__ import annotations
 
 import ast
+import re
 import sys
+from typing import Collection
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "fyi_apps"
@@ -71,8 +78,67 @@ def _import_nodes(tree: ast.AST):
             stack.append(child)
 
 
+#: a ``"module:function"`` spec naming a library module
+_SPEC = re.compile(r"fyi_apps(?:\.\w+)*:\w+")
+
+
+def _static_text(node: ast.AST, name: str, package: str) -> str | None:
+    """The value of a string literal or an f-string made only of literals, ``__name__`` and ``__package__``."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if not isinstance(node, ast.JoinedStr):
+        return None
+    parts = []
+    for v in node.values:
+        if isinstance(v, ast.Constant):
+            parts.append(str(v.value))
+        elif isinstance(v, ast.FormattedValue) and isinstance(v.value, ast.Name) and v.value.id in ("__name__",
+                                                                                                   "__package__"):
+            parts.append(name if v.value.id == "__name__" else package)
+        else:
+            return None
+    return "".join(parts)
+
+
+def _is_import_call(node: ast.AST) -> bool:
+    return isinstance(node, ast.Call) and bool(node.args) and (
+        (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
+        or (isinstance(node.func, ast.Name) and node.func.id in ("import_module", "__import__")))
+
+
+def string_imports(tree: ast.AST, name: str, package: str, known: Collection[str] = ()) -> list[tuple[int, str, str]]:
+    """``(line, module, how)`` of each library module ``tree`` imports through a string.
+
+    ``how`` is ``"call"`` (``importlib.import_module(...)`` / ``__import__(...)``
+    with a literal name; relative names resolved against ``package``),
+    ``"spec"`` (a ``"fyi_apps.x:function"`` string) or ``"table"`` (in a module
+    that imports names computed at run time, every string naming a module of
+    ``known``: the table the names come from).
+    """
+    out, dynamic = [], False
+    for node in ast.walk(tree):
+        if _is_import_call(node):
+            text = _static_text(node.args[0], name, package)
+            if text is not None and text.startswith("."):
+                level = len(text) - len(text.lstrip("."))
+                base = package.split(".")[: len(package.split(".")) - (level - 1)]
+                text = ".".join(base + ([text.lstrip(".")] if text.lstrip(".") else []))
+            if text is None:
+                dynamic = True
+            elif text.startswith("fyi_apps"):
+                out.append((node.lineno, text, "call"))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _SPEC.fullmatch(node.value):
+            out.append((node.lineno, node.value.partition(":")[0], "spec"))
+    if dynamic:
+        for node in ast.walk(tree):
+            text = _static_text(node, name, package) if isinstance(node, (ast.Constant, ast.JoinedStr)) else None
+            if text in known and text != name:
+                out.append((node.lineno, text, "table"))
+    return out
+
+
 def imports() -> dict[str, set[str]]:
-    """Module -> the library modules it imports (resolved to modules that exist)."""
+    """Module -> the library modules it imports (resolved to modules that exist), from strings too."""
     mods = modules()
 
     def known(name: str) -> str | None:
@@ -85,7 +151,8 @@ def imports() -> dict[str, set[str]]:
     for name, path in mods.items():
         package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
         targets = set()
-        for node in _import_nodes(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        for node in _import_nodes(tree):
             if isinstance(node, ast.Import):
                 found = [a.name for a in node.names]
             else:
@@ -99,6 +166,10 @@ def imports() -> dict[str, set[str]]:
                 m = known(t) if t.startswith("fyi_apps") else None
                 if m and m != name:
                     targets.add(m)
+        for _, t, _ in string_imports(tree, name, package, mods):  # an import from a string is an edge too
+            m = known(t)
+            if m and m != name:
+                targets.add(m)
         graph[name] = targets
     return graph
 
@@ -166,6 +237,50 @@ def test_the_checker_sees_a_cycle_and_an_upward_import():
     graph = {"fyi_apps.data": {"fyi_apps.evaluate"}, "fyi_apps.evaluate": {"fyi_apps.data"}}
     assert cycles(graph) == [["fyi_apps.data", "fyi_apps.evaluate"]]
     assert layer_of("fyi_apps.data.cifar") == 2 and layer_of("fyi_apps.evaluate") > layer_of("fyi_apps.data")
+
+
+def test_no_module_is_imported_from_a_string():
+    """``importlib.import_module("fyi_apps...")`` and ``"fyi_apps.x:f"`` specs hide edges: use import statements
+    (inside a function when the import must wait)."""
+    found = []
+    for name, path in modules().items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        found += [f"{path.relative_to(PKG.parent)}:{line} imports {m} from a string"
+                  for line, m, how in string_imports(ast.parse(path.read_text()), name, package) if how != "table"]
+    assert found == []
+
+
+def test_the_checker_sees_imports_from_strings():
+    """Literal names, relative names, ``__package__`` f-strings and ``module:function`` specs are all found."""
+    src = '''
+import importlib
+def f(name):
+    importlib.import_module("fyi_apps.evaluate")
+    __import__("fyi_apps.tasks.nas")
+    importlib.import_module(".online", __package__)
+    importlib.import_module(f"{__package__}.protocols")
+    importlib.import_module(name)  # computed at run time: the module's strings naming modules are its table
+    return "fyi_apps.cli.data:cmd_data", "fyi_apps is the package", "fyi_apps.quickstart"
+'''
+    found = string_imports(ast.parse(src), "fyi_apps.tasks.continual.registry", "fyi_apps.tasks.continual",
+                           known={"fyi_apps.quickstart"})
+    assert sorted((m, how) for _, m, how in found) == [
+        ("fyi_apps.cli.data", "spec"), ("fyi_apps.evaluate", "call"), ("fyi_apps.quickstart", "table"),
+        ("fyi_apps.tasks.continual.online", "call"), ("fyi_apps.tasks.continual.protocols", "call"),
+        ("fyi_apps.tasks.nas", "call")]
+
+
+def test_an_import_from_a_string_counts_for_the_layer_rule(tmp_path, monkeypatch):
+    """A lower layer importing a higher one lazily, through a string, is an upward edge like any other."""
+    pkg = tmp_path / "fyi_apps"
+    (pkg / "data").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "evaluate.py").write_text("")
+    (pkg / "data" / "__init__.py").write_text(
+        "def load():\n    import importlib\n\n    return importlib.import_module('fyi_apps.evaluate')\n")
+    monkeypatch.setitem(globals(), "PKG", pkg)
+    assert imports()["fyi_apps.data"] == {"fyi_apps.evaluate"}
+    assert layer_of("fyi_apps.evaluate") > layer_of("fyi_apps.data")
 
 
 if __name__ == "__main__":

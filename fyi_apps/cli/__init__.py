@@ -6,7 +6,8 @@ and a run function in one module: the core commands in this package
 big subsystems inside their own package (``distill/cli.py``,
 ``tasks/continual/cli.py``, ``tasks/nas/cli.py``, ``tasks/xarch.py``,
 ``quickstart.py``).  Options several commands share are in :mod:`.common`.
-Adding a command is one :class:`Command` row in :data:`COMMANDS`.
+Adding a command is one :class:`Command` row in :data:`COMMANDS` and its loader (a three-line
+function that imports the command's two functions).
 
 Every user mistake ends with one line ``fyi: error: ...`` and exit code 2: argument
 types and ranges are checked by :mod:`fyi_apps.validate` as they are parsed,
@@ -15,7 +16,6 @@ output targets before any compute starts.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from dataclasses import dataclass
 from typing import Callable
@@ -38,14 +38,20 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
+Functions = "tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], None]]"
+
+
 @dataclass(frozen=True)
 class Command:
-    """One ``fyi`` command: ``arguments`` and ``run`` are ``"module:function"`` (run is imported when used)."""
+    """One ``fyi`` command: ``load()`` imports its module and returns ``(add_arguments, run)``.
+
+    ``load`` is a small function with an import statement inside (the
+    architecture test sees the edge; ``fyi --help`` imports nothing heavy).
+    """
 
     name: str
     help: str
-    arguments: str
-    run: str
+    load: Callable[[], Functions]
     aliases: tuple[str, ...] = ()
     #: check that ``--out`` is a writable folder before running
     needs_out: bool = False
@@ -53,42 +59,98 @@ class Command:
     resume: str = ""
 
     def function(self, which: str) -> Callable:
-        module, _, name = getattr(self, which).partition(":")
-        return getattr(importlib.import_module(module), name)
+        """``"arguments"``: the function that adds the command's arguments; ``"run"``: the one that runs it."""
+        arguments, run = self.load()
+        return {"arguments": arguments, "run": run}[which]
+
+
+# one loader per command: the import happens when the command is used
+def _data() -> Functions:
+    from .data import add_data_arguments, cmd_data
+    return add_data_arguments, cmd_data
+
+
+def _baseline() -> Functions:
+    from .data import add_baseline_arguments, cmd_baseline
+    return add_baseline_arguments, cmd_baseline
+
+
+def _eval() -> Functions:
+    from .eval import add_eval_arguments, cmd_eval
+    return add_eval_arguments, cmd_eval
+
+
+def _show() -> Functions:
+    from .sets import add_show_arguments, cmd_show
+    return add_show_arguments, cmd_show
+
+
+def _export() -> Functions:
+    from .sets import add_export_arguments, cmd_export
+    return add_export_arguments, cmd_export
+
+
+def _import() -> Functions:
+    from .sets import add_import_arguments, cmd_import
+    return add_import_arguments, cmd_import
+
+
+def _score() -> Functions:
+    from .score import add_score_arguments, cmd_score
+    return add_score_arguments, cmd_score
+
+
+def _quickstart() -> Functions:
+    from ..quickstart import add_quickstart_arguments, run_quickstart_command
+    return add_quickstart_arguments, run_quickstart_command
+
+
+def _distill() -> Functions:
+    from ..distill.cli import add_distill_arguments, run_distill_command
+    return add_distill_arguments, run_distill_command
+
+
+def _experts() -> Functions:
+    from .experts import add_experts_arguments, cmd_experts
+    return add_experts_arguments, cmd_experts
+
+
+def _cl() -> Functions:
+    from ..tasks.continual.cli import add_cl_arguments, run_cl_command
+    return add_cl_arguments, run_cl_command
+
+
+def _nas() -> Functions:
+    from ..tasks.nas.cli import add_nas_arguments, run_nas_command
+    return add_nas_arguments, run_nas_command
+
+
+def _xarch() -> Functions:
+    from ..tasks.xarch import add_xarch_arguments, run_xarch_command
+    return add_xarch_arguments, run_xarch_command
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("data", "list datasets, or check that one is readable and print its shape and class counts",
-            "fyi_apps.cli.data:add_data_arguments", "fyi_apps.cli.data:cmd_data"),
-    Command("baseline", "write a random or herding real subset as a synthetic-set file",
-            "fyi_apps.cli.data:add_baseline_arguments", "fyi_apps.cli.data:cmd_baseline"),
-    Command("eval", "evaluate synthetic sets (or random/herding/full real data) with the paper's protocol",
-            "fyi_apps.cli.eval:add_eval_arguments", "fyi_apps.cli.eval:cmd_eval"),
-    Command("show", "save a PNG grid of a synthetic set (one row per class)",
-            "fyi_apps.cli.sets:add_show_arguments", "fyi_apps.cli.sets:cmd_show"),
-    Command("export", "export a synthetic set as an ImageFolder of PNGs",
-            "fyi_apps.cli.sets:add_export_arguments", "fyi_apps.cli.sets:cmd_export"),
-    Command("import", "import res_*.pt (DC/DSA/DM), images_best.pt (MTT/DATM) or an ImageFolder",
-            "fyi_apps.cli.sets:add_import_arguments", "fyi_apps.cli.sets:cmd_import"),
-    Command("score", "unequalness score D(R, flip(R)) of a synthetic set, or of real subsets of growing size",
-            "fyi_apps.cli.score:add_score_arguments", "fyi_apps.cli.score:cmd_score"),
+    Command("data", "list datasets, or check that one is readable and print its shape and class counts", _data),
+    Command("baseline", "write a random or herding real subset as a synthetic-set file", _baseline),
+    Command("eval", "evaluate synthetic sets (or random/herding/full real data) with the paper's protocol", _eval),
+    Command("show", "save a PNG grid of a synthetic set (one row per class)", _show),
+    Command("export", "export a synthetic set as an ImageFolder of PNGs", _export),
+    Command("import", "import res_*.pt (DC/DSA/DM), images_best.pt (MTT/DATM) or an ImageFolder", _import),
+    Command("score", "unequalness score D(R, flip(R)) of a synthetic set, or of real subsets of growing size", _score),
     Command("quickstart", "a 5-minute tour on the bundled digits: DM vs DM+FYI vs random, with a report",
-            "fyi_apps.quickstart:add_quickstart_arguments", "fyi_apps.quickstart:run_quickstart_command"),
-    Command("distill", "distil a synthetic set (dc, dsa, dm, idc, mtt, ftd), optionally with FYI",
-            "fyi_apps.distill.cli:add_distill_arguments", "fyi_apps.distill.cli:run_distill_command", resume="flag"),
-    Command("experts", "train expert trajectories for MTT/FTD (resumable: rerun the same command)",
-            "fyi_apps.cli.experts:add_experts_arguments", "fyi_apps.cli.experts:cmd_experts", aliases=("buffers",),
-            resume="rerun"),
-    Command("cl", "continual learning: synthetic sets as Avalanche replay memories on Split benchmarks",
-            "fyi_apps.tasks.continual.cli:add_cl_arguments", "fyi_apps.tasks.continual.cli:run_cl_command",
+            _quickstart),
+    Command("distill", "distil a synthetic set (dc, dsa, dm, idc, mtt, ftd), optionally with FYI", _distill,
+            resume="flag"),
+    # `fyi buffers`: the command's old name, kept as a deprecated alias (fyi_apps.deprecated.COMMANDS)
+    Command("experts", "train expert trajectories for MTT/FTD (resumable: rerun the same command)", _experts,
+            aliases=("buffers",), resume="rerun"),
+    Command("cl", "continual learning: synthetic sets as Avalanche replay memories on Split benchmarks", _cl,
             resume="rerun"),
     Command("nas", "rank architectures on a proxy (synthetic set or real subset) against a ground truth; "
-                   "resumable, --workers N or torchrun",
-            "fyi_apps.tasks.nas.cli:add_nas_arguments", "fyi_apps.tasks.nas.cli:run_nas_command", needs_out=True,
-            resume="rerun"),
-    Command("xarch", "cross-architecture matrix: train every set on every architecture (paper Table 3)",
-            "fyi_apps.tasks.xarch:add_xarch_arguments", "fyi_apps.tasks.xarch:run_xarch_command", needs_out=True,
-            resume="rerun"),
+                   "resumable, --workers N or torchrun", _nas, needs_out=True, resume="rerun"),
+    Command("xarch", "cross-architecture matrix: train every set on every architecture (paper Table 3)", _xarch,
+            needs_out=True, resume="rerun"),
 )
 
 
