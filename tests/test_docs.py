@@ -36,9 +36,12 @@ FENCE = re.compile(r"^```([\w+-]*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 TESTED_ELSEWHERE = re.compile(r"<!-- cl-snippet -->.*?<!-- /cl-snippet -->", re.S)
 
 # Runs the block files given on its command line in order, each as __main__ in a fresh namespace;
-# the first failure prints which block and its traceback and exits 1.
+# the first failure prints which block and its traceback and exits 1.  The docs use today's names:
+# a fyi-apps deprecation warning (an old name) is an error.
 RUNNER = """
-import runpy, sys, traceback
+import runpy, sys, traceback, warnings
+from fyi_apps.deprecated import FyiDeprecationWarning
+warnings.simplefilter("error", FyiDeprecationWarning)
 for path in sys.argv[1:]:
     try:
         runpy.run_path(path, run_name="__main__")
