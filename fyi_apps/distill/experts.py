@@ -31,18 +31,15 @@ uninterrupted run.  Asking for more experts in an existing folder extends it.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
-from ..augment import DEFAULT_STRATEGY
 from ..deprecated import module_getattr, old_file
 from ..errors import FyiError
 from ..networks import batch_slice
@@ -50,66 +47,14 @@ from ..runtime import (atomic_path, derive_seed, flush_denormals, make_generator
                        file_sha256, read_sealed_json, save_torch, write_sealed_json)
 from ..training import backward_in_slices, ce_shares, flat_params, normalize_uint8, test_accuracy
 from ..zca import ZCA, zca_for_dataset
+from .expert_config import DTYPES, ExpertConfig  # the config lives beside its options (re-exported)
 from .gsam import BatchNormMomentum, gsam_direction
 
 EXPERTS_FORMAT = 1  # the version of an expert folder's layout (its index's "format")
 INDEX = "experts.json"  # the index file of an expert folder; folders made before the rename keep (and read) theirs
 OLD_INDEX = old_file(INDEX)
 ZCA_FILE = "zca.safetensors"
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-# --------------------------------------------------------------------------- config
-@dataclass
-class ExpertConfig:
-    """How the experts are trained (stored in ``experts.json``)."""
-
-    dataset: str
-    experts: int = 100
-    epochs: int = 50
-    arch: str = "convnet"
-    lr_teacher: float = 0.01
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    batch_size: int = 256
-    dsa: bool = True
-    dsa_strategy: str = DEFAULT_STRATEGY
-    dsa_mode: str = "single"
-    zca: bool = False
-    zca_eps: float = 0.1
-    flat: bool = False  # FTD: GSAM instead of SGD
-    rho: float = 0.01
-    alpha: float = 0.3
-    adaptive: bool = True
-    train_per_class: int | None = None  # None: the whole training set
-    dtype: str = "float32"  # storage precision of the trajectories
-    bf16: bool = False  # bf16 autocast while training (CPU AVX-512 BF16 / CUDA)
-    extend_flip: bool = False
-    test_every: int = 0  # test accuracy every N epochs (0: after the last epoch only)
-    seed: int = 0
-
-    def identity(self) -> dict:
-        """Fields that must agree to continue an existing folder (``experts`` may grow)."""
-        d = dataclasses.asdict(self)
-        d.pop("experts")
-        d.pop("test_every")
-        return d
-
-    def check(self) -> None:
-        if self.experts < 1:
-            raise FyiError(f"--experts must be at least 1, got {self.experts}")
-        if self.epochs < 1:
-            raise FyiError(f"--epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise FyiError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if not (self.lr_teacher > 0 and math.isfinite(self.lr_teacher)):
-            raise FyiError(f"--lr-teacher must be a positive number, got {self.lr_teacher}")
-        if self.dtype not in _DTYPES:
-            raise FyiError(f"--dtype must be one of {', '.join(_DTYPES)}, got {self.dtype!r}")
-        if self.flat and not (self.rho > 0):
-            raise FyiError(f"--rho must be positive for flat (GSAM) experts, got {self.rho}")
-        if self.train_per_class is not None and self.train_per_class < 1:
-            raise FyiError(f"--train-per-class must be at least 1, got {self.train_per_class}")
+_DTYPES = {name: getattr(torch, name) for name in DTYPES}
 
 
 def default_expert_dir(cfg: ExpertConfig, out_dir: str | Path = "fyi-runs") -> Path:
