@@ -118,3 +118,120 @@ def test_a_nas_space_is_one_decorated_class(cleanup):
     cleanup(lambda: NAMED_SPACES.unregister("tiny-test"))
     picked = sample_candidates("tiny-test", 2, seed=0)
     assert len(picked) == 2 and set(picked) <= set(Tiny().candidates())
+
+
+# --------------------------------------------------------------------------- one registry type
+def test_one_registry_class_serves_every_registry():
+    from fyi_apps.data import DATASETS
+    from fyi_apps.distill import METHODS
+    from fyi_apps.networks import MODEL_PREFIXES, MODELS
+    from fyi_apps.registry import Registry
+    from fyi_apps.synset import CODECS
+    from fyi_apps.tasks.continual.registry import MEMORIES, PROTOCOLS, STRATEGIES
+    from fyi_apps.tasks.nas import NAMED_SPACES
+
+    registries = [MODELS, MODEL_PREFIXES, DATASETS, METHODS, NAMED_SPACES, PROTOCOLS, STRATEGIES, MEMORIES, CODECS]
+    assert all(type(r) is Registry for r in registries)
+    assert {"dm", "mtt"} <= set(METHODS) and "nb201" in MODEL_PREFIXES and "multiformation" in CODECS
+    assert "gdumb" in PROTOCOLS and "er-ace" in STRATEGIES and "herding" in MEMORIES and "dc720" in NAMED_SPACES
+
+
+def _registry():
+    from fyi_apps.registry import Registry
+
+    reg = Registry("widget", set_name="name")
+
+    @reg.register("Round_Thing", "disc")
+    class Round:
+        pass
+
+    return reg, Round
+
+
+def test_names_are_normalised_and_aliases_resolve():
+    reg, Round = _registry()
+    for name in ("Round_Thing", "round-thing", " ROUND_thing ", "disc", "DISC"):
+        assert name in reg and reg.get(name) is Round and reg[name] is Round
+    assert reg.canonical("disc") == "round-thing" and Round.name == "round-thing"
+    assert reg.names() == ["Round_Thing"] and reg.display("round-thing") == "Round_Thing"
+    assert reg.aliases() == {"disc": "Round_Thing"} and len(reg) == 1 and list(reg) == ["round-thing"]
+    assert 3 not in reg and None not in reg
+
+
+def test_a_taken_name_or_alias_is_refused_unless_replaced():
+    reg, Round = _registry()
+    with pytest.raises(FyiError, match=r"^widget 'Round_Thing' is already registered; pick another name or pass "
+                                       r"replace=True$"):
+        reg.register("round-thing")(type("Other", (), {}))
+    with pytest.raises(FyiError, match=r"'disc' \(an alias of Round_Thing\) is already registered"):
+        reg.register("plate", "DISC")(type("Plate", (), {}))
+    with pytest.raises(FyiError, match="same name twice"):
+        reg.register("cup", "c_up", "C-UP")(type("Cup", (), {}))
+    assert reg.register("Round_Thing", "disc")(Round) is Round  # the same registration again: nothing happens
+    Square = reg.register("round_thing", replace=True)(type("Square", (), {}))
+    assert reg.get("Round-Thing") is Square and "disc" not in reg  # the old entry's aliases went with it
+    assert reg.unregister("round-thing") is Square and len(reg) == 0
+    with pytest.raises(FyiError, match="non-empty name"):
+        reg.add(" ", Square)
+
+
+def test_an_unknown_name_is_one_line_with_did_you_mean():
+    reg, _ = _registry()
+    with pytest.raises(FyiError, match=r"^unknown widget 'rond-thing' \(did you mean Round_Thing\?\); "
+                                       r"use one of Round_Thing$"):
+        reg.get("rond-thing")
+    with pytest.raises(FyiError, match=r"^unknown widget 'zzz'; use one of Round_Thing$"):
+        reg.canonical("zzz")
+    from fyi_apps.networks import create_model
+    from fyi_apps.data import load_dataset
+    from fyi_apps.distill import METHODS
+
+    with pytest.raises(FyiError, match=r"unknown model 'convnett' \(did you mean convnet"):
+        create_model("convnett", channels=1, num_classes=2, image_size=8)
+    with pytest.raises(FyiError, match=r"unknown dataset 'cifra10' \(did you mean cifar10.*known datasets:"):
+        load_dataset("cifra10")
+    with pytest.raises(FyiError, match=r"unknown method 'mmt' \(did you mean mtt"):
+        METHODS.get("mmt")
+
+
+def test_wildcard_listing_like_timm():
+    from fyi_apps.distill import list_methods
+    from fyi_apps.networks import list_models
+    from fyi_apps.tasks.continual.protocols import list_protocols
+    from fyi_apps.tasks.nas import list_spaces
+
+    reg, _ = _registry()
+    reg.register("square_plate")(type("P", (), {}))
+    assert reg.names("*thing") == ["Round_Thing"] and reg.names("SQUARE-*") == ["square_plate"]
+    assert reg.names("r?und_*") == ["Round_Thing"] and reg.names("nothing*") == []
+    assert list_models("resnet*") == ["resnet18", "resnet18bn"] and list_methods("d*") == ["dc", "dm", "dsa"]
+    assert list_spaces("dc*") == ["dc720"] and list_protocols("dm*") == ["dm-paper"]
+
+
+def test_a_loader_runs_once_before_the_first_lookup():
+    from fyi_apps.registry import Registry
+
+    calls = []
+    reg = Registry("plugin")
+
+    @reg.loader
+    def builtin():
+        calls.append(1)
+        reg.add("builtin", object())
+
+    assert calls == [] and "builtin" in reg and reg.names() == ["builtin"] and calls == [1]
+
+
+def test_a_codec_is_one_decorated_function(cleanup):
+    from fyi_apps.synset import CODECS, codec_names, get_codec, register_codec
+
+    @register_codec("halved-test")
+    def halve(images, labels, encoding):
+        return images / 2, labels
+
+    cleanup(lambda: CODECS.unregister("halved-test"))
+    assert "halved-test" in codec_names() and get_codec("halved-test").decode is halve
+    with pytest.raises(FyiError, match="already registered"):
+        register_codec("halved-test", halve)
+    register_codec("halved_test", lambda i, l, e: (i, l), replace=True)
+    assert get_codec("halved-test").decode is not halve and get_codec("nope") is None

@@ -16,7 +16,7 @@ fixed linear transform of the pixels, fitted on the training set (see
 
 Storage (one folder)::
 
-    experts.json                 config, dataset, parameter names/shapes, per-expert stats (older: buffers.json)
+    experts.json                 config, dataset, parameter names/shapes, per-expert stats (older folders: their old name)
     expert_00000.safetensors     tensor "trajectory" [epochs + 1, P] (float32 by default)
     expert_00001.safetensors     ...
     expert_00002.partial.pt      training state of an unfinished expert (resume)
@@ -76,7 +76,7 @@ def default_expert_dir(cfg: ExpertConfig, out_dir: str | Path = "fyi-runs") -> P
 
 
 def index_path(folder: str | Path) -> Path:
-    """The index file of an expert folder: ``experts.json``, or ``buffers.json`` in a folder made before the rename."""
+    """The index file of an expert folder: ``experts.json``, or its old name in a folder made before the rename."""
     new, old = Path(folder) / INDEX, Path(folder) / OLD_INDEX
     return old if old.exists() and not new.exists() else new
 
@@ -442,4 +442,4 @@ class ExpertStore:
                 "mean_seconds": sum(e["seconds"] for e in self.experts) / len(self.experts)}
 
 
-__getattr__ = module_getattr(__name__, globals().__getitem__)  # BufferConfig, train_buffers, ... (old names) warn
+__getattr__ = module_getattr(__name__, globals().__getitem__)  # the old names warn (fyi_apps.deprecated)

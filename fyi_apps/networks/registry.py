@@ -9,7 +9,7 @@
   :data:`MODEL_PREFIXES`): names are case-insensitive, ``_`` == ``-``, taken
   names are refused, unknown ones get "did you mean".
 * :func:`create_model` builds any of them with seeded weights and records how
-  (``model.fyi_config``); :func:`describe_model` summarises a built model.
+  (``model.fyi_config``); :func:`describe_model` summarizes a built model.
 * :func:`check_model_names` refuses unknown or unbuildable names given by the
   user, with the registry's reason.
 """

@@ -27,9 +27,8 @@ any Avalanche strategy::
 
 Names are loaded on first use: importing this package (or ``.cli``/``.registry``)
 does not import Avalanche; the names below do (several seconds; Avalanche
-writes ``~/.avalanche/config.json``).  The old names (``SyntheticReplayBuffer``,
-``make_buffer``, ``summarise``, ``GDumb``, ``Protocol`` ...) still work and warn
-(:mod:`fyi_apps.deprecated`).
+writes ``~/.avalanche/config.json``).  The names used before the "memory"
+vocabulary still work and warn (listed in :mod:`fyi_apps.deprecated`).
 """
 from __future__ import annotations
 

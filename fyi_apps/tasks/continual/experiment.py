@@ -32,7 +32,7 @@ from .protocols import summarize
 from .registry import PROTOCOLS
 
 
-@renamed_fields  # buffers= (the old name of memories=) still works, with a warning
+@renamed_fields  # the old field names (fyi_apps.deprecated.FIELDS) still work, with a warning
 @dataclass
 class CLConfig:
     """Budgets and settings of a continual-learning experiment (every field is a CLI option)."""

@@ -187,4 +187,4 @@ def make_memory(kind: str, *, ipc: int, num_classes: int | None = None, max_size
     return ReplayMemory(max_size, ipc, source)
 
 
-__getattr__ = module_getattr(__name__, globals().__getitem__)  # make_buffer, BUFFER_KINDS (old names) warn
+__getattr__ = module_getattr(__name__, globals().__getitem__)  # the old names warn (fyi_apps.deprecated)

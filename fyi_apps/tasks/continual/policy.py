@@ -162,4 +162,4 @@ class ReplayMemory(ExemplarsBuffer):
                 "class_counts": {str(c): n for c, n in self.class_counts().items()}}
 
 
-__getattr__ = module_getattr(__name__, globals().__getitem__)  # SyntheticReplayBuffer (the old name) warns
+__getattr__ = module_getattr(__name__, globals().__getitem__)  # the old name warns (fyi_apps.deprecated)

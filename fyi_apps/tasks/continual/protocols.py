@@ -359,4 +359,4 @@ def list_protocols(pattern: str | None = None) -> list[str]:
     return PROTOCOLS.names(pattern)
 
 
-__getattr__ = module_getattr(__name__, globals().__getitem__)  # old names (summarise, GDumb, Protocol) warn
+__getattr__ = module_getattr(__name__, globals().__getitem__)  # the old names warn (fyi_apps.deprecated)
