@@ -54,7 +54,7 @@ MODULES: dict[str, str] = {
 
 #: dataclass ("module.Class") -> {old field: new field}: keyword arguments and attributes
 FIELDS: dict[str, dict[str, str]] = {
-    "fyi_apps.tasks.continual.experiment.CLConfig": {"buffers": "memories"},
+    "fyi_apps.tasks.continual.config.CLConfig": {"buffers": "memories"},
 }
 
 #: old file name -> new file name (a folder written before the rename keeps the old one, which is still read)

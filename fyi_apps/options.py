@@ -39,7 +39,7 @@ from . import validate as V
 from .errors import FyiError
 
 __all__ = ["Opt", "OptionError", "FrozenConfigError", "option", "config", "opt_of", "flag_of", "check_fields",
-           "check_value", "add_arguments", "from_namespace", "key_values", "same_option"]
+           "check_value", "add_arguments", "from_namespace", "default_of", "key_values", "same_option"]
 
 T = TypeVar("T")
 #: the metadata key of a field's :class:`Opt`
@@ -83,6 +83,8 @@ class Opt:
     append: bool = False
     #: command-line value -> field value (e.g. ``"5,10"`` -> ``[5, 10]``), applied by :func:`from_namespace`
     parse: Callable[[Any], Any] | None = None
+    #: the flag's ``argparse`` type where its text is not the field's type (a count of seeds for a list of them)
+    arg_type: Callable[[str], Any] | None = None
     #: the flag's default as the command line shows it (e.g. ``"5,10,20"``), if not the field's default
     cli_default: Any = UNSET
     #: ``convert(value, name)`` checks and normalises a Python value, instead of the check by type and bounds
@@ -235,16 +237,18 @@ def _registered(value: Any, name: str, names: Sequence[str]) -> Any:
     raise FyiError(f"unknown {name} {value!r}{hint}; use one of {', '.join(names)}")
 
 
-def check_fields(obj: Any) -> None:
+def check_fields(obj: Any, *, apply: bool = True) -> None:
     """The one validator: every field of the dataclass ``obj`` checked (type, bounds, choices) and normalised.
 
     Refuses with one :class:`OptionError` line naming the field.  Works on
-    frozen dataclasses (normalised values are set with ``object.__setattr__``).
+    frozen dataclasses (normalised values are set with ``object.__setattr__``);
+    ``apply=False`` only checks (the values are left as they are).
     """
     hints = typing.get_type_hints(type(obj))
     for f in dataclasses.fields(obj):
         value = check_value(getattr(obj, f.name), hints[f.name], f.name, opt_of(f))
-        object.__setattr__(obj, f.name, value)
+        if apply:
+            object.__setattr__(obj, f.name, value)
 
 
 # --------------------------------------------------------------------------- the command line
@@ -304,9 +308,10 @@ def add_arguments(parser: argparse.ArgumentParser | Any, cls: type, *, exclude: 
     for f in _selected(cls, exclude, only):
         o = opt_of(f)
         kind = _scalar_kind(hints[f.name])
-        names = o.names()
         text = o.help() if callable(o.help) else o.help
-        text = text.replace("{choices}", ", ".join(names or ())).replace("%", "%%")
+        if "{choices}" in text:  # a registry's names are looked up only when the help shows them
+            text = text.replace("{choices}", ", ".join(o.names() or ()))
+        text = text.replace("%", "%%")
         kw: dict[str, Any] = {"help": text}
         if o.metavar:
             kw["metavar"] = o.metavar
@@ -321,7 +326,9 @@ def add_arguments(parser: argparse.ArgumentParser | Any, cls: type, *, exclude: 
             if o.const is not UNSET:
                 kw.update(nargs="?", const=o.const)
             if o.fixed:
-                kw["choices"] = names
+                kw["choices"] = o.names()
+            elif o.arg_type is not None:
+                kw["type"] = o.arg_type
             elif o.parse is None and (t := _arg_type(kind, o)) is not None:
                 kw["type"] = t
             if _required(f) or o.required:
@@ -331,13 +338,16 @@ def add_arguments(parser: argparse.ArgumentParser | Any, cls: type, *, exclude: 
         parser.add_argument(flag_of(f), *o.aliases, **kw)
 
 
-def from_namespace(cls: type[T], ns: argparse.Namespace | Any, **overrides: Any) -> T:
+def from_namespace(cls: type[T], ns: argparse.Namespace | Any, *, defaults: Mapping[str, Any] | None = None,
+                   **overrides: Any) -> T:
     """The config ``cls`` built from parsed arguments (``overrides`` win); refusals name the flag.
 
     Every field whose flag is in ``ns`` takes its value (``Opt.parse`` applied;
-    a ``--no-x`` switch given sets the field to False); a value of None keeps
-    the field's default; fields without a flag keep their default.
+    a ``--no-x`` switch given sets the field to False).  A field whose flag was
+    not given (None, or absent from ``ns``) takes ``defaults[name]`` (e.g. a
+    preset) if there is one, else keeps its default.
     """
+    defaults = defaults or {}
     kw: dict[str, Any] = {}
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
@@ -345,23 +355,30 @@ def from_namespace(cls: type[T], ns: argparse.Namespace | Any, **overrides: Any)
             kw[f.name] = overrides[f.name]
             continue
         o, dest = opt_of(f), _dest(f)
-        if not hasattr(ns, dest):
-            continue
-        value = getattr(ns, dest)
+        value = getattr(ns, dest, None)
         if _negated(f, _scalar_kind(hints[f.name])):
-            if value:
-                kw[f.name] = False
-            continue
-        if value is not None and o.parse is not None:
+            value = False if value else None
+        elif value is not None and o.parse is not None:
             value = o.parse(value)
-        if value is None and not _required(f) and _default(f) is not None:
-            continue
-        kw[f.name] = value
+        if value is not None:
+            kw[f.name] = value
+        elif f.name in defaults:
+            kw[f.name] = defaults[f.name]
+        elif _required(f) and hasattr(ns, dest):
+            kw[f.name] = None  # refused by the config, naming the flag
     try:
         return cls(**kw)
     except OptionError as e:
         f = next((f for f in dataclasses.fields(cls) if f.name == e.field), None)
         raise (e.for_flag(flag_of(f)) if f is not None else e) from None
+
+
+def default_of(cls: type, name: str) -> Any:
+    """The default of ``cls``'s field ``name`` (a fresh copy for a ``default_factory``)."""
+    f = next((f for f in dataclasses.fields(cls) if f.name == name), None)
+    if f is None:
+        raise TypeError(f"{cls.__name__} has no field {name!r}")
+    return _default(f)
 
 
 def _json_or_text(text: str) -> Any:

@@ -7,7 +7,6 @@ command is cheap), and writes JSON, CSV and the accuracy-vs-classes plot;
 """
 from __future__ import annotations
 
-import copy
 import csv
 import dataclasses
 import io
@@ -15,69 +14,18 @@ import math
 import re
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from ... import validate as V
-from ...augment import MODES as DSA_MODES
-from ...deprecated import renamed_fields, renamed_keys
 from ...errors import FyiError
+from ...options import check_fields, default_of
 from ...runtime import resolve_device
-from .augment import STREAM_AUG_NAMES
-from .benchmarks import ORDER_RULES, make_benchmark, resolve_benchmark, split_sizes
+from .benchmarks import make_benchmark, resolve_benchmark, split_sizes
+from .config import CLConfig  # the config lives beside its options (re-exported)
 from .memory import make_memory, memory_label, parse_memory_spec
 from .online import OnlineDistillation, method_options
 from .protocols import summarize
 from .registry import PROTOCOLS
-
-
-@renamed_fields  # the old field names (fyi_apps.deprecated.FIELDS) still work, with a warning
-@dataclass
-class CLConfig:
-    """Budgets and settings of a continual-learning experiment (every field is a CLI option)."""
-
-    benchmark: str = "split-cifar10"
-    memories: list[str] = field(default_factory=lambda: ["random", "herding", "dm", "dm+fyi"])
-    ipc: int = 10
-    protocol: str = "gdumb"  # a registered protocol: gdumb | dm-paper | replay
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # one class order per seed
-    experiences: int | None = None
-    arch: str = "convnet"
-    # online distillation, per experience (defaults: a budget for a 2-core CPU, far below the papers'
-    # 20,000 DM / 1,000 DSA iterations with 256 real images per class and DSA loops (10, 50) at IPC 10)
-    iterations: dict = field(default_factory=lambda: {"dm": 300, "dsa": 10, "dc": 10})
-    batch_real: int | dict | None = field(default_factory=lambda: {"dm": 64, "dsa": 64, "dc": 64})
-    lr_img: float | None = None
-    distill_options: dict = field(default_factory=lambda: {"outer_loop": 5, "inner_loop": 10})  # DSA/DC loops
-    herding_epochs: int = 1
-    # protocol 1 (gdumb): fyi-apps evaluation protocol (fewer epochs than the paper's 1000)
-    epochs: int = 100
-    dsa: bool = True
-    # protocol 2 (replay)
-    strategy: str = "naive"
-    train_epochs: int = 3
-    lr: float = 0.01
-    batch_size: int = 128
-    bf16: bool = False
-    distill_cache: str | None = None  # folder reused across runs/protocols (None: no cache)
-    # fields added later: left out of a run's cache key while at their default, so older caches stay valid
-    order_rule: str = "fyi"  # class orders: fyi (seeded torch permutation) or numpy (the DM paper's)
-    batch_size_mem: int | None = None  # replay: memory images per minibatch (None: ReplayPlugin's / ER-ACE's rule)
-    train_per_class: int | None = None  # a reduced benchmark: this many training images per class (None: all)
-    dsa_mode: str = "single"  # gdumb: DSA while training on the memory (single | fyi: flip + one operation | all)
-    stream_aug: str = "none"  # replay: augmentation of the training minibatches (none | flip | dsa | dsa-fyi | crop-flip)
-    momentum: float = 0.9  # replay: SGD momentum
-    weight_decay: float = 5e-4  # replay: SGD weight decay
-    holdout: float = 0.0  # replay: fraction of each experience's training data held out (Avalanche's validation stream)
-    drop_last: bool = False  # replay: drop each experience's last incomplete minibatch
-    eval_batch_size: int | None = None  # replay: Avalanche's eval_mb_size (None: max(batch_size, 256))
-
-    @classmethod
-    def for_protocol(cls, protocol: str, **fields) -> "CLConfig":
-        """A config with ``protocol``'s presets (e.g. ``dm-paper``: CIFAR-100, IPC 20, 1,000 epochs), then ``fields``."""
-        preset = renamed_keys(PROTOCOLS.get(protocol).defaults, cls)  # old field names, in a preset or here, warn
-        return cls(**{**copy.deepcopy(preset), "protocol": PROTOCOLS.canonical(protocol), **renamed_keys(fields, cls)})
 
 
 def _mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
@@ -190,9 +138,9 @@ def write_outputs(payload: dict, stem: str | Path) -> dict[str, Path]:
     return paths
 
 
-_LATER_FIELDS = {"order_rule": "fyi", "batch_size_mem": None, "train_per_class": None, "dsa_mode": "single",
-                 "stream_aug": "none", "momentum": 0.9, "weight_decay": 5e-4, "holdout": 0.0, "drop_last": False,
-                 "eval_batch_size": None}
+_LATER_FIELDS = {name: default_of(CLConfig, name) for name in (
+    "order_rule", "batch_size_mem", "train_per_class", "dsa_mode", "stream_aug", "momentum", "weight_decay", "holdout",
+    "drop_last", "eval_batch_size")}
 
 
 def _file_digest(path: str | Path) -> str:
@@ -268,18 +216,8 @@ def run_experiment(cfg: CLConfig, *, out: str | Path | None = None, root=None, d
 
     key, ds_name, n_exp = resolve_benchmark(cfg.benchmark, cfg.experiences)
     protocol = PROTOCOLS.get(cfg.protocol)()
-    if cfg.order_rule not in ORDER_RULES:
-        raise FyiError(f"unknown class-order rule {cfg.order_rule!r}; use one of {', '.join(ORDER_RULES)}")
-    if not cfg.seeds:
-        raise FyiError("--seeds must be at least 1")
-    V.choice(cfg.dsa_mode, "dsa_mode", DSA_MODES)
-    V.choice(cfg.stream_aug, "stream_aug", STREAM_AUG_NAMES)
+    check_fields(cfg, apply=False)  # the one validator, once per run (the config is mutable: checked when it runs)
     protocol.check(cfg)
-    if cfg.train_per_class is not None:
-        V.integer(cfg.train_per_class, "train_per_class", min=1)
-    V.number(cfg.holdout, "holdout", min=0.0, max=0.5)
-    V.number(cfg.momentum, "momentum", min=0.0)
-    V.number(cfg.weight_decay, "weight_decay", min=0.0)
     method_options("dm", cfg.distill_options)  # a typo in a distillation option fails now, whatever the memories
     labels = [memory_label(kind) for kind in cfg.memories]
     twice = sorted({x for x in labels if labels.count(x) > 1})

@@ -113,11 +113,12 @@ class OnlineDistillation(MemorySource):
         return self.cache_dir / f"{tag}_ipc{cfg.ipc}_{h.hexdigest()[:20]}.fyi.safetensors"
 
     def select(self, classes, per_class, x, y, *, agent_state=None, experience=None):
-        from ...distill import Distiller
+        from ...distill import Distiller, resolve_config
         from ...synset import load_synset, save_synset
 
         sub = dataset_from_tensors(x, y, self.info, classes, source="experience")
-        cfg = self._config(per_class, derive_seed(self.seed, "cl-distill", self.method, self.fyi or "", *classes))
+        given = self._config(per_class, derive_seed(self.seed, "cl-distill", self.method, self.fyi or "", *classes))
+        cfg = resolve_config(given)  # once: the cache key and the run use the same resolved config
         t0 = time.perf_counter()
         path = self._cache_path(cfg, sub)
         cached = path is not None and path.exists()
@@ -140,7 +141,7 @@ class OnlineDistillation(MemorySource):
         self.log.append({"classes": list(classes), "ipc": per_class, "iterations": syn.extra.get("iterations_done"),
                          "final_loss": syn.extra.get("final_loss"), "seconds": time.perf_counter() - t0,
                          "distill_seconds": syn.extra.get("seconds"), "cached": cached,
-                         "file": None if path is None else str(path), "config": dataclasses.asdict(cfg)})
+                         "file": None if path is None else str(path), "config": dataclasses.asdict(given)})
         return images.detach().float().cpu(), labels
 
     def describe(self) -> dict:
