@@ -187,8 +187,12 @@ def _flags(argv) -> set[str]:
 @pytest.mark.parametrize("command,owner,module,not_flags", [
     ("distill", "fyi_apps.distill:DistillConfig", "fyi_apps.distill.cli", ("seed",)),
     ("nas", "fyi_apps.tasks.nas:NasConfig", "fyi_apps.tasks.nas.cli", ("seed", "data_root", "candidates")),
+    ("experts", "fyi_apps.distill.expert_config:ExpertConfig", "fyi_apps.cli.experts", ("seed",)),
+    ("cl", "fyi_apps.tasks.continual.config:CLConfig", "fyi_apps.tasks.continual.cli",
+     ("distill_cache", "momentum", "weight_decay", "holdout", "drop_last", "eval_batch_size")),
 ])
 def test_every_field_is_a_flag_and_no_flag_is_declared_twice(command, owner, module, not_flags):
+    """Each command's flags are its config's fields (but the listed ones); its module writes none of them by hand."""
     import importlib
 
     mod, _, name = owner.partition(":")
@@ -217,8 +221,12 @@ def test_shared_options_and_choices_come_from_their_owner():
     def opt(cls, name):
         return options.opt_of(next(f for f in dataclasses.fields(cls) if f.name == name))
 
-    for cls in (DistillConfig, EvalConfig, NasConfig):
+    from fyi_apps.distill.expert_config import ExpertConfig
+    from fyi_apps.tasks.continual.config import NO_FLAG, CLConfig
+
+    for cls in (DistillConfig, EvalConfig, NasConfig, ExpertConfig, CLConfig):
         assert opt(cls, "dsa_mode").choices is MODES
+    assert NO_FLAG == ("distill_cache", "momentum", "weight_decay", "holdout", "drop_last", "eval_batch_size")
     assert opt(DistillConfig, "precision").choices is PRECISIONS
     for name in ("lr", "batch_size", "dsa", "dsa_mode", "bf16", "channels_last"):
         assert opt(NasConfig, name) is opt(EvalConfig, name)  # nas trains with the evaluation protocol's options
@@ -251,3 +259,11 @@ def test_configs_are_frozen_and_method_options_stay_typed(digits):
     d = Distiller(resolved, digits, device="cpu")
     assert d.cfg is resolved and d.method.opts is resolved.options  # built once, not rebuilt from a dict
     assert dataclasses.asdict(resolved)["options"]["outer_loop"] == 2  # stored as a plain dict in files
+
+
+def test_a_preset_fills_what_the_command_line_left_out():
+    from fyi_apps.tasks.continual.config import CLConfig
+
+    args = _parsed(["cl", "--protocol", "dm-paper", "--epochs", "7"])
+    cfg = from_namespace(CLConfig, args, defaults={"epochs": 1000, "ipc": 20, "momentum": 0.5})
+    assert (cfg.epochs, cfg.ipc, cfg.momentum, cfg.lr) == (7, 20, 0.5, 0.01)  # given > preset > the field's default
