@@ -42,12 +42,14 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from typing import Callable, Generic, Iterable, Iterator, TypeVar
+from collections.abc import Mapping
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from .errors import FyiError
 
 T = TypeVar("T")
 V = TypeVar("V")
+_REQUIRED: Any = object()  # get() without a default: an unknown name raises
 
 
 def normalize_name(name: str) -> str:
@@ -55,8 +57,12 @@ def normalize_name(name: str) -> str:
     return str(name).strip().lower().replace("_", "-")
 
 
-class Registry(Generic[T]):
+class Registry(Mapping[str, T]):
     """Names -> objects of one kind (``what``: ``"model"``, ``"dataset"``, ...), with aliases.
+
+    A read-only mapping (key -> object; ``in``, ``[]``, ``keys()``, ``items()``,
+    ``dict(registry)``) whose lookups normalise the name; an unknown name raises
+    one :class:`~fyi_apps.errors.FyiError` line, not a ``KeyError``.
 
     Args:
         what: the kind of entry, as error messages name it.
@@ -161,11 +167,17 @@ class Registry(Generic[T]):
             raise self.unknown(name)
         return key
 
-    def get(self, name: str) -> T:
-        """The object registered under ``name`` (or an alias); an unknown name raises one :class:`FyiError` line."""
+    def get(self, name: str, default: Any = _REQUIRED) -> T:
+        """The object registered under ``name`` (or an alias).
+
+        An unknown name raises one :class:`FyiError` line, or gives ``default`` when one is passed.
+        """
+        if default is not _REQUIRED and name not in self:
+            return default
         return self._entries[self.canonical(name)]
 
-    __getitem__ = get
+    def __getitem__(self, name: str) -> T:
+        return self.get(name)
 
     def display(self, name: str) -> str:
         """``name``'s entry as registered (``convnetd1`` -> ``ConvNetD1``)."""
@@ -196,15 +208,6 @@ class Registry(Generic[T]):
         self._loaded()
         return {self._display[a]: self._display[k] for a, k in self._aliases.items()}
 
-    def items(self) -> list[tuple[str, T]]:
-        """``(key, object)`` pairs in registration order."""
-        self._loaded()
-        return list(self._entries.items())
-
-    def values(self) -> list[T]:
-        self._loaded()
-        return list(self._entries.values())
-
     def __iter__(self) -> Iterator[str]:
         self._loaded()
         return iter(list(self._entries))
@@ -212,6 +215,9 @@ class Registry(Generic[T]):
     def __len__(self) -> int:
         self._loaded()
         return len(self._entries)
+
+    __eq__ = object.__eq__  # a registry is itself (hashable, as before), not equal to a dict of its entries
+    __hash__ = object.__hash__
 
     def __repr__(self) -> str:
         return f"Registry({self.what!r}: {', '.join(self.names())})"

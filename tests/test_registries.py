@@ -235,3 +235,14 @@ def test_a_codec_is_one_decorated_function(cleanup):
         register_codec("halved-test", halve)
     register_codec("halved_test", lambda i, l, e: (i, l), replace=True)
     assert get_codec("halved-test").decode is not halve and get_codec("nope") is None
+
+
+def test_a_registry_reads_like_a_mapping():
+    """What code written for the old dict registries does still works (``METHODS["dm"]``, ``.items()``, ``dict()``)."""
+    from fyi_apps.distill import METHODS
+
+    assert METHODS["DM"] is METHODS.get("dm") and dict(METHODS)["mtt"] is METHODS["mtt"]
+    assert sorted(METHODS) == sorted(METHODS.keys()) == [k for k, _ in sorted(METHODS.items())]
+    assert METHODS.get("nope", None) is None and hash(METHODS) == hash(METHODS) and METHODS != dict(METHODS)
+    with pytest.raises(FyiError, match="unknown method 'nope'"):
+        METHODS["nope"]

@@ -64,7 +64,7 @@ def codec_names() -> tuple[str, ...]:
 
 def get_codec(name: str) -> Codec | None:
     """The codec of encoding type ``name``, or None."""
-    return CODECS.get(name) if name in CODECS else None
+    return CODECS.get(name, None)
 
 
 @register_codec("plain")
