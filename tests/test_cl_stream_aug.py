@@ -111,8 +111,8 @@ def test_stream_aug_reaches_the_run_and_its_cache_key_and_is_refused_by_gdumb(tm
 
 
 @pytest.mark.parametrize("fields, message", [
-    (dict(protocol="gdumb", stream_aug="flip"), "use --dsa-mode"),
-    (dict(protocol="replay", dsa_mode="fyi"), "augment with --stream-aug"),
+    (dict(protocol="gdumb", stream_aug="flip"), "use dsa_mode"),
+    (dict(protocol="replay", dsa_mode="fyi"), "augment with stream_aug"),
     (dict(protocol="replay", stream_aug="mirror"), "stream_aug must be one of"),
 ])
 def test_each_protocol_refuses_the_other_protocols_augmentation_before_any_run(fields, message):
