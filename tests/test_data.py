@@ -364,7 +364,7 @@ def test_cifar10_jpeg_archive_and_cache(tmp_path, monkeypatch):
 
     # second load: from the cache, no reading or decoding of the archive
     monkeypatch.setattr(data.cifar, "_read_split_archive", _raise)
-    monkeypatch.setattr(data.cifar, "_decode_blobs", _raise)
+    monkeypatch.setattr(data.cifar, "decode_images", _raise)
     again = load_dataset("cifar10-jpeg", root=tmp_path)
     assert torch.equal(again.train.images, ds.train.images) and torch.equal(again.test.labels, ds.test.labels)
     # cifar10 without pickles falls back to the archive (same cache) and says so
@@ -525,7 +525,7 @@ def test_imagenette_subset_from_imagenet_folder(tmp_path, monkeypatch):
         assert torch.allclose(center, torch.tensor(_color(i), dtype=torch.float32), atol=4), (i, center)
     # 48x36 -> 42x32 -> crop 5 px each side: the 4 px red bar (scaled to ~3.6 px) is cropped away
     assert ds.test.images[3, 0, :, 0].float().mean() < 200
-    monkeypatch.setattr(data.decode, "_decode_files", _raise)
+    monkeypatch.setattr(data.decode, "decode_files", _raise)
     assert torch.equal(load_dataset("imagenette", root=tmp_path / "imagenet", image_size=32).train.images,
                        ds.train.images)
 

@@ -34,11 +34,36 @@ Your own dataset is one decorated class::
             ...
 
 (or ``register_dataset("mine", loader)`` with a function ``loader(req) -> Dataset``).
+
+What the built-in families use, a family of your own can use too:
+
+* finding files: ``req.roots`` (the search folders, in order);
+* decoding: :func:`decode_images` (encoded images in memory, e.g. from an
+  archive), :func:`decode_files` (image files), :func:`list_image_folder` and
+  :func:`split_from_samples` (``<dir>/<class>/*`` folders), :func:`channel_stats`
+  (mean/std when none is published);
+* caching: :func:`cached_dataset` (decode once, keyed by a fingerprint of the
+  files: :func:`stat_fingerprint`, or ``runtime.file_sha256`` of one archive)::
+
+    def load(self, req):
+        folder = next((r / "mine" for r in req.roots if (r / "mine").is_dir()), None)
+        if folder is None:
+            raise FyiError(f"mine/ not found in {', '.join(map(str, req.roots))}; pass --data-root DIR")
+        files = sorted(folder.rglob("*.png"))
+
+        def decode():
+            train, _ = split_from_samples(list_image_folder(folder / "train", CLASSES), req.image_size, 10)
+            test, _ = split_from_samples(list_image_folder(folder / "test", CLASSES), req.image_size, 10)
+            mean, std = channel_stats(train.images)
+            return DatasetInfo("mine", 3, train.images.shape[-1], CLASSES, mean, std), train, test
+
+        return cached_dataset(req, stat_fingerprint(files, folder), f"Mine from {folder}", decode)
 """
 from __future__ import annotations
 
 from .base import DIGIT_CLASSES, IMAGENET_MEAN, IMAGENET_STD, Dataset, DatasetInfo, LoadRequest, Split, flip_extend
-from .cache import FORMAT_VERSION
+from .cache import FORMAT_VERSION, cached_dataset, stat_fingerprint
+from .decode import channel_stats, decode_files, decode_images, list_image_folder, split_from_samples
 from .registry import (DATASETS, DEFAULT_SEARCH_DIRS, DatasetFamily, dataset_info, list_datasets, load_dataset,
                        register_dataset)
 
@@ -52,4 +77,7 @@ __all__ = [
     "DatasetInfo", "Split", "Dataset", "LoadRequest", "DatasetFamily", "DATASETS", "FORMAT_VERSION",
     "list_datasets", "dataset_info", "load_dataset", "flip_extend", "register_dataset",
     "CIFAR10_CLASSES", "CIFAR100_CLASSES", "IMAGENET_SUBSETS",
+    # for dataset families: decoding, caching
+    "cached_dataset", "stat_fingerprint", "decode_images", "decode_files", "list_image_folder", "split_from_samples",
+    "channel_stats",
 ]

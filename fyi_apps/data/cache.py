@@ -32,8 +32,11 @@ def content_digest(*tensors: torch.Tensor) -> str:
     return h.hexdigest()
 
 
-def _stat_fingerprint(paths: Iterable[Path], base: Path | None = None) -> str:
-    """Hash over (relative path, size, mtime) of files: cheap change detection for folders."""
+def stat_fingerprint(paths: Iterable[Path], base: Path | None = None) -> str:
+    """Hash over (path relative to ``base``, size, mtime) of files: cheap change detection for a family's files.
+
+    For a single archive, ``"sha256:" + runtime.file_sha256(path)`` is the exact alternative.
+    """
     h = hashlib.sha256()
     for p in sorted(Path(x) for x in paths):
         st = p.stat()
@@ -42,17 +45,24 @@ def _stat_fingerprint(paths: Iterable[Path], base: Path | None = None) -> str:
     return h.hexdigest()
 
 
-def _sha256_file(path: Path) -> str:
-    return runtime.file_sha256(path)
-
-
 def _cache_path(name: str, key: str) -> Path:
     return runtime.cache_dir() / "datasets" / f"{name}-{key[:24]}.pt"
 
 
-def _cached(req: LoadRequest, fingerprint: str, source: str,
-            decode: Callable[[], tuple[DatasetInfo, Split, Split]]) -> Dataset:
-    """Return the cached decoded splits for this source, or decode and cache them."""
+def cached_dataset(req: LoadRequest, fingerprint: str, source: str,
+                   decode: Callable[[], tuple[DatasetInfo, Split, Split]]) -> Dataset:
+    """The dataset decoded once: read from the cache, or ``decode()``-d, resized to ``req.image_size`` and cached.
+
+    Args:
+        req: the family's load request (its name and image size key the cache entry; ``req.cache`` False skips it).
+        fingerprint: what identifies the source files (:func:`stat_fingerprint`, a file hash); other files, other
+            entry.
+        source: a line saying where the data came from (``Dataset.source``).
+        decode: ``() -> (DatasetInfo, train Split, test Split)``, run only on a cache miss.
+
+    Returns:
+        The :class:`Dataset`.  A damaged cache entry (content hash) is reported and decoded again.
+    """
     key = runtime.cache_key([FORMAT_VERSION, req.name, req.image_size, fingerprint], sort_keys=False,
                             separators=(", ", ": "))  # the serialisation of the keys already on disk
     path = _cache_path(req.name, key)

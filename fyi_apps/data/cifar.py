@@ -13,9 +13,10 @@ from pathlib import Path
 import torch
 
 from ..errors import FyiError
+from ..runtime import file_sha256
 from .base import Dataset, DatasetInfo, LoadRequest, Split
-from .cache import _cached, _sha256_file, _stat_fingerprint
-from .decode import _decode_blobs
+from .cache import cached_dataset, stat_fingerprint
+from .decode import decode_images
 from .registry import DatasetFamily, _missing, register_dataset
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
@@ -88,7 +89,7 @@ def _load_cifar_pickles(req: LoadRequest, kind: str, tv_root: Path) -> Dataset:
                            f"expected {info0.num_classes}; is this really {title}?")
         return replace(info0, name=req.name, class_names=names), splits[0], splits[1]
 
-    return _cached(req, _stat_fingerprint(files, tv_root), f"{title} from {folder}", decode)
+    return cached_dataset(req, stat_fingerprint(files, tv_root), f"{title} from {folder}", decode)
 
 
 def _find_archive(req: LoadRequest, filename: str) -> Path | None:
@@ -152,11 +153,11 @@ def _load_cifar10_archive(req: LoadRequest, path: Path, note: str = "") -> Datas
                     names.append(f"{split}/{c}/{fname}")
                     blobs.append(blob)
                     labels.append(class_to_idx[c])
-            images, _ = _decode_blobs(blobs, None, names)
+            images, _ = decode_images(blobs, None, names)
             splits.append(Split(images, torch.tensor(labels), 10))
         return replace(info0, name=req.name, image_size=int(splits[0].images.shape[-1])), splits[0], splits[1]
 
-    ds = _cached(req, "sha256:" + _sha256_file(path), source, decode)
+    ds = cached_dataset(req, "sha256:" + file_sha256(path), source, decode)
     return Dataset(replace(ds.info, name=shown_name), ds.train, ds.test, ds.source)
 
 

@@ -53,8 +53,11 @@ def _resized(ds: Dataset, size: int) -> Dataset:
     return Dataset(info, train, test, f"{ds.source}; resized to {size}x{size}")
 
 
-def _channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean/std of uint8 images scaled to [0, 1] (population std)."""
+def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean/std of uint8 images ``[N, C, H, W]`` scaled to [0, 1] (population std, 4 decimals).
+
+    What a family's :class:`DatasetInfo` needs when the data has no published mean/std.
+    """
     c = images.shape[1]
     s = torch.zeros(c, dtype=torch.float64)
     s2 = torch.zeros(c, dtype=torch.float64)
@@ -104,9 +107,9 @@ def _workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
-def _decode_files(paths: Sequence[str | Path], size: int | None) -> tuple[torch.Tensor, bool]:
+def decode_files(paths: Sequence[str | Path], size: int | None) -> tuple[torch.Tensor, bool]:
     """Decode image files to uint8 ``[N, 3, S, S]`` (S = ``size`` or the first image's
-    shorter side) and tell whether every image was grayscale."""
+    shorter side; shorter side resized, then center-cropped) and tell whether every image was grayscale."""
     from PIL import Image
 
     n = len(paths)
@@ -131,8 +134,13 @@ def _decode_files(paths: Sequence[str | Path], size: int | None) -> tuple[torch.
     return out, all(gray)
 
 
-def _decode_blobs(blobs: Sequence[bytes], size: int | None, names: Sequence[str] = ()) -> tuple[torch.Tensor, bool]:
-    """Decode encoded images held in memory (JPEG fast path via torchvision.io)."""
+def decode_images(blobs: Sequence[bytes], size: int | None, names: Sequence[str] = ()) -> tuple[torch.Tensor, bool]:
+    """Decode encoded images held in memory (e.g. read from an archive) to uint8 ``[N, 3, S, S]``.
+
+    ``size``: the side S (None: the images' own, if square); ``names`` name a file that fails to decode.
+    Returns the images and whether every one was grayscale.  JPEGs go through torchvision's batched
+    decoder when it is available, anything else through PIL.
+    """
     import warnings
 
     from PIL import Image
@@ -193,14 +201,15 @@ def _folder_class(classes: Sequence[str]):
     return _Fixed
 
 
-def _list_folder(directory: Path, classes: Sequence[str]) -> list[tuple[str, int]]:
+def list_image_folder(directory: Path, classes: Sequence[str]) -> list[tuple[str, int]]:
     """(path, label) of every image under ``directory/<class>/``, ordered by label then path."""
     samples = _folder_class(classes)(str(directory), allow_empty=True).samples
     return sorted(samples, key=lambda s: (s[1], s[0]))
 
 
-def _split_from_samples(samples: Sequence[tuple[str, int]], size: int | None, num_classes: int):
-    images, gray = _decode_files([p for p, _ in samples], size)
+def split_from_samples(samples: Sequence[tuple[str, int]], size: int | None, num_classes: int) -> tuple[Split, bool]:
+    """``(path, label)`` samples (:func:`list_image_folder`) decoded into a :class:`Split`, and whether all were gray."""
+    images, gray = decode_files([p for p, _ in samples], size)
     labels = torch.tensor([c for _, c in samples], dtype=torch.int64)
     return Split(images, labels, num_classes), gray
 

@@ -7,7 +7,7 @@ from functools import lru_cache
 import torch
 
 from .base import DIGIT_CLASSES, Dataset, DatasetInfo, LoadRequest, Split
-from .decode import _channel_stats
+from .decode import channel_stats
 from .registry import DatasetFamily, register_dataset
 
 
@@ -23,7 +23,7 @@ def _digits_splits() -> tuple[DatasetInfo, Split, Split]:
     idx_train, idx_test = train_test_split(np.arange(len(y)), test_size=0.2, stratify=y, random_state=0)
     train = Split(torch.from_numpy(x[idx_train]), torch.from_numpy(y[idx_train]), 10)
     test = Split(torch.from_numpy(x[idx_test]), torch.from_numpy(y[idx_test]), 10)
-    mean, std = _channel_stats(train.images)
+    mean, std = channel_stats(train.images)
     return DatasetInfo("digits", 1, 8, DIGIT_CLASSES, mean, std), train, test
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from ..errors import FyiError
 from .base import Dataset, DatasetInfo, LoadRequest, Split
-from .cache import _cached, _stat_fingerprint
-from .decode import _channel_stats, _list_folder, _split_from_samples
+from .cache import cached_dataset, stat_fingerprint
+from .decode import channel_stats, list_image_folder, split_from_samples
 from .registry import DatasetFamily, _abspath, register_dataset
 
 
@@ -46,8 +46,8 @@ class ImageFolder(DatasetFamily):
         if extra:
             raise FyiError(f"{test_dir} has classes {', '.join(extra)} that {train_dir} lacks; "
                            "every test class needs training images")
-        train_samples = _list_folder(train_dir, classes)
-        test_samples = _list_folder(test_dir, classes)
+        train_samples = list_image_folder(train_dir, classes)
+        test_samples = list_image_folder(test_dir, classes)
         if not train_samples or not test_samples:
             raise FyiError(f"no images found in {train_dir if not train_samples else test_dir}; "
                            "supported files: .jpg .jpeg .png .ppm .bmp .pgm .tif .tiff .webp")
@@ -56,13 +56,13 @@ class ImageFolder(DatasetFamily):
 
         def decode():
             size = req.image_size
-            train, gray_train = _split_from_samples(train_samples, size, len(classes))
+            train, gray_train = split_from_samples(train_samples, size, len(classes))
             size = int(train.images.shape[-1])
-            test, gray_test = _split_from_samples(test_samples, size, len(classes))
+            test, gray_test = split_from_samples(test_samples, size, len(classes))
             if gray_train and gray_test:
                 train = Split(train.images[:, :1].contiguous(), train.labels, len(classes))
                 test = Split(test.images[:, :1].contiguous(), test.labels, len(classes))
-            mean, std = _channel_stats(train.images)
+            mean, std = channel_stats(train.images)
             return DatasetInfo(name, int(train.images.shape[1]), size, tuple(classes), mean, std), train, test
 
-        return _cached(req, str(folder) + ":" + _stat_fingerprint(files, folder), f"image folder {folder}", decode)
+        return cached_dataset(req, str(folder) + ":" + stat_fingerprint(files, folder), f"image folder {folder}", decode)

@@ -14,8 +14,8 @@ from typing import Sequence
 
 from ..errors import FyiError
 from .base import IMAGENET_MEAN, IMAGENET_STD, Dataset, DatasetInfo, LoadRequest
-from .cache import _cached, _stat_fingerprint
-from .decode import _list_folder, _split_from_samples
+from .cache import cached_dataset, stat_fingerprint
+from .decode import list_image_folder, split_from_samples
 from .registry import DatasetFamily, _missing, register_dataset
 
 #: subset -> ((wnid, class name), ...) in MTT's label order; the table (with MTT's ImageNet-1k indices and how
@@ -69,8 +69,8 @@ class ImageNetSubset(DatasetFamily):
             raise FyiError(f"{folder} has no val/<wnid>/ folders for all of {' '.join(self.wnids)}; "
                            "sort the ImageNet validation images into one folder per wnid")
         size = req.image_size or 128
-        train_samples = _list_folder(folder / "train", train_dirs)
-        test_samples = _list_folder(test_root, test_dirs)
+        train_samples = list_image_folder(folder / "train", train_dirs)
+        test_samples = list_image_folder(test_root, test_dirs)
         for label, samples, where in (("training", train_samples, folder / "train"),
                                       ("validation", test_samples, test_root)):
             have = set(c for _, c in samples)
@@ -82,11 +82,11 @@ class ImageNetSubset(DatasetFamily):
         info = self.static_info
 
         def decode():
-            train, _ = _split_from_samples(train_samples, size, 10)
-            test, _ = _split_from_samples(test_samples, size, 10)
+            train, _ = split_from_samples(train_samples, size, 10)
+            test, _ = split_from_samples(test_samples, size, 10)
             return replace(info, image_size=size), train, test
 
-        return _cached(req, _stat_fingerprint(files, folder),
+        return cached_dataset(req, stat_fingerprint(files, folder),
                        f"{self.subset} (ImageNet subset of MTT) from {folder}", decode)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import FyiError
 from .base import DIGIT_CLASSES, Dataset, DatasetInfo, LoadRequest, Split
-from .cache import _cached, _stat_fingerprint
+from .cache import cached_dataset, stat_fingerprint
 from .registry import DatasetFamily, _missing, register_dataset
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -93,7 +93,7 @@ class IdxFamily(DatasetFamily):
                     splits.append(Split(tv.data.unsqueeze(1).contiguous(), tv.targets, 10))
             return info0, splits[0], splits[1]
 
-        return _cached(req, _stat_fingerprint(files.values(), folder), f"{self.title} from {folder}", decode)
+        return cached_dataset(req, stat_fingerprint(files.values(), folder), f"{self.title} from {folder}", decode)
 
 
 @register_dataset("mnist")

@@ -8,7 +8,7 @@ import torch
 
 from ..errors import FyiError
 from .base import DIGIT_CLASSES, Dataset, DatasetInfo, LoadRequest, Split
-from .cache import _cached, _stat_fingerprint
+from .cache import cached_dataset, stat_fingerprint
 from .registry import DatasetFamily, _missing, register_dataset
 
 
@@ -54,5 +54,5 @@ class Svhn(DatasetFamily):
                 splits.append(Split(images, torch.from_numpy(tv.labels), 10))
             return info0, splits[0], splits[1]
 
-        return _cached(req, _stat_fingerprint([folder / n for n in names], folder), f"SVHN from {folder}", decode)
+        return cached_dataset(req, stat_fingerprint([folder / n for n in names], folder), f"SVHN from {folder}", decode)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from ..errors import FyiError
 from .base import IMAGENET_MEAN, IMAGENET_STD, Dataset, DatasetInfo, LoadRequest
-from .cache import _cached, _stat_fingerprint
-from .decode import _list_folder, _split_from_samples
+from .cache import cached_dataset, stat_fingerprint
+from .decode import list_image_folder, split_from_samples
 from .registry import DatasetFamily, _missing, register_dataset
 
 
@@ -53,7 +53,7 @@ class TinyImageNet(DatasetFamily):
         if missing:
             raise FyiError(f"{folder / 'train'} lacks the class folders {', '.join(missing[:5])}"
                            f"{' ...' if len(missing) > 5 else ''} listed in wnids.txt; re-extract Tiny-ImageNet")
-        train_samples = _list_folder(folder / "train", wnids)
+        train_samples = list_image_folder(folder / "train", wnids)
         ann = folder / "val" / "val_annotations.txt"
         if not ann.is_file():
             raise FyiError(f"{ann} not found; Tiny-ImageNet's test split is read from val/images/ "
@@ -75,8 +75,8 @@ class TinyImageNet(DatasetFamily):
         files = [Path(p) for p, _ in train_samples + test_samples] + [folder / "wnids.txt", ann]
 
         def decode():
-            train, _ = _split_from_samples(train_samples, size, len(wnids))
-            test, _ = _split_from_samples(test_samples, size, len(wnids))
+            train, _ = split_from_samples(train_samples, size, len(wnids))
+            test, _ = split_from_samples(test_samples, size, len(wnids))
             return DatasetInfo(req.name, 3, size, names, IMAGENET_MEAN, IMAGENET_STD), train, test
 
-        return _cached(req, _stat_fingerprint(files, folder), f"Tiny-ImageNet from {folder}", decode)
+        return cached_dataset(req, stat_fingerprint(files, folder), f"Tiny-ImageNet from {folder}", decode)
