@@ -12,6 +12,7 @@ old name is in a table below, and nowhere else:
 * :data:`MODULES`: modules that moved (the old one warns when imported);
 * :data:`FIELDS`: dataclass fields (keyword arguments, attributes), through
   :func:`renamed_fields`;
+* :data:`ARGUMENTS`: keyword arguments of functions, through :func:`renamed_arguments`;
 * :data:`FILES`: file names still read when the new one is missing;
 * :data:`COMMANDS`: command-line commands and flags kept as aliases.
 
@@ -55,6 +56,11 @@ MODULES: dict[str, str] = {
 #: dataclass ("module.Class") -> {old field: new field}: keyword arguments and attributes
 FIELDS: dict[str, dict[str, str]] = {
     "fyi_apps.tasks.continual.config.CLConfig": {"buffers": "memories"},
+}
+
+#: function ("module.function") -> {old keyword argument: new keyword argument}
+ARGUMENTS: dict[str, dict[str, str]] = {
+    "fyi_apps.evaluate.evaluate_synset": {"archs": "arch"},
 }
 
 #: old file name -> new file name (a folder written before the rename keeps the old one, which is still read)
@@ -130,6 +136,26 @@ def renamed_fields(cls: T) -> T:
     for old, new in renames.items():
         setattr(cls, old, _renamed_attribute(cls.__name__, old, new))
     return cls
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def renamed_arguments(fn: F) -> F:
+    """Function decorator: accept the old keyword names of :data:`ARGUMENTS` with a warning."""
+    renames = ARGUMENTS[f"{fn.__module__}.{fn.__qualname__}"]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for old, new in renames.items():
+            if old in kwargs:
+                if new in kwargs:
+                    raise TypeError(f"{fn.__name__}() got both {new}= and its old name {old}=; give {new}= only")
+                warn(f"{fn.__name__}({old}=...)", f"{fn.__name__}({new}=...)")
+                kwargs[new] = kwargs.pop(old)
+        return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _renamed_attribute(owner: str, old: str, new: str) -> property:

@@ -19,6 +19,7 @@ import torch
 from . import validate
 from .augment import DEFAULT_STRATEGY, MODES
 from .errors import FyiError
+from .deprecated import renamed_arguments
 from .options import check_fields, option
 from .runtime import derive_seed, flush_denormals, make_generator, resolve_device
 from .training import as_float, backward_in_slices, cutmix_step, micro_batch_size
@@ -345,6 +346,7 @@ def check_compatible(synset, dataset) -> None:
         )
 
 
+@renamed_arguments
 def evaluate_synset(
     synset,
     dataset,
@@ -354,22 +356,15 @@ def evaluate_synset(
     seeds: Sequence[int] = (0, 1, 2),
     device: str | torch.device = "auto",
     progress: bool = False,
-    archs: str | Iterable[str] | None = None,
 ) -> dict[str, EvalResult]:
     """The paper's protocol for a :class:`~fyi_apps.synset.SyntheticSet`, for each architecture.
 
     The set is decoded first (IDC's multi-formation), never flip-extended.
     ``synset`` may be a path, ``dataset`` a name, ``arch`` one name or a list
-    (``archs`` is its old, deprecated spelling), ``cfg`` an :class:`EvalConfig`
+    (``archs=``, its old spelling, warns), ``cfg`` an :class:`EvalConfig`
     or a dict of its fields.  Returns ``{arch: EvalResult}``; :func:`fyi_apps.evaluate`
     returns the :class:`EvalResult` itself for one architecture.
     """
-    if archs is not None:
-        import warnings
-
-        warnings.warn("evaluate_synset(archs=...) is deprecated; use arch= (one name or a list)", DeprecationWarning,
-                      stacklevel=2)
-        arch = archs
     synset, dataset = _synset(synset), _dataset(dataset)
     archs = validate.name_list(arch, "arch")
     seeds = validate.seed_list(seeds, "seeds")

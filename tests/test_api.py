@@ -63,7 +63,7 @@ def test_the_old_archs_spelling_warns(digits):
     from fyi_apps.evaluate import evaluate_synset
 
     s = fyi.random_subset(digits, 1)
-    with pytest.warns(DeprecationWarning, match="use arch="):
+    with pytest.warns(FutureWarning, match=r"use evaluate_synset\(arch="):
         res = evaluate_synset(s, digits, archs="mlp", seeds=[0], cfg=FAST, device="cpu")
     assert list(res) == ["mlp"]
 
