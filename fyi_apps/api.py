@@ -17,6 +17,7 @@ from .errors import FyiError
 
 if TYPE_CHECKING:
     import torch
+    from matplotlib.figure import Figure
 
     from .data import Dataset
     from .distill.callbacks import Callback
@@ -155,7 +156,7 @@ def show(
     figure: bool = False,
     padding: int = 2,
     labels: "torch.Tensor | None" = None,
-):
+) -> "torch.Tensor | Figure":
     """A grid of images, one row per class (torchvision's ``make_grid``), to look at from Python.
 
     Args:

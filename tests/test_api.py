@@ -12,12 +12,21 @@ from fyi_apps.errors import FyiError
 FAST = {"epochs": 2, "dsa": False}
 
 
+PUBLIC_FUNCTIONS = ("distill", "evaluate", "load_dataset", "load_synset", "create_model", "list_models",
+                    "list_datasets", "make_memory", "rank", "score", "show")
+
+
+@pytest.mark.parametrize("name", PUBLIC_FUNCTIONS)
+def test_public_functions_have_real_signatures_and_timm_style_docstrings(name):
+    fn = getattr(fyi, name)
+    assert inspect.isfunction(fn), name
+    sig = inspect.signature(fn)
+    assert "args" not in sig.parameters and sig.return_annotation is not inspect.Signature.empty
+    for part in ("Args:", "Returns:", "Example:"):
+        assert part in (fn.__doc__ or ""), f"{name}'s docstring has no {part}"
+
+
 def test_distill_and_evaluate_are_functions_with_real_signatures():
-    for name in ("distill", "evaluate", "show", "score", "rank"):
-        fn = getattr(fyi, name)
-        assert inspect.isfunction(fn), name
-        params = inspect.signature(fn).parameters
-        assert "args" not in params and fn.__doc__ and "Returns:" in fn.__doc__ and "Example:" in fn.__doc__
     assert list(inspect.signature(fyi.evaluate).parameters)[:3] == ["synset", "dataset", "arch"]
     assert list(inspect.signature(fyi.distill).parameters)[:4] == ["method", "dataset", "ipc", "fyi"]
     import pydoc
@@ -121,3 +130,8 @@ def test_errors_name_the_argument_in_python_and_the_flag_on_the_command_line(dig
     assert main(["distill", "--method", "dm", "--dataset", "digits", "--ipc", "1000"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("fyi: error: --ipc 1000 is larger than class")
+
+
+def test_list_datasets_takes_a_wildcard():
+    assert fyi.list_datasets("cifar*") == ["cifar10", "cifar10-jpeg", "cifar100"]
+    assert "digits" in fyi.list_datasets() and fyi.list_datasets("no-such*") == []

@@ -29,8 +29,7 @@ from .decode import _resized
 DEFAULT_SEARCH_DIRS = ("./data", "../shared/data", "~/.cache/fyi-apps/data")
 
 _HOW_TO_POINT = (
-    "put the files there, or point at their folder with --data-root DIR (CLI), "
-    "root=DIR (Python) or the FYI_DATA environment variable"
+    "put the files there, or point at their folder with --data-root DIR or the FYI_DATA environment variable"
 )
 
 Loader = Callable[[LoadRequest], Dataset]
@@ -137,9 +136,20 @@ def _with_info(family: DatasetFamily, info: InfoSource) -> DatasetFamily:
     return family
 
 
-def list_datasets() -> list[str]:
-    """Registered dataset names (aliases not included), in registration order."""
-    return DATASETS.names()
+def list_datasets(pattern: str | None = None) -> list[str]:
+    """Registered dataset names (aliases not included), in registration order.
+
+    Args:
+        pattern: only the names matching this shell-style wildcard (``"cifar*"``, ``"*mnist"``).
+
+    Returns:
+        The names :func:`load_dataset` takes (plus ``"imagefolder:/path"`` for any folder of images).
+
+    Example:
+        >>> fyi.list_datasets("cifar*")
+        ['cifar10', 'cifar10-jpeg', 'cifar100']
+    """
+    return DATASETS.names(pattern)
 
 
 def _resolve_name(name: str) -> tuple[DatasetFamily, str | None]:
@@ -200,13 +210,24 @@ def dataset_info(name: str, root=None) -> DatasetInfo:
 
 def load_dataset(name: str, root: str | Path | None = None, *, extend_flip: bool = False,
                  image_size: int | None = None, cache: bool = True) -> Dataset:
-    """Load a dataset by name (see :func:`list_datasets`).
+    """Load a dataset by name from local files (nothing downloads).
 
-    ``root``: a folder holding the files (else ``$FYI_DATA``, else the default
-    folders). ``extend_flip``: add the horizontal mirror of every training
-    image (:func:`flip_extend`). ``image_size``: resize (datasets of fixed
-    size) or decode at that size (folders of images). ``cache``: read/write
-    the decoded cache.
+    Args:
+        name: a registered name (``fyi.list_datasets()``: ``"digits"``, ``"cifar10"``, ``"fashion-mnist"``...)
+            or ``"imagefolder:/path"`` (``train/`` and ``test/`` folders of class folders).
+        root: a folder holding the files (else ``$FYI_DATA``, else ``./data``, ``../shared/data``,
+            ``~/.cache/fyi-apps/data``).
+        extend_flip: add the horizontal mirror of every training image (:func:`flip_extend`).
+        image_size: resize (datasets of fixed size) or decode at that size (folders of images).
+        cache: read and write the decoded cache (``$FYI_CACHE``; checked by a content hash).
+
+    Returns:
+        A :class:`~fyi_apps.data.Dataset`: uint8 ``train`` and ``test`` splits, ``info`` (channels, image size,
+        class names, mean/std), ``as_torch_dataset(split)`` for a ``DataLoader``.
+
+    Example:
+        >>> ds = fyi.load_dataset("digits")
+        >>> ds.info.num_classes, ds.train.images.shape
     """
     family, option = _resolve_name(name)
     req = _request(family, root, option, image_size, cache)

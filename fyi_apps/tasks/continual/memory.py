@@ -34,10 +34,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ...deprecated import module_getattr
+
+if TYPE_CHECKING:
+    from .policy import ReplayMemory
 from ...errors import FyiError
 from .registry import MEMORIES, register_memory  # noqa: F401  (register_memory is re-exported)
 
@@ -146,18 +150,31 @@ def unknown_memory(text: str) -> FyiError:
                     "LABEL:PATH for a synthetic-set file (e.g. dm:sets/dm_ipc10.safetensors)")
 
 
-def make_memory(kind: str, *, ipc: int, num_classes: int | None = None, max_size: int | None = None, **options):
-    """A replay memory (:class:`~.policy.ReplayMemory`, an Avalanche storage policy) of the given kind.
+def make_memory(kind: str, *, ipc: int, num_classes: int | None = None, max_size: int | None = None,
+                **options) -> "ReplayMemory":
+    """A replay memory of the given kind: an Avalanche storage policy for ``ReplayPlugin`` and friends.
 
-    ``kind``: a ``--memory`` spec (see the module docstring).  ``max_size``
-    defaults to ``ipc * num_classes``.  ``options`` are :class:`MemoryOptions`
-    fields: ``info`` (the dataset's :class:`~fyi_apps.data.DatasetInfo`, needed
-    by online distillation and used to check files), ``seed``, ``device``,
-    ``model`` (the learner, used by herding; without it herding trains its own
-    feature network for ``herding_epochs``), ``iterations`` / ``batch_real``
-    (int or per-method dict, ``{"dm": 500, "dsa": 50}``), ``lr_img``,
-    ``distill_options``, ``arch``, ``bf16``, ``progress``, ``cache_dir``
-    (distilled images are kept there and reused by identical distillations).
+    Args:
+        kind: a memory spec (the module docstring): ``"random"``, ``"herding"``, ``"dm"``, ``"dm+fyi"``,
+            ``"dsa"``... (online distillation per experience), or ``"file:PATH"`` / ``"LABEL:PATH"`` (a set
+            distilled offline; its IPC and image size are checked here, before any training).
+        ipc: images kept per class seen.
+        num_classes: classes of the whole stream (with ``ipc``, the default ``max_size``).
+        max_size: the memory's size (default ``ipc * num_classes``).
+        **options: :class:`MemoryOptions` fields: ``info`` (the dataset's :class:`~fyi_apps.data.DatasetInfo`,
+            needed by online distillation and used to check files), ``seed``, ``device``, ``model`` (the learner,
+            used by herding; without it herding trains its own feature network for ``herding_epochs``),
+            ``iterations`` / ``batch_real`` (int or per-method dict, ``{"dm": 500, "dsa": 50}``), ``lr_img``,
+            ``distill_options``, ``arch``, ``bf16``, ``progress``, ``cache_dir`` (distilled images are kept
+            there and reused by identical distillations).
+
+    Returns:
+        A :class:`~fyi_apps.tasks.continual.ReplayMemory` (an Avalanche ``ExemplarsBuffer``).
+
+    Example:
+        >>> from avalanche.training.plugins import ReplayPlugin
+        >>> memory = fyi.make_memory("dm+fyi", ipc=10, num_classes=10, info=ds.info)
+        >>> plugin = ReplayPlugin(mem_size=memory.max_size, storage_policy=memory)
     """
     from ... import validate as V
     from .policy import ReplayMemory
