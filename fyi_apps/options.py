@@ -117,11 +117,16 @@ def option(default: Any = MISSING, *, default_factory: Callable[[], Any] | Any =
     return dataclasses.field(default=default, metadata=meta)
 
 
+def _field(cls: type, name: str) -> dataclasses.Field:
+    f = next((f for f in dataclasses.fields(cls) if f.name == name), None)
+    if f is None:
+        raise TypeError(f"{cls.__name__} has no field {name!r}")
+    return f
+
+
 def same_option(owner: type, name: str) -> Any:
     """A new field declared like ``owner``'s field ``name`` (same default and option): an option shared by configs."""
-    f = next((f for f in dataclasses.fields(owner) if f.name == name), None)
-    if f is None:
-        raise TypeError(f"{owner.__name__} has no field {name!r}")
+    f = _field(owner, name)
     if f.default_factory is not MISSING:
         return dataclasses.field(default_factory=f.default_factory, metadata=f.metadata)
     return dataclasses.field(default=f.default, metadata=f.metadata)
@@ -369,16 +374,13 @@ def from_namespace(cls: type[T], ns: argparse.Namespace | Any, *, defaults: Mapp
     try:
         return cls(**kw)
     except OptionError as e:
-        f = next((f for f in dataclasses.fields(cls) if f.name == e.field), None)
-        raise (e.for_flag(flag_of(f)) if f is not None else e) from None
+        known = e.field in {f.name for f in dataclasses.fields(cls)}
+        raise (e.for_flag(flag_of(_field(cls, e.field))) if known else e) from None
 
 
 def default_of(cls: type, name: str) -> Any:
     """The default of ``cls``'s field ``name`` (a fresh copy for a ``default_factory``)."""
-    f = next((f for f in dataclasses.fields(cls) if f.name == name), None)
-    if f is None:
-        raise TypeError(f"{cls.__name__} has no field {name!r}")
-    return _default(f)
+    return _default(_field(cls, name))
 
 
 def _json_or_text(text: str) -> Any:
