@@ -11,14 +11,15 @@ Used by the NAS ranking and by :mod:`fyi_apps.tasks.xarch`.
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
 
+from ...distributed import (  # noqa: F401 - re-exported: the runner's torchrun helpers, now shared
+    default_threads, distributed_session, finish_distributed, init_distributed, rank_world, shard,
+)
 from ...errors import FyiError
 from .records import RecordCache, record_problem  # noqa: F401  (re-exported)
 from .sets import SetSpec, content_hash
@@ -259,10 +260,6 @@ def _wait_for_others(jobs: Sequence[Job], cache: RecordCache, device, done: dict
         waiting = still
 
 
-def default_threads(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // max(1, int(workers)))
-
-
 def run_jobs(
     jobs: Sequence[Job],
     cache: RecordCache,
@@ -358,47 +355,6 @@ def _short(candidate: str) -> str:
 # --------------------------------------------------------------------------- #
 # torch.distributed (torchrun)
 # --------------------------------------------------------------------------- #
-def rank_world() -> tuple[int, int]:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def init_distributed(device: str | torch.device = "auto", threads: int | None = None) -> torch.device:
-    """Join the process group when started by ``torchrun`` (``WORLD_SIZE`` > 1); return this rank's device.
-
-    NCCL on CUDA (one GPU per local rank), gloo otherwise; on CPU the cores are
-    shared between the local ranks unless ``threads`` is given.
-    """
-    import torch.distributed as dist
-
-    from ...runtime import resolve_device
-
-    device = resolve_device(device)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return device
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device.type == "cuda":
-        device = torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
-        torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    if device.type == "cpu":
-        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
-        torch.set_num_threads(threads or default_threads(local_world))
-    return device
-
-
-def shard(items: Sequence, rank: int, world: int) -> list:
-    """The items of rank ``rank`` of ``world``: ``items[rank::world]``."""
-    if world < 1 or not 0 <= rank < world:
-        raise FyiError(f"bad rank {rank} of world size {world}")
-    return list(items)[rank::world]
-
-
 def execute(jobs: Sequence[Job], cache: RecordCache, *, progress: bool = True, desc: str = "training",
             **options) -> dict[str, dict]:
     """:func:`run_jobs`, sharded by candidate over the ranks when ``torch.distributed`` is initialised.
@@ -426,21 +382,3 @@ def execute(jobs: Sequence[Job], cache: RecordCache, *, progress: bool = True, d
             if cache.get(k) is None:
                 cache.put(rec)
     return merged
-
-
-def finish_distributed() -> None:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
-
-
-@contextmanager
-def distributed_session(device: str | torch.device = "auto", threads: int | None = None):
-    """:func:`init_distributed` on entry (yields this rank's device), :func:`finish_distributed` on exit."""
-    device = init_distributed(device, threads)
-    try:
-        yield device
-    finally:
-        finish_distributed()
