@@ -55,6 +55,7 @@ MODULES: dict[str, str] = {
 
 #: dataclass ("module.Class") -> {old field: new field}: keyword arguments and attributes
 FIELDS: dict[str, dict[str, str]] = {
+    "fyi_apps.distill.mtt.MTTOptions": {"buffers": "experts"},  # MTT/FTD's method option (--option buffers=)
     "fyi_apps.tasks.continual.config.CLConfig": {"buffers": "memories"},
 }
 
@@ -175,7 +176,9 @@ def renamed_keys(mapping: Mapping[str, Any], owner: type) -> dict[str, Any]:
 
     Each old key found warns; where both names are given the new one wins.
     """
-    renames = FIELDS.get(f"{owner.__module__}.{owner.__qualname__}", {})
+    renames: dict[str, str] = {}
+    for klass in reversed(owner.__mro__):  # a subclass inherits its base's old names (FTDOptions: MTTOptions')
+        renames.update(FIELDS.get(f"{klass.__module__}.{klass.__qualname__}", {}))
     out = dict(mapping)
     for old, new in renames.items():
         if old in out:

@@ -174,4 +174,4 @@ def test_experts_command_keeps_buffers_as_its_old_name(capsys):
     b = build_parser(["experts", "--dataset", "digits"]).parse_args(["experts", "--dataset", "digits"])
     assert a.func.__closure__ and vars(a).keys() == vars(b).keys() and a.dataset == b.dataset == "digits"
     d = build_parser().parse_args(["distill", "--dataset", "d", "--method", "mtt", "--ipc", "1", "--experts", "E"])
-    assert d.buffers == "E"
+    assert d.experts == "E"

@@ -87,6 +87,6 @@ def test_options_without_effect_say_so(digits, tmp_path, capsys):
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         d = Distiller(DistillConfig("mtt", "digits", 1, iterations=1, arch="mlp", precision="bf16",
-                                    options={"buffers": str(tmp_path / "e"), "expert_epochs": 1,
+                                    options={"experts": str(tmp_path / "e"), "expert_epochs": 1,
                                              "max_start_epoch": 1, "syn_steps": 1}), digits, device="cpu")
     assert any("has none" in str(w.message) for w in seen) and d.ctx.precision == "fp32"

@@ -29,7 +29,7 @@ def buffers(digits, tmp_path_factory):
 
 
 def _cfg(method, buffers, fyi=None, iterations=6, **opts):
-    options = {"buffers": str(buffers), "syn_steps": 4, "expert_epochs": 1, "max_start_epoch": 2,
+    options = {"experts": str(buffers), "syn_steps": 4, "expert_epochs": 1, "max_start_epoch": 2,
                "lr_lr": 1e-5, "lr_teacher": 0.1, **opts}
     return DistillConfig(method=method, dataset="digits", ipc=1, fyi=fyi, iterations=iterations, arch=ARCH,
                          lr_img=100.0, checkpoint_every=2, options=options)
@@ -266,7 +266,7 @@ def test_learned_lr_is_stored_and_used_by_evaluation(digits, buffers, tmp_path, 
     s = Distiller(_cfg("mtt", buffers, iterations=3), digits, device="cpu").run(out, progress=False)
     loaded = load_synset(out)
     assert loaded.lr == pytest.approx(s.lr) and loaded.lr != 0.1
-    assert loaded.config["buffers_info"]["experts"] == 2
+    assert loaded.config["experts_info"]["experts"] == 2
     used = {}
     real = evaluate.train_network
 
@@ -310,7 +310,7 @@ def test_ftd_warns_about_sgd_experts_and_mtt_needs_buffers(digits, buffers, tmp_
     with pytest.warns(UserWarning, match="flat experts"):
         Distiller(_cfg("ftd", buffers), digits, device="cpu")
     cfg = _cfg("mtt", buffers)
-    cfg.options.pop("buffers")
+    cfg.options.pop("experts")
     with pytest.raises(FyiError, match="fyi experts"):
         Distiller(cfg, digits, device="cpu")
     with pytest.raises(FyiError, match="max_start_epoch"):
@@ -347,7 +347,7 @@ def test_zca_synset_is_whitened_and_evaluated_in_whitened_space(digits, tmp_path
     folder = tmp_path / "zca"
     train_experts(ExpertConfig(experts=1, zca=True, **{**BUF, "epochs": 2}), digits, folder, progress=False)
     cfg = DistillConfig(method="mtt", dataset="digits", ipc=1, iterations=1, arch=ARCH, lr_img=10.0,
-                        options={"buffers": str(folder), "syn_steps": 2, "expert_epochs": 1, "max_start_epoch": 1})
+                        options={"experts": str(folder), "syn_steps": 2, "expert_epochs": 1, "max_start_epoch": 1})
     d = Distiller(cfg, digits, device="cpu")
     real, _ = d.init_images()
     z = ExpertStore(folder).zca

@@ -433,7 +433,7 @@ def experts(digits, tmp_path_factory):
 def test_trajectory_length_message_suggests_a_value_that_works(digits, experts, bad):
     def make(**opts):
         cfg = DistillConfig("mtt", "digits", 1, iterations=1, arch=ARCH, lr_img=10.0,
-                            options={"buffers": str(experts), "syn_steps": 2, **opts})
+                            options={"experts": str(experts), "syn_steps": 2, **opts})
         return Distiller(cfg, digits, device="cpu")
 
     with pytest.raises(FyiError, match="store 2 epochs") as e:
@@ -494,7 +494,7 @@ def test_following_the_trajectory_advice_ends_in_a_run_that_works(digits, expert
     are, lead to a finished run within two corrections (the advice is checked as a whole, not one at a time)."""
     import warnings
 
-    opts = {"buffers": str(experts)}
+    opts = {"experts": str(experts)}
     for attempt in range(3):
         cfg = DistillConfig(method, "digits", 1, iterations=30, arch=ARCH, options=dict(opts))
         try:

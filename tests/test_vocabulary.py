@@ -93,3 +93,15 @@ def test_old_field_names_are_not_used_inside():
             found += [f"{p.relative_to(PKG.parent)}:{n}" for p in sorted(package.rglob("*.py"))
                       for n, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
     assert found == []
+
+
+def test_the_mtt_option_is_experts_and_buffers_still_works(tmp_path):
+    from fyi_apps.deprecated import FyiDeprecationWarning
+    from fyi_apps.distill import DistillConfig, resolve_config
+
+    folder = tmp_path / "e"
+    folder.mkdir()
+    new = resolve_config(DistillConfig("ftd", "digits", 1, options={"experts": str(folder)}))
+    with pytest.warns(FyiDeprecationWarning, match="'experts'"):
+        old = resolve_config(DistillConfig("ftd", "digits", 1, options={"buffers": str(folder)}))
+    assert old.options.experts == new.options.experts == str(folder) and "buffers" not in old.options

@@ -21,7 +21,7 @@ parse_options = key_values
 def add_distill_arguments(sp: argparse.ArgumentParser) -> None:
     """``fyi distill``'s flags: one per :class:`~.config.DistillConfig` field (``--seed`` is global), then the run's own."""
     add_arguments(sp, DistillConfig, exclude=("seed",))
-    sp.add_argument("--experts", "--buffers", dest="buffers", metavar="DIR",
+    sp.add_argument("--experts", "--buffers", dest="experts", metavar="DIR",
                     help="MTT/FTD: folder of expert trajectories (`fyi experts`; --buffers is the old name)")
     sp.add_argument("-o", "--output", help="synthetic-set file (default OUT/distill/<method>[-fyi]_<dataset>_ipc<N>_seed<S>.safetensors)")
     sp.add_argument("--resume", action="store_true", help="continue from the checkpoint next to the output file")
@@ -34,11 +34,11 @@ def run_distill_command(args) -> None:
     from .base import Distiller, default_output
 
     options = parse_options(args.option)
-    if args.buffers:
-        if "buffers" in options and options["buffers"] != str(args.buffers):
-            raise FyiError("expert folder given twice (--experts and --option buffers=...) with different values; "
+    if args.experts:
+        if options.get("experts", str(args.experts)) != str(args.experts):
+            raise FyiError("expert folder given twice (--experts and --option experts=...) with different values; "
                            "give it once")
-        options["buffers"] = str(args.buffers)
+        options["experts"] = str(args.experts)
     cfg = from_namespace(DistillConfig, args, dataset=args.dataset.lower(), options=options)
     cfg = resolve_config(cfg)  # once: unknown method / bad option fail before loading data
     out = Path(args.output) if args.output else default_output(cfg, args.out)

@@ -146,6 +146,9 @@ class MethodOptions(Mapping):
         import difflib
         import typing
 
+        from ..deprecated import renamed_keys
+
+        values = renamed_keys(values, cls)
         names = cls.names()
         listed = ", ".join(names) if names else "none"
         for key in values:

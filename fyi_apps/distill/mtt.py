@@ -136,7 +136,7 @@ def unroll(
 class MTTOptions(MethodOptions):
     """MTT's options (FTD adds ``ema_decay``); per-dataset/IPC values in ``presets.TRAJECTORY_TABLE``."""
 
-    buffers: str | None = option(None, doc="folder of expert trajectories (`fyi experts -o FOLDER`)")
+    experts: str | None = option(None, doc="folder of expert trajectories (`fyi experts -o FOLDER`)")
     syn_steps: int = option(20, min=1, doc="student SGD steps on the synthetic set per iteration")
     expert_epochs: int = option(3, min=1, doc="expert epochs the student's steps are matched to")
     max_start_epoch: int = option(25, min=1, doc="start epochs are drawn from 0 .. max_start_epoch - 1")
@@ -148,10 +148,10 @@ class MTTOptions(MethodOptions):
     max_experts: int | None = option(None, min=0, doc="use only the first N experts (None or 0: all)")
 
     def check(self, method: str) -> None:
-        if self.buffers is not None:
-            folder = Path(self.buffers)
+        if self.experts is not None:
+            folder = Path(self.experts)
             if folder.is_file():
-                raise FyiError(f"{method} option buffers={self.buffers} is a file, not a folder of expert "
+                raise FyiError(f"{method} option experts={self.experts} is a file, not a folder of expert "
                                "trajectories; pass the folder `fyi experts -o FOLDER` made")
 
 
@@ -168,7 +168,7 @@ class MTT(Method):
         from .experts import ExpertStore
 
         o = self.opts
-        folder = o.buffers
+        folder = o.experts
         if not folder:
             raise FyiError(
                 f"{self.name} needs expert trajectories; make them with `fyi experts --dataset {ctx.cfg.dataset} "
@@ -320,7 +320,7 @@ class MTT(Method):
 
     def synset_config(self) -> dict:
         b = self.experts
-        out = {"buffers_info": {"folder": str(b.folder), "experts": b.num_experts, "experts_used": self.num_experts,
+        out = {"experts_info": {"folder": str(b.folder), "experts": b.num_experts, "experts_used": self.num_experts,
                                 "epochs": b.epochs, "flat": b.flat, "arch": b.arch},
                "batch_syn_resolved": self.batch_syn, "step_batch": self.step_batch}
         if self.zca is not None:
