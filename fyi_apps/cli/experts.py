@@ -18,6 +18,7 @@ def cmd_experts(args) -> None:
     import dataclasses
 
     from ..distill.experts import ExpertConfig, default_expert_dir, train_experts
+    from ..distributed import distributed_session, rank_world
     from ..options import from_namespace
     from ..report import table
 
@@ -28,8 +29,11 @@ def cmd_experts(args) -> None:
         dataclasses.replace(cfg, dataset=V.safe_name(cfg.dataset)), args.out)
     V.output_dir(out, "expert folder")
     check_archs([cfg.arch], ds.info)
-    b = train_experts(cfg, ds, out, device=args.device, progress=progress(args),
-                      command=" ".join(["fyi", *sys.argv[1:]]))
+    with distributed_session(args.device) as device:  # torchrun: the experts are dealt to the ranks, one folder
+        b = train_experts(cfg, ds, out, device=device, progress=progress(args) and rank_world()[0] == 0,
+                          command=" ".join(["fyi", *sys.argv[1:]]))
+        if rank_world()[0] != 0:
+            return
     rows = []
     for e in b.experts:
         acc = e["test_acc"].get(str(b.epochs))

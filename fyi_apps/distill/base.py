@@ -29,7 +29,7 @@ import torch
 
 from .. import validate
 from ..errors import FyiError
-from ..runtime import flush_denormals, make_generator, resolve_device, save_torch, write_json
+from ..runtime import flush_denormals, make_generator, resolve_device, save_torch
 from ..training import normalize_uint8
 from .config import (  # noqa: F401 - re-exported: the loop's public names stay importable from here
     METHODS, PRESET_FIELDS, DistillConfig, MethodOptions, default_output, option, option_names, register_method,
@@ -38,6 +38,7 @@ from .config import (  # noqa: F401 - re-exported: the loop's public names stay 
 from .callbacks import Callback
 from .callbacks import from_config as callbacks_from_config
 from .fyi import FYIView, get_view, maybe_expand
+from .parallel import ClassShard
 
 
 class Context:
@@ -62,6 +63,7 @@ class Context:
         self.train_images = dataset.train.images.to(device)  # uint8, normalised per batch
         self.train_labels = dataset.train.labels.to(device)
         self.counts = dataset.train.class_counts()
+        self.shard = ClassShard.for_run(cfg, self.num_classes)  # this process's classes: all, or a share (torchrun)
 
     # ---------------------------------------------------------------- randomness
     def draw_seed(self) -> int:
@@ -173,6 +175,8 @@ class Method:
     Options: ClassVar[type[MethodOptions]] = MethodOptions
     #: momentum of the image optimiser (SGD) in the reference code
     momentum: ClassVar[float] = 0.5
+    #: whether ``step`` splits by class under torchrun (skips other ranks' classes, :mod:`.parallel`)
+    class_parallel: ClassVar[bool] = False
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
@@ -245,6 +249,13 @@ def _arch_examples(arch: str) -> list[str]:
     return [n + variant for n in (names if len(names) <= 32 else names[:1])]
 
 
+def _read_checkpoint(path: Path) -> dict:
+    try:  # to the CPU: applying the state moves each part where it belongs
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is the same user problem
+        raise FyiError(f"checkpoint {path} is unreadable ({type(e).__name__}); delete it to start over") from None
+
+
 def _drawn_metadata(arch: str, drawn: list[str]) -> dict:
     """What a space-drawn run records: the space, how many networks it drew, which (in order) and their hash."""
     if not drawn:
@@ -303,8 +314,9 @@ class Distiller:
         return _stem(output).with_name(_stem(output).name + ".ckpt.pt")
 
     def _save_checkpoint(self, path: Path, it: int) -> None:
+        self.ctx.shard.share_state(self.method)  # class-parallel: every rank's classes into the one checkpoint
         try:
-            self._write_checkpoint(path, it)
+            self.ctx.shard.on_main(self._write_checkpoint, path, it)
         except FyiError as e:
             kept = self._last_checkpoint
             note = (f"; {path} still holds the checkpoint of iteration {kept}, resume with --resume" if kept
@@ -328,10 +340,7 @@ class Distiller:
         })
 
     def _load_checkpoint(self, path: Path) -> None:
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=False)
-        except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is the same user problem
-            raise FyiError(f"checkpoint {path} is unreadable ({type(e).__name__}); delete it to start over") from None
+        state = self.ctx.shard.on_main(_read_checkpoint, path)  # class-parallel: rank 0 reads, every rank gets it
         theirs, ours = self._stored_identity(state.get("config") or {}), self.cfg.identity()
         if theirs != ours:
             diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
@@ -378,13 +387,15 @@ class Distiller:
         from tqdm.auto import tqdm
 
         cfg = self.cfg
+        shard = self.ctx.shard
+        progress = progress and shard.is_main
         callbacks = [*callbacks_from_config(cfg), *callbacks]
         output = validate.output_file(output, "synthetic-set file") if output else None
         stored, labels = self.init_images()
         images = torch.nn.Parameter(stored)
         self.method.setup(images, labels)
         ckpt = self.checkpoint_path(output) if output else None
-        if resume and ckpt is not None and ckpt.exists():
+        if resume and ckpt is not None and shard.on_main(ckpt.exists):
             self._load_checkpoint(ckpt)
             if progress:
                 print(f"resuming from {ckpt} at iteration {self.start_iteration}")
@@ -395,11 +406,13 @@ class Distiller:
         done_here = 0
         for it in bar:
             t0 = time.perf_counter()
-            metrics = self.method.step(it)
+            metrics, finite = shard.reduce(self.method.step(it), self.method.images)  # class-parallel: summed loss
             loss = float(metrics["loss"])
-            if not math.isfinite(loss) or not torch.isfinite(self.method.images).all():
+            if not math.isfinite(loss) or not finite:
                 raise self._diverged(it, loss, ckpt)
             row = {"iteration": it + 1, **{k: float(v) for k, v in metrics.items()}, "seconds": time.perf_counter() - t0}
+            if callbacks:
+                shard.share_rows(self.method.images)  # class-parallel: callbacks see every class
             for cb in callbacks:
                 cb.on_iteration(self, it + 1, row)
             self.log.append(row)
@@ -412,19 +425,24 @@ class Distiller:
                 self._save_checkpoint(ckpt, it + 1)
             if stop_after is not None and done_here >= stop_after and not last:
                 return None
+        shard.share_rows(self.method.images)  # class-parallel: every rank's classes
         synset = self.synthetic_set(seconds=time.perf_counter() - t_start)
         if output is not None:
-            from ..synset import save_synset
+            shard.on_main(self._write_outputs, output, synset, write_report, ckpt)
+            from ..runtime import note_kept
 
-            save_synset(output, synset)
-            if write_report:
-                self._write_log(output)
-            if ckpt is not None and ckpt.exists():
-                ckpt.unlink()
-                from ..runtime import note_kept
-
-                note_kept("checkpoint", None)
+            note_kept("checkpoint", None)
         return synset
+
+    def _write_outputs(self, output: Path, synset, write_report: bool, ckpt: Path | None) -> None:
+        """The synthetic set, the logs; the checkpoint removed (rank 0 alone in a class-parallel run)."""
+        from ..synset import save_synset
+
+        save_synset(output, synset)
+        if write_report:
+            self._write_log(output)
+        if ckpt is not None and ckpt.exists():
+            ckpt.unlink()
 
     def _diverged(self, it: int, loss: float, ckpt: Path | None) -> FyiError:
         """What went wrong when the loss or the images stopped being finite, and what to change."""
@@ -469,27 +487,6 @@ class Distiller:
         )
 
     def _write_log(self, output: Path) -> None:
-        import csv
-        import io
+        from .logs import write_log
 
-        from ..runtime import atomic_path
-
-        stem = _stem(output)
-        write_json(stem.with_name(stem.name + ".log.json"), {"config": dataclasses.asdict(self.cfg), "log": self.log},
-                   what="distillation log")
-        keys: list[str] = []
-        for row in self.log:
-            keys += [k for k in row if k not in keys]
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=keys)
-        w.writeheader()
-        w.writerows(self.log)
-        with atomic_path(stem.with_name(stem.name + ".log.csv"), "distillation log") as tmp:
-            tmp.write_text(buf.getvalue())
-        try:
-            from ..plots import training_curves
-
-            training_curves(self.log, stem.with_name(stem.name + ".curves.png"),
-                            title=f"{self.cfg.method}{' + FYI' if self.cfg.fyi else ''} on {self.cfg.dataset}, IPC {self.cfg.ipc}")
-        except ImportError:
-            pass
+        write_log(_stem(output), self.cfg, self.log)

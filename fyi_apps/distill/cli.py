@@ -30,6 +30,7 @@ def add_distill_arguments(sp: argparse.ArgumentParser) -> None:
 
 def run_distill_command(args) -> None:
     from ..data import load_dataset
+    from ..distributed import distributed_session
     from ..synset import export_grid
     from .base import Distiller, default_output
 
@@ -44,8 +45,11 @@ def run_distill_command(args) -> None:
     out = Path(args.output) if args.output else default_output(cfg, args.out)
     V.output_file(out, "synthetic-set file")  # an unwritable target fails now, not after the last iteration
     ds = load_dataset(args.dataset, root=args.data_root, extend_flip=args.extend_flip)
-    d = Distiller(cfg, ds, device=args.device)
-    synset = d.run(out, resume=args.resume, progress=not args.quiet)
+    with distributed_session(args.device) as device:  # torchrun: each process distils a share of the classes
+        d = Distiller(cfg, ds, device=device)
+        synset = d.run(out, resume=args.resume, progress=not args.quiet)
+        if not d.ctx.shard.is_main:  # rank 0 wrote the set and reports it
+            return
     print(f"{cfg.method}{' + FYI (' + d.cfg.fyi + ')' if d.cfg.fyi else ''} on {ds.info.name}, ipc {cfg.ipc}: "
           f"{len(synset.labels)} stored images, final loss {synset.extra['final_loss']:.6g} -> {out}")
     if not args.no_grid:

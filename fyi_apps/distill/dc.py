@@ -44,6 +44,13 @@ def freeze_batchnorm_stats(ctx, net: torch.nn.Module, per_class: int = 16) -> No
             m.eval()
 
 
+def skip_class(ctx, c: int, n: int) -> None:
+    """Another process's class in a class-parallel run: only the random draws its matching makes (:mod:`.parallel`)."""
+    ctx.real_indices(c, n)
+    if ctx.aug is not None:
+        ctx.aug.sample(1, ctx.info.image_size, ctx.device, ctx.generator, siamese=True)
+
+
 @dataclass(frozen=True)
 class DCOptions(MethodOptions):
     """DC's and DSA's options; ``outer_loop``/``inner_loop`` are preset by IPC (``presets.dc_loops``)."""
@@ -61,6 +68,7 @@ class DC(Method):
     name = "dc"
     defaults = {"iterations": 1000, "lr_img": 0.1, "batch_real": 256, "dsa": False}
     Options = DCOptions
+    class_parallel = True
 
     def match_loss(self, net: torch.nn.Module) -> torch.Tensor:
         """Sum over classes of the gradient-matching distance (graph kept for the image step)."""
@@ -69,6 +77,9 @@ class DC(Method):
         syn_all, syn_labels_all = self.decode(self.images), self.decoded_labels(self.labels)
         total = syn_all.new_zeros(())
         for c in range(ctx.num_classes):
+            if not ctx.shard.owns(c):
+                skip_class(ctx, c, cfg.batch_real)
+                continue
             real = ctx.real_class(c, cfg.batch_real)
             y_real = torch.full((real.shape[0],), c, device=ctx.device, dtype=torch.long)
             mask = syn_labels_all == c
@@ -84,6 +95,7 @@ class DC(Method):
     def train_net(self, net: torch.nn.Module, opt_net: torch.optim.Optimizer) -> None:
         """``inner_loop`` epochs of the network on the current synthetic set (FYI-expanded if on)."""
         ctx, o = self.ctx, self.opts
+        ctx.shard.share_rows(self.images)  # class-parallel: the network trains on every rank's classes
         x = self.decode(self.images).detach()
         y = self.decoded_labels(self.labels)
         if o.fyi_inner:

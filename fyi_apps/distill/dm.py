@@ -58,6 +58,7 @@ class DM(Method):
     name = "dm"
     defaults = {"iterations": 20000, "lr_img": 1.0, "batch_real": 256, "dsa": True}
     Options = DMOptions
+    class_parallel = True
 
     def setup(self, images: torch.nn.Parameter, labels: torch.Tensor) -> None:
         real_chunk(self.opts.real_chunk, self.ctx.device)  # a bad value fails before the first iteration
@@ -66,6 +67,11 @@ class DM(Method):
     def loss(self, net: torch.nn.Module, real: torch.Tensor, real_labels: torch.Tensor,
              syn: torch.Tensor, syn_labels: torch.Tensor) -> torch.Tensor:
         """Sum over classes of ``||mean embed(real_c) - mean embed(syn_c)||^2`` (inputs already augmented)."""
+        f_real, f_syn = self.embed(net, real, syn)
+        return feature_mean_distance(f_real, real_labels, f_syn, syn_labels, self.ctx.num_classes)
+
+    def embed(self, net: torch.nn.Module, real: torch.Tensor, syn: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The embeddings (float32) of the real images (no graph) and of the synthetic ones (graph to the images)."""
         ctx = self.ctx
         chunk = real_chunk(self.opts.real_chunk, real.device)
         if has_batchnorm(net):  # batch statistics depend on the batch: keep the reference's single forward
@@ -76,15 +82,39 @@ class DM(Method):
                                 for s in range(0, real.shape[0], chunk)])
         with ctx.autocast():
             f_syn = net.embed(ctx.prep(syn))
-        return feature_mean_distance(f_real.float(), real_labels, f_syn.float(), syn_labels, ctx.num_classes)
+        return f_real.float(), f_syn.float()
+
+    def shard_loss(self, net: torch.nn.Module) -> torch.Tensor:
+        """This process's share of the loss in a class-parallel run (:mod:`.parallel`): the terms of its classes.
+
+        Every class's real indices are drawn (the one-process random stream);
+        only this process's images are embedded, and their features go back to
+        the one-process layout (zero rows elsewhere) so that the class means
+        add the same numbers in the same order as in one process.
+        """
+        ctx, shard = self.ctx, self.ctx.shard
+        if has_batchnorm(net):
+            raise FyiError(f"DM with a BatchNorm network ({ctx.cfg.arch}) takes batch statistics over every class "
+                           "at once, so it cannot split the classes over processes; use a network without BatchNorm "
+                           "(the default convnet) or one process")
+        real, real_labels, real_mine = shard.real_all(ctx, ctx.cfg.batch_real)
+        syn, syn_labels = ctx.fyi(self.decode(self.images), self.decoded_labels(self.labels))
+        syn_mine = shard.mask(syn_labels)
+        real, syn = ctx.siamese(real, syn[syn_mine])
+        f_real, f_syn = self.embed(net, real, syn)
+        return feature_mean_distance(shard.spread(f_real, real_mine), real_labels, shard.spread(f_syn, syn_mine),
+                                     syn_labels, ctx.num_classes)
 
     def step(self, it: int) -> dict:
         ctx = self.ctx
         net = ctx.new_net(frozen=True)
-        real, real_labels = ctx.real_all(ctx.cfg.batch_real)
-        syn, syn_labels = ctx.fyi(self.decode(self.images), self.decoded_labels(self.labels))
-        real, syn = ctx.siamese(real, syn)
-        loss = self.loss(net, real, real_labels, syn, syn_labels)
+        if ctx.shard.parallel:
+            loss = self.shard_loss(net)
+        else:
+            real, real_labels = ctx.real_all(ctx.cfg.batch_real)
+            syn, syn_labels = ctx.fyi(self.decode(self.images), self.decoded_labels(self.labels))
+            real, syn = ctx.siamese(real, syn)
+            loss = self.loss(net, real, real_labels, syn, syn_labels)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()

@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from ..deprecated import module_getattr, old_file
+from ..distributed import barrier, locked, rank_world, shard
 from ..errors import FyiError
 from ..networks import batch_slice
 from ..runtime import (atomic_path, derive_seed, flush_denormals, make_generator, package_versions, resolve_device,
@@ -209,6 +210,7 @@ def train_experts(
     ``stop_after``: ``k`` stops after ``k`` experts finished by this call; ``(i, e)``
     stops after epoch ``e`` of expert ``i`` (leaving its partial state), as a
     crash would.  Tests use it to check that resuming gives identical tensors.
+    In a process group (torchrun) the missing experts are dealt to the ranks: the same folder, the same tensors.
     """
     from tqdm.auto import tqdm
 
@@ -218,6 +220,9 @@ def train_experts(
     if folder.exists() and not folder.is_dir():
         raise FyiError(f"{folder} is a file; give a folder for the expert trajectories")
     folder.mkdir(parents=True, exist_ok=True)
+    rank, world = rank_world()
+    if rank:
+        barrier()  # torchrun: rank 0 prepares the folder (index, ZCA) first
     index_file = index_path(folder)
     if index_file.exists():
         index = _read_index(folder)
@@ -265,9 +270,11 @@ def train_experts(
         write_sealed_json(index_file, index, "expert index")
     elif index["params"] != [[n, s] for n, s in spec] and index["params"] != spec:
         raise FyiError(f"{folder}: the network's parameters differ from the stored experts'; use another folder")
+    if world > 1 and not rank:
+        barrier()  # the folder is ready: the other ranks go on
 
     done = {e["index"] for e in index["experts"] if _expert_file(folder, e["index"]).exists()}
-    todo = [i for i in range(cfg.experts) if i not in done]
+    todo = shard([i for i in range(cfg.experts) if i not in done], rank, world)  # torchrun: dealt to the ranks
     sdtype = _DTYPES[cfg.dtype]
     finished_here = 0
     bar = tqdm(total=cfg.experts, initial=cfg.experts - len(todo), desc=f"experts {cfg.dataset}{' flat' if cfg.flat else ''}",
@@ -319,15 +326,17 @@ def train_experts(
                  "test_acc": accs, "seconds": seconds}
         _save_expert(_expert_file(folder, i), tensor, {"expert": i, "epochs": cfg.epochs, "num_params": num_params})
         stats["sha256"] = file_sha256(_expert_file(folder, i))
-        index = _read_index(folder)
-        index["experts"] = sorted([e for e in index["experts"] if e["index"] != i] + [stats], key=lambda r: r["index"])
-        write_sealed_json(index_file, index, "expert index")
+        with locked(folder / (index_file.name + ".lock")):  # other ranks may add theirs at the same moment
+            index = _read_index(folder)
+            index["experts"] = sorted([e for e in index["experts"] if e["index"] != i] + [stats], key=lambda r: r["index"])
+            write_sealed_json(index_file, index, "expert index")
         part.unlink(missing_ok=True)
         bar.update(1)
         bar.set_postfix(expert=i, test_acc=f"{accs[str(cfg.epochs)]:.3f}")
         finished_here += 1
         if isinstance(stop_after, int) and finished_here >= stop_after:
             break
+    barrier()  # torchrun: every rank's experts are in the index
     bar.close()
     return ExpertStore(folder)
 

@@ -104,6 +104,7 @@ class IDC(Method):
         "dsa": True,               # matching augmentation on (--aug_type color_crop_cutout)
     }
     Options = IDCOptions
+    class_parallel = True
 
     def __init__(self, ctx):
         super().__init__(ctx)
@@ -236,6 +237,16 @@ class IDC(Method):
         g_syn = torch.autograd.grad(loss_syn, params, create_graph=True)
         return gradient_distance([g.float() for g in g_real], [g.float() for g in g_syn], self.metric)
 
+    def skip_class(self, c: int) -> None:
+        """The random draws :meth:`class_loss` makes for class ``c``, without the work (:mod:`.parallel`)."""
+        ctx = self.ctx
+        decoded = len(self._class_rows[c]) * self.factor * self.factor
+        if 0 < self.batch_syn_max < decoded:
+            torch.randperm(decoded, generator=ctx.generator)
+        ctx.real_indices(c, ctx.cfg.batch_real)
+        if self.match_aug is not None:
+            self.match_aug.sample(1, ctx.info.image_size, ctx.device, ctx.generator, siamese=True)
+
     def _clamp(self) -> None:
         with torch.no_grad():
             self.images.copy_(torch.maximum(torch.minimum(self.images, self._hi), self._lo))
@@ -254,13 +265,17 @@ class IDC(Method):
         total, net_loss = 0.0, float("nan")
         for _ in range(self.inner_loop):
             for c in range(ctx.num_classes):
-                loss = self.class_loss(c, params)
-                self.opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if pixel_lr:
-                    self.images.grad.mul_(self._grad_scale)
+                if ctx.shard.owns(c):
+                    loss = self.class_loss(c, params)
+                    self.opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if pixel_lr:
+                        self.images.grad.mul_(self._grad_scale)
+                    total += float(loss.detach())
+                else:  # class-parallel: another process's class; our rows take the momentum step every row takes
+                    self.skip_class(c)
+                    self.images.grad = torch.zeros_like(self.images)
                 self.opt.step()
-                total += float(loss.detach())
             if self.n_data > 0:
                 for _ in range(self.net_epoch):
                     net_loss = self.train_net_on_real(self.n_data)
