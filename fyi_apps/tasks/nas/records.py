@@ -1,78 +1,21 @@
-"""The record cache of a ranking: one sealed JSON record per finished job, and claims for shared folders."""
+"""The record cache of a ranking: :class:`fyi_apps.records.RecordCache` with the check of a finished job's record."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
+
+from ... import records
 
 
-class RecordCache:
-    """One JSON file per finished job, ``<folder>/<key>.json``, written atomically and sealed with a content hash.
+class RecordCache(records.RecordCache):
+    """The ranking's record cache: ``<folder>/<key>.json``, one sealed record per finished training or scoring job.
 
-    A record that is unreadable, whose hash does not match, or whose fields
-    are not what a finished job writes is reported on stderr with its path and
-    treated as missing: it is a cache, so the job runs again and replaces it.
-
-    Two processes sharing the folder share the work: a job is *claimed*
-    (``<key>.claim``, created exclusively, holding the claimant's host and pid)
-    before it runs; the other process skips it and later picks up its record,
-    or takes it over when the claimant has died.
+    :class:`fyi_apps.records.RecordCache` (sealed records, claims for two processes sharing the folder)
+    whose records are checked by :func:`record_problem`: one that is not a finished job's record is
+    reported on stderr and treated as missing, so the job runs again and replaces it.
     """
 
     def __init__(self, folder: str | os.PathLike):
-        self.folder = Path(folder)
-
-    def path(self, key: str) -> Path:
-        return self.folder / f"{key}.json"
-
-    def get(self, key: str) -> dict | None:
-        from ...runtime import read_sealed_json
-
-        p = self.path(key)
-        rec, why = read_sealed_json(p)
-        if rec is None:
-            if why != "missing":
-                _warn_record(p, why)
-            return None
-        problem = record_problem(rec, key)
-        if problem:
-            _warn_record(p, problem)
-            return None
-        return rec
-
-    def put(self, record: dict) -> None:
-        from ...runtime import write_sealed_json
-
-        write_sealed_json(self.path(record["key"]), record, "run record")
-
-    def keys(self) -> set[str]:
-        return {p.stem for p in self.folder.glob("*.json")} if self.folder.exists() else set()
-
-    # ------------------------------------------------------------- claims
-    def claim_path(self, key: str) -> Path:
-        return self.folder / f"{key}.claim"
-
-    def claim(self, key: str) -> bool:
-        """Claim a job for this process; False when a live process holds it (:func:`fyi_apps.runtime.claim`)."""
-        from ...runtime import claim
-
-        return claim(self.claim_path(key))
-
-    def release(self, key: str) -> None:
-        from ...runtime import release_claim
-
-        release_claim(self.claim_path(key))
-
-    def claimed_elsewhere(self, key: str) -> bool:
-        from ...runtime import claim_alive
-
-        return claim_alive(self.claim_path(key))
-
-
-def _warn_record(path: Path, why: str) -> None:
-    import sys
-
-    print(f"fyi: warning: run record {path} is not usable ({why}); it is a cache entry, so the run is done again "
-          "and the record replaced", file=sys.stderr)
+        super().__init__(folder, check=record_problem)
 
 
 def _number(v) -> bool:
