@@ -19,7 +19,7 @@ from typing import Sequence
 
 from ...errors import FyiError
 from ...options import check_fields, default_of
-from ...runtime import resolve_device
+from ...runtime import cache_key, resolve_device
 from .benchmarks import make_benchmark, resolve_benchmark, split_sizes
 from .config import CLConfig  # the config lives beside its options (re-exported)
 from .memory import make_memory, memory_label, parse_memory_spec
@@ -151,9 +151,6 @@ def _file_digest(path: str | Path) -> str:
 
 def _run_key(cfg: CLConfig, kind: str, seed: int) -> str:
     """What a finished run depends on (everything but the other memories and seeds; a memory file's bytes)."""
-    import hashlib
-    import json
-
     d = dataclasses.asdict(cfg)
     for k in ("memories", "seeds", "distill_cache"):
         d.pop(k)
@@ -164,7 +161,7 @@ def _run_key(cfg: CLConfig, kind: str, seed: int) -> str:
     spec = parse_memory_spec(kind)
     if spec.is_file and Path(spec.path).is_file():  # a file is its label and its bytes, wherever it lies
         d.update(buffer=f"{spec.label}:file", memory_file=_file_digest(spec.path))
-    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    return cache_key(d, 20, separators=(", ", ": "), default=str)  # the serialisation of the keys on disk
 
 
 def _run_path(cfg: CLConfig, resume_dir, key: str, n_exp: int, kind: str, seed: int, rkey: str) -> Path:

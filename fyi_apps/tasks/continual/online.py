@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ...errors import FyiError
-from ...runtime import derive_seed
+from ...runtime import cache_key, derive_seed
 from .benchmarks import dataset_from_tensors
 from .memory import MemorySource, register_memory, unknown_memory
 
@@ -100,17 +100,13 @@ class OnlineDistillation(MemorySource):
         """Same config, classes and pixels -> same file (distillation is deterministic given its seed)."""
         if self.cache_dir is None:
             return None
-        import hashlib
-        import json
-
         from ...distill import resolve_config
 
-        h = hashlib.sha256(json.dumps(resolve_config(cfg).identity(), sort_keys=True, default=str).encode())
-        h.update(json.dumps(list(sub.info.class_names)).encode())
-        h.update(sub.train.images.numpy().tobytes())
-        h.update(sub.train.labels.numpy().tobytes())
+        key = cache_key(resolve_config(cfg).identity(), 20, separators=(", ", ": "), default=str,  # as on disk
+                        extra=(list(sub.info.class_names), sub.train.images.numpy().tobytes(),
+                               sub.train.labels.numpy().tobytes()))
         tag = self.method + (f"-fyi-{self.fyi}" if self.fyi else "")
-        return self.cache_dir / f"{tag}_ipc{cfg.ipc}_{h.hexdigest()[:20]}.fyi.safetensors"
+        return self.cache_dir / f"{tag}_ipc{cfg.ipc}_{key}.fyi.safetensors"
 
     def select(self, classes, per_class, x, y, *, agent_state=None, experience=None):
         from ...distill import Distiller, resolve_config
