@@ -35,37 +35,18 @@ curves (paper Fig. 5 and 6 shape) are drawn from those logs.
 """
 from __future__ import annotations
 
-import argparse
-import hashlib
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
+from benchmarks import harness as H
+
 MODES = ("single", "fyi")
-PAPER_CIFAR10 = {  # FYI paper Table 1 (DM/DSA rows are the original papers' numbers, original DSA)
-    ("dm", 1): (26.0, 28.7), ("dm", 10): (48.9, 53.1), ("dsa", 1): (28.8, 30.6), ("dsa", 10): (52.1, 54.7),
-}
-
-
-def _csv(text: str) -> list[str]:
-    return [t.strip() for t in str(text).split(",") if t.strip()]
-
-
-def _per_ipc(text: str, ipcs: list[int], flag: str) -> dict[int, int]:
-    """``"2000"`` (every IPC) or ``"1:500,10:2000"`` (by IPC) -> {ipc: value}."""
-    items = _csv(text)
-    if len(items) == 1 and ":" not in items[0]:
-        return {ipc: int(items[0]) for ipc in ipcs}
-    try:
-        table = {int(k): int(v) for k, v in (i.split(":") for i in items)}
-    except ValueError:
-        raise SystemExit(f"{flag} takes N or IPC:N,IPC:N (e.g. 1:500,10:2000), got {text!r}") from None
-    missing = [ipc for ipc in ipcs if ipc not in table]
-    if missing:
-        raise SystemExit(f"{flag} {text!r} gives no value for IPC {missing}")
-    return {ipc: table[ipc] for ipc in ipcs}
+FULL = dict(dataset="cifar10", dm_iterations="1:500,10:2000", dsa_iterations=80, eval_epochs=300, seeds=3,
+            score_every=50, batch_real=64, dsa_curve_iterations=40, json="benchmarks/results/ablation-cifar10.json")
+QUICK = dict(dataset="digits", dm_iterations="10", dsa_iterations=3, eval_epochs=10, seeds=2, score_every=5,
+             batch_real=32, dsa_curve_iterations=2, dsa_curve_loops="2,2")
 
 
 def _paired(a: list[float], b: list[float]) -> dict:
@@ -98,16 +79,15 @@ def decompose(acc: dict) -> dict:
     return out
 
 
+@H.reports_errors("ablation")
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="cifar10")
-    p.add_argument("--ipcs", default="1,10", help="DM IPCs (DSA always runs at IPC 1 when listed in --methods)")
+    p = H.parser(__doc__)
     p.add_argument("--methods", default="dm,dsa")
     p.add_argument("--fyi", default="off,on", help="which FYI settings this process computes")
     p.add_argument("--dsa-modes", default="single,fyi", help="which distillation DSA modes this process computes")
-    p.add_argument("--dm-iterations", default="1:500,10:2000", help="DM iterations: N, or IPC:N pairs")
-    p.add_argument("--dsa-iterations", type=int, default=80, help="DSA (the method) iterations at IPC 1")
-    p.add_argument("--dsa-curve-iterations", type=int, default=40,
+    p.add_argument("--dm-iterations", help="DM iterations: N, or IPC:N pairs")
+    p.add_argument("--dsa-iterations", type=int, help="DSA (the method) iterations at IPC 1")
+    p.add_argument("--dsa-curve-iterations", type=int,
                    help="DSA (the method) at IPC 10, FYI off/on, single DSA, for the Fig. 5/6 curves only (not "
                         "evaluated); 0 skips it")
     p.add_argument("--dsa-curve-loops", default=None,
@@ -115,39 +95,30 @@ def main(argv=None) -> int:
                         "an outer iteration then costs minutes on a CPU)")
     p.add_argument("--curves-only", action="store_true",
                    help="compute only the DSA IPC-10 curve runs (no cells), e.g. in a process of its own")
-    p.add_argument("--batch-real", type=int, default=64)
-    p.add_argument("--eval-epochs", type=int, default=300)
-    p.add_argument("--seeds", type=int, default=3, help="evaluation seeds 0..N-1")
-    p.add_argument("--seed", type=int, default=0, help="distillation seed (the same in every cell)")
-    p.add_argument("--score-every", type=int, default=50, help="log D(S, flip S) every N distillation iterations")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--score-every", type=int, help="log D(S, flip S) every N distillation iterations")
     p.add_argument("--work", default="benchmarks/results/ablation", help="folder for sets and cached evaluations")
-    p.add_argument("--json", default="benchmarks/results/ablation-cifar10.json")
+    p.add_argument("--json", help="result file (default benchmarks/results/ablation-cifar10.json; quick: in WORK)")
     p.add_argument("--report-only", action="store_true", help="assemble the cached cells; compute nothing")
-    p.add_argument("--quick", action="store_true")
-    args = p.parse_args(argv)
-    if args.quick:
-        args.dataset, args.dm_iterations, args.dsa_iterations, args.eval_epochs = "digits", "10", 3, 10
-        args.seeds, args.score_every, args.batch_real, args.dsa_curve_iterations = 2, 5, 32, 2
-        args.work = args.work + "-quick"
-        args.json = str(Path(args.work) / "ablation-quick.json")
+    H.add_common_arguments(p, "quick", "dataset", "device", "batch_real", "eval_epochs", seeds={},
+                           threads={"default": 1}, seed={"help": "distillation seed (the same in every cell)"},
+                           ipcs={"help": "DM IPCs (DSA always runs at IPC 1 when listed in --methods)"})
+    args = H.apply_preset(p.parse_args(argv), FULL, QUICK)
+    args.work = H.quick_path(args.work, args.quick)
+    args.json = args.json or str(Path(args.work) / "ablation-quick.json")
 
     import torch
 
     import fyi_apps as fyi
-    from fyi_apps.report import table
-    from fyi_apps.runtime import package_versions, write_json
 
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     ds = fyi.load_dataset(args.dataset)
-    ipcs = [int(i) for i in _csv(args.ipcs)]
-    dm_its = _per_ipc(args.dm_iterations, ipcs, "--dm-iterations")
-    methods = _csv(args.methods)
-    fyis = [{"off": False, "on": True}[v] for v in _csv(args.fyi)]
-    dmodes = _csv(args.dsa_modes)
+    ipcs = H.int_list(args.ipcs, "--ipcs")
+    dm_its = H.per_ipc(args.dm_iterations, ipcs, "--dm-iterations")
+    methods = H.names(args.methods)
+    fyis = [{"off": False, "on": True}[v] for v in H.names(args.fyi)]
+    dmodes = H.names(args.dsa_modes)
     seeds = list(range(args.seeds))
     budget = {"dataset": ds.info.name, "source": ds.source, "dm_iterations": dm_its,
               "dsa_iterations_ipc1": args.dsa_iterations, "batch_real": args.batch_real,
@@ -164,56 +135,46 @@ def main(argv=None) -> int:
     def set_path(method, ipc, its, f, dmode, tag="") -> Path:
         return work / f"{method}{'-fyi' if f else ''}_ipc{ipc}_{its}it_b{args.batch_real}_d{dmode}{tag}.safetensors"
 
-    def eval_cache(sp: Path, emode: str) -> Path:
-        key = hashlib.sha256(json.dumps([args.eval_epochs, seeds, emode, ds.source]).encode()).hexdigest()[:10]
-        return sp.with_name(sp.stem + f"_e{emode}_{key}.eval.json")
+    # one evaluation per (set, evaluation DSA mode): <set>_e<mode>_<hash of the evaluation budget>.eval.json
+    cache = H.RecordCache(work, suffix=".eval.json", what="cached evaluation")
 
-    # --quick: DSA at IPC 10 with short (outer, inner) loops, so that the pipeline check stays a minute
-    curve_loops = "2,2" if args.quick and args.dsa_curve_loops is None else args.dsa_curve_loops
+    def eval_key(sp: Path, emode: str) -> str:
+        return sp.stem + f"_e{emode}_" + H.cache_key([args.eval_epochs, seeds, emode, ds.source], 10,
+                                                      sort_keys=False, separators=(", ", ": "))
+
     curve_options, curve_tag = {}, ""
-    if curve_loops:
-        try:
-            outer, inner = (int(v) for v in curve_loops.split(","))
-        except ValueError:
-            raise SystemExit(f"--dsa-curve-loops takes OUTER,INNER (e.g. 5,10), got {curve_loops!r}") from None
+    if args.dsa_curve_loops:
+        outer, inner = H.int_pair(args.dsa_curve_loops, "--dsa-curve-loops")
         curve_options, curve_tag = {"outer_loop": outer, "inner_loop": inner}, f"_loops{outer}-{inner}"
         budget["dsa_curve_loops"] = [outer, inner]
 
     def distilled(method, ipc, its, f, dmode, score_every=None, options=None, tag=""):
-        sp = set_path(method, ipc, its, f, dmode, tag)
-        if sp.exists():
-            return fyi.load_synset(sp)
         cfg = fyi.DistillConfig(method=method, dataset=args.dataset, ipc=ipc, fyi="flip" if f else None,
                                 iterations=its, batch_real=args.batch_real, seed=args.seed, dsa_mode=dmode,
                                 checkpoint_every=min(25, max(1, its // 10)), score_every=score_every or args.score_every,
                                 options=dict(options or {}))
-        return fyi.Distiller(cfg, ds, device=args.device).run(sp, resume=True, progress=True)
+        return H.distilled(set_path(method, ipc, its, f, dmode, tag), cfg, ds, args.device)
 
     cells: dict = {}
     for method, ipc, its, pairs in blocks:
         for f in (False, True):
             for dmode, emode in pairs:
                 sp = set_path(method, ipc, its, f, dmode)
-                cache = eval_cache(sp, emode)
+                key = eval_key(sp, emode)
                 name = f"{method}{'+fyi' if f else ''} ipc{ipc} distill-dsa={dmode} eval-dsa={emode}"
-                if cache.exists():
-                    cells[name] = json.loads(cache.read_text())
+                rec = cache.get(key)
+                if rec is not None:
+                    cells[name] = rec
                     continue
                 if args.report_only or args.curves_only or f not in fyis or dmode not in dmodes:
                     continue
-                s = distilled(method, ipc, its, f, dmode)
-                t = time.perf_counter()
-                r = fyi.evaluate(s, ds, cfg=fyi.EvalConfig(epochs=args.eval_epochs, dsa_mode=emode),
-                                        seeds=seeds, device=args.device, progress=True)["convnet"]
-                images, labels = s.decoded()
-                score = fyi.unequalness(images, labels, s.num_classes, num_nets=3, device=args.device)["score"]
+                ecfg = fyi.EvalConfig(epochs=args.eval_epochs, dsa_mode=emode)
                 rec = {"method": method, "ipc": ipc, "fyi": f, "distill_dsa": dmode, "eval_dsa": emode,
-                       "iterations": its, "accs": r.accs, "mean": r.mean, "std": r.std, "eval_seeds": seeds,
-                       "eval_seconds": time.perf_counter() - t, "distill_seconds": s.extra.get("seconds"),
-                       "final_loss": s.extra.get("final_loss"), "unequalness_dm": score, "set": str(sp)}
-                write_json(cache, rec)
+                       "iterations": its, "eval_seeds": seeds, "set": str(sp),
+                       **H.evaluation_record(distilled(method, ipc, its, f, dmode), ds, ecfg, seeds, args.device)}
+                cache.put(rec, key)
                 cells[name] = rec
-                print(f"{name}: {100 * r.mean:.2f} +- {100 * r.std:.2f}", flush=True)
+                print(f"{name}: {100 * rec['mean']:.2f} +- {100 * rec['std']:.2f}", flush=True)
 
     # DSA (the method) at IPC 10: distilled for the curves only (its outer iterations cost minutes each here)
     curve_blocks = []
@@ -236,28 +197,22 @@ def main(argv=None) -> int:
                     rows.append([f"{method} ipc{ipc}", "on" if f else "off", dmode, emode, "pending", "-", "-"])
                     continue
                 acc[(f, dmode, emode)] = c["accs"]
-                paper = PAPER_CIFAR10.get((method, ipc)) if ds.info.name.startswith("cifar10") else None
-                paper_cell = "-"
-                if paper and (f, dmode, emode) in ((False, "single", "single"), (True, "fyi", "fyi")):
-                    paper_cell = f"{paper[int(f)]:.1f}"
+                # Table 1 compares DM (single DSA, FYI off; the DM paper) with DM+FYI (the FYI code's DSA)
+                paper = H.table1(method, f, ipc, ds.info.name) if (dmode, emode) == ((MODES[f],) * 2) else None
                 rows.append([f"{method} ipc{ipc}", "on" if f else "off", dmode, emode,
                              f"{100 * c['mean']:.2f} +- {100 * c['std']:.2f}", f"{c['unequalness_dm']:.4g}",
-                             paper_cell])
+                             "-" if paper is None else f"{paper:.1f}"])
         decomp[f"{method} ipc{ipc}"] = decompose(acc)
     headers = ["block", "FYI", "distill DSA", "eval DSA", "test acc % (3 seeds)", "D(S, flip S)", "paper"]
     drows = [[blk, k, f"{v['mean']:+.2f} +- {v['std']:.2f}"] for blk, d in decomp.items() for k, v in d.items()]
-    dheaders = ["block", "effect (points, paired over eval seeds)", "mean +- std"]
     print()
-    print(table(rows, headers))
+    md = H.show_table(rows, headers)
     print()
-    print(table(drows, dheaders))
+    md_decomposition = H.show_table(drows, ["block", "effect (points, paired over eval seeds)", "mean +- std"])
     curves = _curves(work, [(*b, "") for b in blocks] + curve_blocks, set_path, Path(args.json).parent)
-    write_json(args.json, {"command": "python -m benchmarks.ablation " + " ".join(sys.argv[1:]), "budget": budget,
-                           "cells": cells, "decomposition": decomp, "curves": curves,
-                           "markdown": table(rows, headers, markdown=True),
-                           "markdown_decomposition": table(drows, dheaders, markdown=True),
-                           "versions": package_versions()})
-    print(f"\nwritten {args.json}")
+    H.write_result(args.json, {"command": H.command_line("ablation", argv), "budget": budget, "cells": cells,
+                               "decomposition": decomp, "curves": curves, "markdown": md,
+                               "markdown_decomposition": md_decomposition})
     return 0
 
 

@@ -43,15 +43,14 @@ across protocols ``results.md`` (one table memories x protocols),
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
+from benchmarks import harness as H
 from fyi_apps.errors import FyiError
 
-ROOT = Path(__file__).resolve().parents[1]
-ABLATION = ROOT / "benchmarks" / "results" / "ablation"
+ABLATION = H.RESULTS / "ablation"
 OFFLINE = (f"dm-2000it:{ABLATION / 'dm_ipc10_2000it_b64_dsingle.safetensors'},"
            f"dm+fyi-2000it:{ABLATION / 'dm-fyi_ipc10_2000it_b64_dsingle.safetensors'}")
 
@@ -67,9 +66,8 @@ QUICK_SET_ITERATIONS = 20
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="digits, tiny budgets, all protocols (a few minutes)")
+    p = H.parser(__doc__, first_paragraph=True)
+    H.add_common_arguments(p, quick={"help": "digits, tiny budgets, all protocols (a few minutes)"})
     p.add_argument("--estimate", action="store_true", help="time the unit costs and print the expected wall time")
     p.add_argument("--benchmark", help=f"default {FULL['benchmark']}")
     p.add_argument("--memories", "--buffers", dest="memories",
@@ -78,8 +76,7 @@ def parse_args(argv=None):
     p.add_argument("--protocols", help="gdumb, replay, dm-paper or strategy names (naive, er-ace, ewc, lwf); "
                                        "default gdumb,naive,er-ace")
     p.add_argument("--ipc", type=int)
-    p.add_argument("--seeds", type=int, help="class orders (seed, seed+1, ...)")
-    p.add_argument("--seed", type=int, default=0, help="first class-order seed")
+    H.add_common_arguments(p, seeds={"help": "class orders (seed, seed+1, ...)"}, seed={"help": "first class-order seed"})
     p.add_argument("--arch")
     p.add_argument("--epochs", type=int, help="gdumb: training epochs on the memory at every step")
     p.add_argument("--dm-iterations", type=int, help="online DM / DM+FYI iterations per experience")
@@ -99,32 +96,21 @@ def parse_args(argv=None):
                    help="stream strategies: augmentation of every training minibatch (flip: a random horizontal "
                         "flip per image)")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast for memory training and distillation")
-    p.add_argument("--threads", type=int, help="torch intra-op threads")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--data-root")
-    p.add_argument("--out", help="output folder (default benchmarks/results/continual-<benchmark>[-quick])")
+    H.add_common_arguments(p, "threads", "device", "data_root",
+                           out={"help": "output folder (default benchmarks/results/continual-<benchmark>[-quick])"})
     p.add_argument("--distill-cache", help="folder of cached online distillations (default OUT/distill-cache; "
                                            "point another --out at the main benchmark's to reuse its memories)")
     p.add_argument("--fresh", action="store_true", help="ignore cached runs and distillations")
-    p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
+    H.add_common_arguments(p, "no_progress")
+    args = H.apply_preset(p.parse_args(argv), FULL, QUICK)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    preset = QUICK if args.quick else FULL
-    for k, v in preset.items():
-        if getattr(args, k, None) is None:
-            setattr(args, k, v)
     if args.out is None:
-        args.out = str(ROOT / "benchmarks" / "results" / f"continual-{args.benchmark}{'-quick' if args.quick else ''}")
-    args.memory_list = [m.strip() for m in args.memories.split(",") if m.strip()]
-    args.protocol_list = [x.strip().lower() for x in args.protocols.split(",") if x.strip()]
+        args.out = H.quick_path(H.RESULTS / f"continual-{args.benchmark}", args.quick)
+    args.memory_list = H.names(args.memories)
+    args.protocol_list = [x.lower() for x in H.names(args.protocols)]
     if not args.protocol_list or not args.memory_list:
         raise FyiError("--protocols and --memories need at least one name each")
-    try:
-        args.loops = tuple(int(v) for v in args.dsa_loops.split(","))
-        if len(args.loops) != 2:
-            raise ValueError
-    except ValueError:
-        raise FyiError(f"--dsa-loops takes OUTER,INNER (e.g. 5,10); got {args.dsa_loops!r}") from None
+    args.loops = H.int_pair(args.dsa_loops, "--dsa-loops")
     if args.seeds < 1:
         raise FyiError(f"--seeds must be at least 1, got {args.seeds}")
     return args
@@ -146,7 +132,7 @@ def make_config(args, name: str):
 
     protocol, strategy = protocol_of(name, args.strategy)
     return CLConfig(
-        benchmark=args.benchmark, buffers=list(args.memory_list), ipc=args.ipc, protocol=protocol,
+        benchmark=args.benchmark, memories=list(args.memory_list), ipc=args.ipc, protocol=protocol,
         seeds=list(range(args.seed, args.seed + args.seeds)), arch=args.arch,
         iterations={"dm": args.dm_iterations, "dsa": args.dsa_iterations, "dc": args.dsa_iterations},
         batch_real={"dm": args.dm_batch_real, "dsa": args.dsa_batch_real, "dc": args.dsa_batch_real},
@@ -288,30 +274,27 @@ def cross_plot(results: dict, path: Path, title: str) -> Path:
 
 
 # --------------------------------------------------------------------------- main
+@H.reports_errors("continual")
 def main(argv=None) -> int:
-    try:
-        args = parse_args(argv)
-        if args.threads:
-            import torch
+    args = parse_args(argv)
+    if args.threads:
+        import torch
 
-            torch.set_num_threads(args.threads)
-        for name in args.protocol_list:  # fail on a bad name before any work
-            protocol_of(name, args.strategy)
-        if args.estimate:
-            print(f"estimating {args.benchmark}: memories {','.join(args.memory_list)}, protocols "
-                  f"{','.join(args.protocol_list)}, {args.seeds} class orders ...")
-            est = estimate(args)
-            for p, t in est["per_protocol_seconds"].items():
-                print(f"  {p:10s} {t / 3600:6.2f} h (training, all memories and orders)")
-            for m, t in est["distill_seconds_per_order"].items():
-                print(f"  {m:10s} {t / 60:6.1f} min of online distillation per class order")
-            print(f"expected wall time: {est['total_seconds'] / 3600:.2f} h (one process)")
-            return 0
-        check_memory_files(args)
-        run(args)
-    except FyiError as e:
-        print(f"continual: error: {e.args[0]}", file=sys.stderr)
-        return 2
+        torch.set_num_threads(args.threads)
+    for name in args.protocol_list:  # fail on a bad name before any work
+        protocol_of(name, args.strategy)
+    if args.estimate:
+        print(f"estimating {args.benchmark}: memories {','.join(args.memory_list)}, protocols "
+              f"{','.join(args.protocol_list)}, {args.seeds} class orders ...")
+        est = estimate(args)
+        for p, t in est["per_protocol_seconds"].items():
+            print(f"  {p:10s} {t / 3600:6.2f} h (training, all memories and orders)")
+        for m, t in est["distill_seconds_per_order"].items():
+            print(f"  {m:10s} {t / 60:6.1f} min of online distillation per class order")
+        print(f"expected wall time: {est['total_seconds'] / 3600:.2f} h (one process)")
+        return 0
+    check_memory_files(args)
+    run(args)
     return 0
 
 
@@ -321,7 +304,7 @@ def run(args) -> None:
     from fyi_apps.tasks.continual import results_table, run_experiment
 
     out = Path(args.out)
-    command = " ".join(["python -m benchmarks.continual", *args.argv])
+    command = H.command_line("continual", args.argv)
     t0 = time.perf_counter()
     summary = {"command": command, "protocols": {}}
     results, sections = {}, []

@@ -20,26 +20,23 @@ extrapolates the paper-budget total.  Prints a table per part and writes
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks import harness as H
 
 #: (method, paper iterations, options) of the timed paper-budget runs at IPC 10
 PAPER = (("dm", 20000, {}, 256), ("dsa", 1000, {"outer_loop": 10, "inner_loop": 50}, 256), ("mtt", 5000, {}, 256))
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--device", default="cuda", help="device to check (cuda, cuda:1, cpu)")
+    p = H.parser(__doc__, first_paragraph=True, formatter=argparse.ArgumentDefaultsHelpFormatter)
+    H.add_common_arguments(p, device={"default": "cuda", "help": "device to check (cuda, cuda:1, cpu)"})
     p.add_argument("--dry", action="store_true", help="digits, the smallest budgets, one timed iteration")
-    p.add_argument("--dataset", default=None, help="dataset (default cifar10; digits with --dry)")
-    p.add_argument("--data-root", default=None, help="folder holding the dataset files")
+    H.add_common_arguments(p, "data_root", dataset={"help": "dataset (default cifar10; digits with --dry)"})
     p.add_argument("--iterations", type=int, default=None, help="timed iterations per paper-budget run (default 5)")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "gpu-check"), help="output folder")
+    H.add_common_arguments(p, out={"default": str(H.RESULTS / "gpu-check")})
     return p.parse_args(argv)
 
 
@@ -106,7 +103,7 @@ def time_paper_budgets(args, dataset) -> list[dict]:
     import torch
 
     import fyi_apps as fyi
-    from fyi_apps.distill.experts import ExpertConfig, train_experts
+    from fyi_apps.distill import ExpertConfig, train_experts
     from fyi_apps.runtime import resolve_precision
 
     n_it = args.iterations or (1 if args.dry else 5)
@@ -129,20 +126,15 @@ def time_paper_budgets(args, dataset) -> list[dict]:
                                     batch_real=batch_real if not args.dry else 8, precision=precision,
                                     options=opts, checkpoint_every=10**6)
             d = fyi.Distiller(cfg, dataset, device=args.device)
-            times = []
-
-            class Timer:
-                def on_iteration(self, distiller, it, row):
-                    times.append(row["seconds"])
-
             try:
-                d.run(progress=False, callbacks=[Timer()])
+                d.run(progress=False)
             except fyi.FyiError as e:  # recorded, the other timings still run
                 out.append({"method": method, "precision": precision, "error": str(e)})
                 print(f"  {method} {precision}: {e}", flush=True)
                 continue
             if d.device.type == "cuda":
                 torch.cuda.synchronize()
+            times = [row["seconds"] for row in d.log]
             per = sum(times[1:]) / max(1, len(times) - 1)  # the first iteration includes warm-up
             out.append({"method": method, "ipc": cfg.ipc, "precision": precision,
                         "precision_used": resolve_precision(precision, d.device), "seconds_per_iteration": per,
@@ -156,8 +148,7 @@ def main(argv=None) -> int:
     import torch
 
     import fyi_apps as fyi
-    from fyi_apps.report import table
-    from fyi_apps.runtime import native_bf16, package_versions, resolve_device, write_json
+    from fyi_apps.runtime import native_bf16, resolve_device
 
     args = parse_args(argv)
     args.dataset = args.dataset or ("digits" if args.dry else "cifar10")
@@ -172,18 +163,18 @@ def main(argv=None) -> int:
         code, secs, err = _run(cmd)
         rows.append({"step": label, "exit": code, "seconds": secs, "error": err, "argv": cmd})
         print(f"  {label:<16} exit {code}  {secs:6.1f} s  {err}", flush=True)
-    print(table([[r["step"], r["exit"], f"{r['seconds']:.1f}", r["error"]] for r in rows],
-                ["step", "exit", "seconds", "error"]))
+    H.show_table([[r["step"], r["exit"], f"{r['seconds']:.1f}", r["error"]] for r in rows],
+                 ["step", "exit", "seconds", "error"])
     dataset = fyi.load_dataset(args.dataset, root=args.data_root)
     timings = time_paper_budgets(args, dataset)
-    print(table([[t["method"], t["precision"], t.get("precision_used", "-"),
-                  f"{t['seconds_per_iteration']:.3f}" if "error" not in t else t["error"][:60],
-                  f"{t['paper_hours']:.2f}" if "error" not in t else "-"] for t in timings],
-                ["method (IPC 10)", "precision", "used", "s / iteration", "paper budget (h)"]))
-    write_json(out / "gpu_check.json", {"device": str(device), "device_name": name, "native_bf16": native_bf16(device),
-                                         "dry": args.dry, "dataset": args.dataset, "steps": rows, "timings": timings,
-                                         "versions": package_versions(), "argv": sys.argv[1:] if argv is None else argv,
-                                         "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    H.show_table([[t["method"], t["precision"], t.get("precision_used", "-"),
+                   f"{t['seconds_per_iteration']:.3f}" if "error" not in t else t["error"][:60],
+                   f"{t['paper_hours']:.2f}" if "error" not in t else "-"] for t in timings],
+                 ["method (IPC 10)", "precision", "used", "s / iteration", "paper budget (h)"])
+    H.write_result(out / "gpu_check.json", {
+        "device": str(device), "device_name": name, "native_bf16": native_bf16(device), "dry": args.dry,
+        "dataset": args.dataset, "steps": rows, "timings": timings, "argv": sys.argv[1:] if argv is None else argv,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
     failed = [r["step"] for r in rows if r["exit"] != 0] + [f"timing {t['method']} {t['precision']}"
                                                              for t in timings if "error" in t]
     print(f"{len(rows) - len(failed)}/{len(rows)} steps passed" + (f"; failed: {', '.join(failed)}" if failed else ""))

@@ -25,14 +25,11 @@ on the spot) in about two minutes.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
-from fyi_apps.errors import FyiError
-
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks import harness as H
 
 QUICK = dict(dataset="digits", ipc=5, sample=5, include="vgg11", proxy_epochs=20, truth="full",
              full_epochs=2, test_size=None, xarch_epochs=10, xarch_seeds=1, xarch_archs="convnet,vgg11,mlp",
@@ -64,13 +61,11 @@ FULL = dict(dataset="cifar10", ipc=10, sample=20, include="vgg11,resnet18", max_
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true",
-                   help="digits, tiny budgets, DM sets distilled on the spot (a few minutes; checks the pipeline only)")
+    p = H.parser(__doc__, first_paragraph=True)
+    H.add_common_arguments(p, quick={
+        "help": "digits, tiny budgets, DM sets distilled on the spot (a few minutes; checks the pipeline only)"})
     p.add_argument("--estimate", action="store_true", help="time every candidate briefly and print the expected wall time")
-    p.add_argument("--dataset", default=None)
-    p.add_argument("--data-root", default=None)
+    H.add_common_arguments(p, "dataset", "data_root")
     p.add_argument("--proxy", action="append", default=None, metavar="SYNSET|random|herding",
                    help="proxy training set (repeat); default: random (+ the DM sets in --quick)")
     p.add_argument("--ipc", type=int, default=None, help="images per class of random/herding proxies")
@@ -98,7 +93,7 @@ def parse_args(argv=None):
     p.add_argument("--channels-last", action="store_true", default=None)
     p.add_argument("--truth", default=None, help="ground truth: full or real:N (N images per class)")
     p.add_argument("--full-epochs", type=int, default=None, help="ground-truth epochs")
-    p.add_argument("--seeds", type=int, default=1)
+    H.add_common_arguments(p, seeds={"default": 1, "help": "training seeds per candidate and set"})
     p.add_argument("--batch-size", type=int, default=None, help="training batch size (default 256; nb201 preset 25)")
     p.add_argument("--topk", default=None, help="top-k by ground truth: counts or percentages (default 5,10,20)")
     p.add_argument("--test-size", type=int, default=-1, help="test images (class-balanced subset; 0 = all)")
@@ -112,10 +107,8 @@ def parse_args(argv=None):
     p.add_argument("--xarch-archs", default=None)
     p.add_argument("--xarch-epochs", type=int, default=None)
     p.add_argument("--xarch-seeds", type=int, default=None)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="output folder (default benchmarks/results/nas-<dataset>[-quick])")
-    p.add_argument("--no-progress", action="store_true")
+    H.add_common_arguments(p, "device", "no_progress", seed={"help": "base random seed"},
+                           out={"help": "output folder (default benchmarks/results/nas-<dataset>[-quick])"})
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.preset == "zerocost":
@@ -126,25 +119,15 @@ def parse_args(argv=None):
         preset = NB201_QUICK if args.quick else NB201_CURVES if args.preset == "nb201-curves" else NB201
     else:
         preset = dict(QUICK if args.quick else FULL, space="dc720", topk="5,10,20")
-    preset = dict(preset)
-    preset.pop("proxies", None)
-    preset.setdefault("batch_size", 256)
-    preset.setdefault("curve", "")
-    preset.setdefault("channels_last", False)
-    preset.setdefault("nb201_cells", None)
-    preset.setdefault("nb201_width", None)
-    for k, v in preset.items():
-        if k == "test_size":
-            if args.test_size == -1:
-                args.test_size = v
-            elif args.test_size == 0:
-                args.test_size = None
-        elif getattr(args, k, None) is None:
-            setattr(args, k, v)
+    preset = {"batch_size": 256, "curve": "", "channels_last": False, "nb201_cells": None, "nb201_width": None,
+              **{k: v for k, v in preset.items() if k != "proxies"}}
+    if args.test_size in (-1, 0):  # -1: the preset's; 0: all
+        args.test_size = preset["test_size"] if args.test_size == -1 else None
+    H.apply_preset(args, {k: v for k, v in preset.items() if k != "test_size"})
     args.dm_iterations = preset["dm_iterations"]
     if args.out is None:
         tag = {"nb201": "-nb201", "nb201-curves": "-nb201-curves", "zerocost": "-zerocost"}.get(args.preset, "")
-        args.out = str(ROOT / "benchmarks" / "results" / f"nas{tag}-{args.dataset}{'-quick' if args.quick else ''}")
+        args.out = H.quick_path(H.RESULTS / f"nas{tag}-{args.dataset}", args.quick)
     return args
 
 
@@ -157,7 +140,7 @@ def space_sets(args, ds) -> list[str]:
     """
     import fyi_apps as fyi
 
-    folder = ROOT / "benchmarks" / "results" / "nas-sets"
+    folder = H.RESULTS / "nas-sets"
     ipc, its = (1, 4) if args.quick else (10, 2000)
     paths = []
     for fyi_view in (None, "flip"):
@@ -230,15 +213,14 @@ def estimate(args, cfg, ds) -> dict:
     xa = 0.0
     if args.xarch:
         for a in nas.split_names(args.xarch_archs):
-            c = a if a in per else None
-            if c is None:
+            if a not in per:
                 net = create_model(a, channels=info.channels, num_classes=info.num_classes, image_size=info.image_size)
                 t0 = time.perf_counter()
                 train_network(net, x, y, ecfg, lr=0.01, generator=make_generator(0), device=device, mean=info.mean,
                               std=info.std)
                 s_train = (time.perf_counter() - t0) / n
             else:
-                s_train = per[c]["train_ms_per_image"] / 1e3
+                s_train = per[a]["train_ms_per_image"] / 1e3
             xa += len(args.xarch) * args.xarch_seeds * s_train * args.ipc * info.num_classes * args.xarch_epochs
     workers = max(1, args.workers)
     print(f"estimated compute: ranking {total / 3600:.2f} h, cross-architecture matrix {xa / 3600:.2f} h "
@@ -275,13 +257,9 @@ def published_comparison(report, out: Path, command: str) -> Path:
     return path
 
 
+@H.reports_errors("nas benchmark")
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except FyiError as e:
-        print(f"nas benchmark: error: {e.args[0]}", file=sys.stderr)
-        return 2
+    return run(parse_args(argv))
 
 
 def run(args) -> int:
@@ -314,7 +292,7 @@ def run(args) -> int:
         batch_size=args.batch_size, data_root=args.data_root, nb201=args.nb201, nb201_cells=args.nb201_cells, nb201_width=args.nb201_width,
         connected_only=args.connected_only, stratified=args.stratified,
     )
-    command = " ".join(["python", "-m", "benchmarks.nas", *args.argv])
+    command = H.command_line("nas", args.argv)
     if args.estimate:
         est = estimate(args, cfg, ds)
         write_json(out / "estimate.json", {**est, "command": command, "config": vars(args), "versions": package_versions()})
@@ -361,7 +339,7 @@ def run(args) -> int:
         "files": {"nas": str(paths["json"]), "plot": str(paths["png"]), "table": str(paths["md"]),
                   "xarch": str(out / "xarch.json") if xrep else None},
     }
-    write_json(out / "benchmark.json", summary)
+    H.write_result(out / "benchmark.json", summary)
     print(f"\nwall time {summary['wall_seconds'] / 60:.1f} min; results in {out}")
     return 0
 

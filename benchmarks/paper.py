@@ -40,35 +40,27 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.fidelity import PAPER as _MATCHING  # the paper's Table 1 rows for DC, DSA, DM
+from benchmarks import harness as H
 from fyi_apps.errors import FyiError
 
-#: FYI paper, Table 1, CIFAR-10, ConvNet-3, test accuracy % at (IPC 1, IPC 10); None: not published
-PAPER: dict[str, tuple[float | None, float | None]] = {
-    **_MATCHING,
-    "mtt": (46.3, 65.3), "mtt+fyi": (None, 68.2),
-    "ftd": (46.8, 66.6), "ftd+fyi": (None, 68.1),
-}
 METHODS = ("dm", "dc", "dsa", "idc", "mtt", "ftd")
 EXIT_BUDGET = 3
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.paper", description=__doc__.split("\n\n")[0],
-                                epilog="See the module docstring (python -m pydoc benchmarks.paper) for details.")
+    p = H.parser(__doc__, prog="python -m benchmarks.paper", first_paragraph=True, formatter=argparse.HelpFormatter,
+                 epilog="See the module docstring (python -m pydoc benchmarks.paper) for details.")
     p.add_argument("--method", required=True, choices=METHODS)
     p.add_argument("--ipc", type=int, required=True, help="images per class")
     p.add_argument("--fyi", action=argparse.BooleanOptionalAction, default=False, help="FYI on (--fyi) or off")
     p.add_argument("--dataset", default="cifar10", help="dataset name (cifar10 reads ../shared/data/cifar10-jpeg.tar.gz)")
-    p.add_argument("--data-root", default=None, help="folder holding the dataset files")
-    p.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu or cuda[:N]")
+    H.add_common_arguments(p, "data_root", "device")
     p.add_argument("--buffers", help="MTT/FTD: folder of expert trajectories (`fyi buffers`)")
     p.add_argument("--dsa-mode", default="auto", choices=["auto", "single", "fyi"],
                    help="DSA in distillation and evaluation (auto: single without FYI, fyi with it)")
     p.add_argument("--iterations", type=int, help="override the published iterations (tests, smoke runs)")
     p.add_argument("--eval-epochs", type=int, default=1000, help="evaluation epochs (paper: 1000)")
-    p.add_argument("--seeds", type=int, default=5, help="evaluation seeds (paper: 5)")
-    p.add_argument("--seed", type=int, default=0, help="distillation seed")
+    H.add_common_arguments(p, "seed", seeds={"default": 5, "help": "evaluation seeds (paper: 5)"})
     p.add_argument("--timing-iterations", type=int, default=3, help="iterations timed after one warm-up")
     p.add_argument("--timing-epochs", type=int, default=5, help="evaluation epochs timed after one warm-up epoch")
     p.add_argument("--estimate-only", action="store_true", help="print the timing and the estimate, then stop")
@@ -76,15 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--score-every", type=int, default=0, help="log D(S, flip S) every N iterations (paper Fig. 5)")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast in distillation and evaluation")
-    p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
-    p.add_argument("--out", default="fyi-runs/paper", help="folder for the set, its log and the result JSON")
+    H.add_common_arguments(p, threads={"help": "torch threads (default: torch's)"},
+                           out={"default": "fyi-runs/paper", "help": "folder for the set, its log and the result JSON"})
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
 
 def _check(args) -> None:
-    from fyi_apps import FyiError
-
     for name in ("ipc", "eval_epochs", "seeds", "timing_iterations", "timing_epochs", "checkpoint_every"):
         if getattr(args, name) < 1:
             raise FyiError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}; pass a positive number")
@@ -103,14 +93,6 @@ def device_name(device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     return f"{device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
-
-def paper_number(method: str, fyi: bool, ipc: int, dataset: str) -> float | None:
-    """The paper's Table 1 accuracy (%) for this run, or None where the table has none."""
-    if not dataset.lower().startswith("cifar10") or dataset.lower().startswith("cifar100") or ipc not in (1, 10):
-        return None
-    row = PAPER.get(method + ("+fyi" if fyi else ""))
-    return row[(1, 10).index(ipc)] if row else None
 
 
 def _checkpoint_iteration(path: Path) -> int:
@@ -134,9 +116,8 @@ def time_run(cfg, ds, device, ecfg, args) -> dict:
     per_iter = sum(r["seconds"] for r in t.log[warm:]) / n
     fyi.evaluate(s, ds, cfg=dataclasses.replace(ecfg, epochs=1), seeds=[0], device=device)  # warm-up
     t0 = time.perf_counter()
-    r = fyi.evaluate(s, ds, cfg=dataclasses.replace(ecfg, epochs=args.timing_epochs), seeds=[0], device=device)
+    res = fyi.evaluate(s, ds, cfg=dataclasses.replace(ecfg, epochs=args.timing_epochs), seeds=[0], device=device)
     wall = time.perf_counter() - t0
-    res = r["convnet"]
     return {"seconds_per_iteration": per_iter, "timed_iterations": n, "warmup_iterations": warm,
             "seconds_per_eval_epoch": res.seconds_per_run / args.timing_epochs, "timed_epochs": args.timing_epochs,
             "test_seconds": max(wall - res.seconds_per_run, 0.0)}
@@ -154,15 +135,9 @@ def _minutes(s: float) -> str:
     return f"{s / 60:.1f} min" if s < 5400 else f"{s / 3600:.1f} h"
 
 
+@H.reports_errors("paper")
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    from fyi_apps import FyiError
-
-    try:
-        return run(args, argv)
-    except FyiError as e:
-        print(f"paper: error: {e.args[0]}", file=sys.stderr)
-        return 2
+    return run(build_parser().parse_args(argv), argv)
 
 
 def run(args, argv=None) -> int:
@@ -212,9 +187,9 @@ def run(args, argv=None) -> int:
           f"{len(seeds) - len(done)} seeds x {args.eval_epochs} epochs = {_minutes(est['eval_seconds'])}, "
           f"total {_minutes(est['total_seconds'])} ({est['total_seconds']:.0f} s, with "
           f"{est['setup_seconds']:.0f} s of loading and timing)", flush=True)
-    record = {"command": "python -m benchmarks.paper " + " ".join(sys.argv[1:] if argv is None else argv),
+    record = {"command": H.command_line("paper", argv),
               "device": device_name(device), "settings": settings, "timing": timing, "estimate": est,
-              "paper_table1": paper_number(args.method, args.fyi, args.ipc, ds.info.name),
+              "paper_table1": H.table1(args.method, args.fyi, args.ipc, ds.info.name),
               "versions": package_versions()}
     if args.estimate_only:
         write_json(out / f"{stem}.estimate.json", {**record, "status": "estimate"}, what="estimate")
@@ -258,7 +233,7 @@ def run(args, argv=None) -> int:
             print(f"stopped after {len(done)} of {len(seeds)} evaluation seeds: the next one passes --max-minutes "
                   f"{args.max_minutes:g}; rerun the same command to continue")
             return EXIT_BUDGET
-        r = fyi.evaluate(synset, ds, cfg=ecfg, seeds=[s], device=device, progress=progress)["convnet"]
+        r = fyi.evaluate(synset, ds, cfg=ecfg, seeds=[s], device=device, progress=progress)
         done[s] = {"acc": r.accs[0], "seconds": r.seconds_per_run, "lr": r.lr}
         write_json(result_path, {**record, "status": "evaluating", "per_seed": done}, what="paper result")
         print(f"  seed {s}: {100 * r.accs[0]:.2f} %", flush=True)

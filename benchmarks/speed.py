@@ -25,7 +25,6 @@ setting, with the ceilings measured beside it), so an interrupted run resumes;
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import statistics
@@ -35,6 +34,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from benchmarks import harness as H
 
 CL = torch.channels_last
 
@@ -141,14 +142,9 @@ def _conv_inputs(net, first: torch.Tensor, fmt) -> list[tuple[torch.nn.Conv2d, t
 # --------------------------------------------------------------------------- sections
 def dm_section(args, ds, ceil1) -> dict:
     """DM iteration (current vs legacy layers) and the real branch's convolution-only time, interleaved."""
-    from fyi_apps.distill import DistillConfig, Distiller
-    from fyi_apps.distill.dm import real_chunk
+    from fyi_apps.distill import real_chunk
 
-    cfg = DistillConfig(method="dm", dataset=args.dataset, ipc=args.ipc, iterations=10**6,
-                        batch_real=args.batch_real, seed=0, fyi="flip" if args.fyi else None)
-    d = Distiller(cfg, ds, device="cpu")
-    stored, labels = d.init_images()
-    d.method.setup(torch.nn.Parameter(stored), labels)
+    d = _stepping(ds, "dm", args.ipc, args.batch_real, "flip" if args.fyi else None)
     ctx, step = d.ctx, d.method.step
     new_net = ctx.new_net
     real, _ = ctx.real_all(args.batch_real)
@@ -191,19 +187,25 @@ def dm_section(args, ds, ceil1) -> dict:
     }
 
 
-def _eval_setup(ds, ipc):
-    from fyi_apps.baselines import random_subset
+def _stepping(ds, method: str, ipc: int, batch_real: int, fyi=None):
+    """A Distiller set up to run single iterations (``d.method.step``) on the CPU."""
+    from fyi_apps.distill import DistillConfig, Distiller
 
-    return random_subset(ds, ipc, seed=0)
+    d = Distiller(DistillConfig(method=method, dataset=ds.info.name, ipc=ipc, fyi=fyi, iterations=10**6,
+                                batch_real=batch_real, seed=0), ds, device="cpu")
+    stored, labels = d.init_images()
+    d.method.setup(torch.nn.Parameter(stored), labels)
+    return d
 
 
 def eval_section(args, ds, ceil1) -> dict:
     """Evaluation retraining epochs (IPC 10): current vs legacy layers, and the same convolutions alone."""
+    from fyi_apps.baselines import random_subset
     from fyi_apps.evaluate import EvalConfig, train_network
     from fyi_apps.training import micro_batch_size
     from fyi_apps.runtime import make_generator
 
-    s = _eval_setup(ds, args.ipc)
+    s = random_subset(ds, args.ipc, seed=0)
     cfg = EvalConfig(epochs=args.eval_epochs)
     cpu = torch.device("cpu")
     info = ds.info
@@ -249,7 +251,7 @@ def eval_section(args, ds, ceil1) -> dict:
 
 def real_gradient_section(args, ds, ceil1) -> dict:
     """DC/DSA's real-data gradients (one class, ``batch_real`` images, sliced): current vs legacy layers."""
-    from fyi_apps.distill.matching import real_gradient
+    from fyi_apps.distill import real_gradient
 
     idx = ds.train.sample_indices(0, args.batch_real, torch.Generator().manual_seed(0))
     x = ds.normalize(ds.train.images[idx])
@@ -273,19 +275,16 @@ def real_gradient_section(args, ds, ceil1) -> dict:
 
 def threads_section(args, ds, ceils) -> dict:
     """The same work at 1 and 2 torch threads, interleaved: DM iteration, evaluation epochs, NAS-style ranking."""
-    from fyi_apps.distill import DistillConfig, Distiller
+    from fyi_apps.baselines import random_subset
     from fyi_apps.evaluate import EvalConfig, train_network
     from fyi_apps.training import test_accuracy
     from fyi_apps.networks import create_model
     from fyi_apps.runtime import make_generator
 
-    s = _eval_setup(ds, args.ipc)
+    s = random_subset(ds, args.ipc, seed=0)
     info = ds.info
     cfg = EvalConfig(epochs=args.eval_epochs)
-    d = Distiller(DistillConfig(method="dm", dataset=args.dataset, ipc=args.ipc, iterations=10**6,
-                                batch_real=args.batch_real, seed=0), ds, device="cpu")
-    stored, labels = d.init_images()
-    d.method.setup(torch.nn.Parameter(stored), labels)
+    d = _stepping(ds, "dm", args.ipc, args.batch_real)
     candidates = ["convnet:depth=1,width=32", "convnet:depth=2,width=64", "convnet:depth=3,width=128"]
     test_x, test_y = ds.test.images[:500], ds.test.labels[:500]
 
@@ -317,7 +316,7 @@ def compile_section(args, ds, ceil1) -> dict:
     """torch.compile of ConvNet-3's embed (DM real branch, no grad) and of a training slice, against eager."""
     import torch.nn.functional as F
 
-    from fyi_apps.distill.dm import real_chunk
+    from fyi_apps.distill import real_chunk
 
     chunk = real_chunk("auto", torch.device("cpu"))
     net = convnet(ds).to(memory_format=CL)
@@ -350,16 +349,10 @@ def compile_section(args, ds, ceil1) -> dict:
 # --------------------------------------------------------------------------- per-method table (worker processes)
 def run_worker(spec: dict) -> dict:
     from fyi_apps.data import load_dataset
-    from fyi_apps.distill import DistillConfig, Distiller
 
     torch.set_num_threads(spec["threads"])
     torch.set_flush_denormal(True)
-    ds = load_dataset(spec["dataset"])
-    cfg = DistillConfig(method=spec["method"], dataset=spec["dataset"], ipc=spec["ipc"], fyi=spec["fyi"],
-                        iterations=10**6, batch_real=spec["batch_real"], seed=0)
-    d = Distiller(cfg, ds, device="cpu")
-    stored, labels = d.init_images()
-    d.method.setup(torch.nn.Parameter(stored), labels)
+    d = _stepping(load_dataset(spec["dataset"]), spec["method"], spec["ipc"], spec["batch_real"], spec["fyi"])
     m, o = d.method, d.cfg.options
     out = dict(spec)
     if spec["method"] in ("dm", "mtt", "ftd"):
@@ -399,8 +392,8 @@ def run_worker(spec: dict) -> dict:
 
 def methods_section(args, ceils) -> list[dict]:
     rows = []
-    for method in args.methods.split(","):
-        for ipc in [int(i) for i in args.ipcs.split(",")]:
+    for method in H.names(args.methods):
+        for ipc in H.int_list(args.ipcs, "--ipcs"):
             for fyi in (None, "flip"):
                 spec = {"method": method, "ipc": ipc, "fyi": fyi, "dataset": args.dataset, "iterations": 2,
                         "batch_real": args.batch_real, "threads": args.threads}
@@ -420,17 +413,15 @@ def methods_section(args, ceils) -> list[dict]:
 
 # --------------------------------------------------------------------------- main
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="cifar10")
+    p = H.parser(__doc__)
+    H.add_common_arguments(p, "ipcs", dataset={"default": "cifar10"}, batch_real={"default": 256})
     p.add_argument("--ipc", type=int, default=10)
-    p.add_argument("--batch-real", type=int, default=256)
     p.add_argument("--fyi", action="store_true", help="DM section with FYI on")
     p.add_argument("--rounds", type=int, default=None, help="A/B rounds (default 5; --quick 2)")
     p.add_argument("--eval-epochs", type=int, default=None, help="epochs per evaluation timing (default 5; --quick 2)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads of the sections (threads section: 1 and 2)")
+    H.add_common_arguments(p, threads={"default": 1, "help": "torch threads of the sections (threads section: 1 and 2)"})
     p.add_argument("--methods", default="dm,dsa,dc,idc")
-    p.add_argument("--ipcs", default="1,10")
-    p.add_argument("--quick", action="store_true", help="fewer rounds, no per-method table")
+    H.add_common_arguments(p, quick={"help": "fewer rounds, no per-method table"})
     p.add_argument("--compile", action="store_true", help="also time torch.compile against eager")
     p.add_argument("--fresh", action="store_true", help="ignore results of earlier runs in <json>.parts")
     p.add_argument("--json", default="benchmarks/results/speed.json")
@@ -439,11 +430,9 @@ def main(argv=None) -> int:
     if args.worker:
         print(json.dumps(run_worker(json.loads(args.worker))))
         return 0
-    args.rounds = args.rounds or (2 if args.quick else 5)
-    args.eval_epochs = args.eval_epochs or (2 if args.quick else 5)
+    H.apply_preset(args, dict(rounds=5, eval_epochs=5), dict(rounds=2, eval_epochs=2))
 
     from fyi_apps.data import load_dataset
-    from fyi_apps.runtime import package_versions, write_json
 
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # what distillation and training run with
@@ -456,7 +445,8 @@ def main(argv=None) -> int:
           f"{ceils['all_cores']:.1f} GFLOP/s all {mach['cores']} cores", flush=True)
     ceil = ceils["one_thread"] if args.threads == 1 else ceils["all_cores"]
 
-    parts = Path(args.json).with_suffix(".parts")
+    # each section's result is a record of its own, keyed by its settings: an interrupted run resumes
+    parts = H.RecordCache(Path(args.json).with_suffix(".parts"), what="section result")
     sections = {"dm": lambda: dm_section(args, ds, ceil), "evaluation": lambda: eval_section(args, ds, ceil),
                 "real_gradient": lambda: real_gradient_section(args, ds, ceil),
                 "threads": lambda: threads_section(args, ds, ceils)}
@@ -466,24 +456,21 @@ def main(argv=None) -> int:
     for name, fn in sections.items():
         key = {"section": name, "dataset": args.dataset, "ipc": args.ipc, "batch_real": args.batch_real, "fyi": args.fyi,
                "rounds": args.rounds, "eval_epochs": args.eval_epochs, "threads": args.threads}
-        part = parts / f"{name}-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]}.json"
-        if part.exists() and not args.fresh:
-            res = json.loads(part.read_text())
+        part = f"{name}-{H.cache_key(key, 12, separators=(', ', ': '))}"
+        res = None if args.fresh else parts.get(part)
+        if res is not None:
             print(f"[{name}] from an earlier run ({res['measured']['time']})")
         else:
             res = fn()
             res["measured"] = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "matmul_gflops": ceils, **mach}
-            write_json(part, res)
+            parts.put(res, part)
         results[name] = res
         _print_section(name, res)
     if not args.quick:
         print("[methods] one worker process per configuration", flush=True)
         results["methods"] = methods_section(args, ceils)
-    out = Path(args.json)
-    write_json(out, {"command": " ".join(["python -m benchmarks.speed", *(argv if argv is not None else sys.argv[1:])]),
-                     "machine": mach, "threads": args.threads, "matmul_gflops": ceils, **results,
-                     "versions": package_versions()})
-    print(f"written {out}")
+    H.write_result(args.json, {"command": H.command_line("speed", argv), "machine": mach, "threads": args.threads,
+                               "matmul_gflops": ceils, **results})
     return 0
 
 

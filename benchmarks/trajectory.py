@@ -15,16 +15,17 @@ Per distillation it reports seconds per iteration and the peak memory of an
 iteration (resident set size above the size before the run, sampled every 20 ms
 after returning freed heap pages to the system; small peaks can still hide in
 memory the allocator keeps; on CUDA ``torch.cuda.max_memory_allocated``).  Everything is resumable: the
-buffers continue expert by expert, distillations from their checkpoints and
-finished results are kept in the JSON, so rerunning the same command after a
-crash continues where it stopped.
+experts continue expert by expert, distillations from their checkpoints and
+each finished result is a record in ``OUT/results/`` (keyed by the settings),
+so rerunning the same command after a crash continues where it stopped, and
+processes that split ``--methods`` share their results.
 
     python -m benchmarks.trajectory --quick            # 1-2 minutes, checks the pipeline end to end
     python -m benchmarks.trajectory                    # full CPU benchmark (see the README for its time)
 """
 from __future__ import annotations
 
-import argparse
+import json
 import os
 import sys
 import threading
@@ -33,14 +34,12 @@ from pathlib import Path
 
 import torch
 
+from benchmarks import harness as H
+
 QUICK = dict(experts=1, epochs=3, train_per_class=30, arch="convnet:width=16", zca=False, iterations="2,2",
              syn_steps="4,3", eval_epochs=3, seeds=1, threads=1)
 FULL = dict(experts=4, epochs=8, train_per_class=500, arch="convnet", zca=True, iterations="100,20",
             syn_steps="20,10", eval_epochs=300, seeds=2, threads=0)
-
-
-def _ints(text: str) -> list[int]:
-    return [int(t) for t in str(text).split(",") if t.strip()]
 
 
 def _trim() -> None:
@@ -98,12 +97,12 @@ class PeakMemory:
         return False
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="tiny budget (1-2 minutes) to check the pipeline")
-    p.add_argument("--dataset", default="cifar10")
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--out", default="fyi-runs/bench-trajectory", help="folder for buffers, sets and results")
+def build_parser():
+    p = H.parser(__doc__, first_paragraph=True)
+    H.add_common_arguments(p, quick={"help": "tiny budget (1-2 minutes) to check the pipeline"},
+                           dataset={"default": "cifar10"})
+    H.add_common_arguments(p, "data_root", out={"default": "fyi-runs/bench-trajectory",
+                                                 "help": "folder for experts, sets and results"})
     p.add_argument("--json", default=None, help="results file (default OUT/trajectory.json)")
     p.add_argument("--experts", type=int, help=f"experts per kind (full {FULL['experts']}, quick {QUICK['experts']})")
     p.add_argument("--epochs", type=int, help=f"epochs per expert (full {FULL['epochs']})")
@@ -114,111 +113,110 @@ def build_parser() -> argparse.ArgumentParser:
     zca = p.add_mutually_exclusive_group()
     zca.add_argument("--zca", dest="zca", action="store_true", default=None, help="ZCA whitening (full: on)")
     zca.add_argument("--no-zca", dest="zca", action="store_false")
-    p.add_argument("--ipcs", default="1,10")
     p.add_argument("--methods", default="mtt,mtt+fyi,ftd,ftd+fyi")
-    p.add_argument("--iterations", help=f"per IPC, comma-separated (full {FULL['iterations']})")
+    p.add_argument("--iterations", help=f"per IPC: N, one per IPC or IPC:N pairs (full {FULL['iterations']})")
     p.add_argument("--syn-steps", help=f"unrolled steps per IPC (0: published; full {FULL['syn_steps']})")
     p.add_argument("--no-checkpoint-unroll", action="store_true",
                    help="keep every unrolled step's activations (faster, memory grows with syn_steps)")
     p.add_argument("--ema-horizon", type=float, default=0.0,
                    help="FTD: set ema_decay = 1 - 1/(F * iterations), an EMA horizon of the fraction F of the run "
                         "(0: FTD's 0.9995, a horizon of 2,000 iterations, for runs of thousands)")
-    p.add_argument("--eval-epochs", type=int, help=f"evaluation epochs (full {FULL['eval_epochs']}; paper 1000)")
-    p.add_argument("--seeds", type=int, help=f"evaluation seeds (full {FULL['seeds']})")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, help="torch threads (0: torch's default; quick: 1, which is faster for "
-                   "tiny networks and on a busy machine)")
-    p.add_argument("--device", default="auto")
+    H.add_common_arguments(p, "ipcs", seeds={"help": f"evaluation seeds (full {FULL['seeds']})"}, seed={"help": "random seed"},
+                           eval_epochs={"help": f"evaluation epochs (full {FULL['eval_epochs']}; paper 1000)"})
+    H.add_common_arguments(p, "device", threads={
+        "help": "torch threads (0: torch's default; quick: 1, which is faster for tiny networks and on a busy machine)"})
     p.add_argument("--quiet", action="store_true")
     return p
 
 
+@H.reports_errors("trajectory")
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    preset = QUICK if args.quick else FULL
-    for k, v in preset.items():
-        if getattr(args, k, None) is None:
-            setattr(args, k, v)
+    args = H.apply_preset(build_parser().parse_args(argv), FULL, QUICK)
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    import fyi_apps as fyi
     from fyi_apps.baselines import random_subset
-    from fyi_apps.data import load_dataset
-    from fyi_apps.distill import DistillConfig, Distiller, resolve_config
-    from fyi_apps.distill.experts import BufferConfig, train_buffers
-    from fyi_apps.evaluate import EvalConfig, evaluate_synset
-    from fyi_apps.report import pct, table
+    from fyi_apps.distill import ExpertConfig, resolve_config, train_experts
+    from fyi_apps.report import pct
     from fyi_apps.runtime import package_versions, resolve_device, write_json
-    from fyi_apps.synset import load_synset
 
     device = resolve_device(args.device)
     out = Path(args.out) / ("quick" if args.quick else "full")
     json_path = Path(args.json) if args.json else out / "trajectory.json"
-    ipcs, iters, steps = _ints(args.ipcs), _ints(args.iterations), _ints(args.syn_steps)
-    iters, steps = _per_ipc(iters, ipcs, "--iterations"), _per_ipc(steps, ipcs, "--syn-steps")
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    ipcs = H.int_list(args.ipcs, "--ipcs")
+    iters, steps = H.per_ipc(args.iterations, ipcs, "--iterations"), H.per_ipc(args.syn_steps, ipcs, "--syn-steps")
+    methods = H.names(args.methods)
     progress = not args.quiet
     seeds = list(range(args.seed, args.seed + args.seeds))
-    ecfg = EvalConfig(epochs=args.eval_epochs)
+    ecfg = fyi.EvalConfig(epochs=args.eval_epochs)
 
-    previous = _previous_results(json_path, args)
-    results: dict = dict(previous)
-    record = {"benchmark": "trajectory", "command": " ".join([sys.executable, *sys.argv]),
-              "args": _args_record(args), "seeds": seeds, "versions": package_versions(),
-              "device": str(device), "threads": torch.get_num_threads(), "results": results}
+    # one record per result, named by the result and a hash of the settings that define it (--methods and --ipcs
+    # only choose which to make): processes splitting --methods share them, a rerun resumes
+    cache = H.RecordCache(out / "results", what="trajectory result")
+    settings = _args_record(args)
+    tag = "_" + H.cache_key(settings, 10)
+    try:  # a results file written before the records were: its results with these settings become records
+        prev = json.loads(json_path.read_text())
+    except (OSError, ValueError):
+        prev = {}
+    for k, v in (prev.get("results", {}) if prev.get("args") == settings else {}).items():
+        cache.get(k + tag) or cache.put(v, k + tag)
+    record = {"benchmark": "trajectory", "command": H.command_line("trajectory", argv), "args": settings,
+              "seeds": seeds, "versions": package_versions(), "device": str(device),
+              "threads": torch.get_num_threads()}
+
+    def results() -> dict:
+        return {k[: -len(tag)]: cache.get(k) for k in sorted(cache.keys()) if k.endswith(tag)}
 
     def save():
-        # other processes may share this file (e.g. --methods mtt,mtt+fyi and --methods ftd,ftd+fyi on two
-        # cores): keep the results they wrote since we started, ours win for the keys we hold
-        for k, v in _previous_results(json_path, args).items():
-            results.setdefault(k, v)
-        record["time"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        record.update(results=results(), time=time.strftime("%Y-%m-%dT%H:%M:%S"))
         write_json(json_path, record)
 
     t_load = time.perf_counter()
-    ds = load_dataset(args.dataset, root=args.data_root)
+    ds = fyi.load_dataset(args.dataset, root=args.data_root)
     print(f"{ds.info.name}: {ds.source} ({time.perf_counter() - t_load:.0f} s to load)", flush=True)
 
-    # ---------------------------------------------------------------- 1. buffers
-    buffers = {}
+    # ---------------------------------------------------------------- 1. experts
+    experts = {}
     for flat in (False, True):
         if not any(m.startswith("ftd" if flat else "mtt") for m in methods):
             continue
-        bcfg = BufferConfig(dataset=ds.info.name, experts=args.experts, epochs=args.epochs, arch=args.arch,
+        xcfg = ExpertConfig(dataset=ds.info.name, experts=args.experts, epochs=args.epochs, arch=args.arch,
                             zca=bool(args.zca), flat=flat, train_per_class=args.train_per_class or None,
                             bf16=args.expert_bf16, seed=args.seed)
         folder = out / ("buffers-flat" if flat else "buffers-sgd")
         t0 = time.perf_counter()
-        b = train_buffers(bcfg, ds, folder, device=device, progress=progress, command=record["command"])
+        b = train_experts(xcfg, ds, folder, device=device, progress=progress, command=record["command"])
         s = b.summary()
         s["seconds_per_expert_epoch"] = s["mean_seconds"] / b.epochs
         s["wall_seconds_this_call"] = time.perf_counter() - t0
-        buffers["flat" if flat else "sgd"] = (folder, b)
+        experts["flat" if flat else "sgd"] = (folder, b)
         record.setdefault("buffers", {})["flat" if flat else "sgd"] = s
         print(f"{'flat (GSAM)' if flat else 'SGD'} experts: {s['experts']} x {s['epochs']} epochs, test acc "
               f"{100 * (s['mean_test_acc'] or 0):.2f} %, {s['seconds_per_expert_epoch']:.1f} s per expert-epoch", flush=True)
         save()
 
     # ---------------------------------------------------------------- 2.+3. distil and evaluate
-    for ipc, n_it, n_steps in zip(ipcs, iters, steps):
-        key = f"random-ipc{ipc}"
-        if key not in results:
-            accs = []
-            for s in seeds:  # a different subset for every seed
-                r = evaluate_synset(random_subset(ds, ipc, seed=s), ds, arch=[args.arch], cfg=ecfg, seeds=[s],
-                                    device=device)
-                accs += r[args.arch].accs
-            results[key] = {"set": "random", "ipc": ipc, "accs": accs, "mean": sum(accs) / len(accs),
-                            "std": _std(accs), "lr": 0.01}
-            save()
+    for ipc in ipcs:
+        n_it, n_steps = iters[ipc], steps[ipc]
+
+        def random_result(ipc=ipc) -> dict:  # a different subset for every seed
+            accs = [a for s in seeds for a in fyi.evaluate(random_subset(ds, ipc, seed=s), ds, arch=args.arch,
+                                                           cfg=ecfg, seeds=[s], device=device).accs]
+            return {"set": "random", "ipc": ipc, "accs": accs, "mean": sum(accs) / len(accs), "std": _std(accs),
+                    "lr": 0.01}
+
+        cache.fetch(f"random-ipc{ipc}{tag}", random_result)
+        save()
         for m in methods:
-            method, fyi = m.split("+")[0], ("flip" if m.endswith("+fyi") else None)
             key = f"{m}-ipc{ipc}"
-            if key in results:
+            if cache.get(key + tag) is not None:
                 continue
-            folder, b = buffers["flat" if method == "ftd" else "sgd"]
+            method, fyi_view = m.split("+")[0], ("flip" if m.endswith("+fyi") else None)
+            folder, b = experts["flat" if method == "ftd" else "sgd"]
             opts = {"buffers": str(folder), "checkpoint_unroll": not args.no_checkpoint_unroll}
-            base = resolve_config(DistillConfig(method=method, dataset=ds.info.name, ipc=ipc))
+            base = resolve_config(fyi.DistillConfig(method=method, dataset=ds.info.name, ipc=ipc))
             if n_steps:
                 opts["syn_steps"] = n_steps
             ee = int(base.options["expert_epochs"])
@@ -227,23 +225,21 @@ def main(argv=None) -> int:
             opts["max_start_epoch"] = max(1, min(int(base.options["max_start_epoch"]), b.epochs - ee + 1))
             if method == "ftd" and args.ema_horizon:
                 opts["ema_decay"] = 1.0 - 1.0 / max(1.0, args.ema_horizon * n_it)
-            cfg = DistillConfig(method=method, dataset=ds.info.name, ipc=ipc, fyi=fyi, iterations=n_it, arch=args.arch,
-                                seed=args.seed, checkpoint_every=max(1, min(10, n_it)), options=opts)
+            cfg = fyi.DistillConfig(method=method, dataset=ds.info.name, ipc=ipc, fyi=fyi_view, iterations=n_it,
+                                    arch=args.arch, seed=args.seed, checkpoint_every=max(1, min(10, n_it)), options=opts)
             target = out / "sets" / f"{key}.safetensors"
-            d = Distiller(cfg, ds, device=device)
+            d = fyi.Distiller(cfg, ds, device=device)
             peak = None
             if target.exists():  # finished before a crash, not yet evaluated: keep it
-                import json
-
                 log = json.loads(target.with_name(f"{key}.log.json").read_text())["log"]
             else:
                 with PeakMemory(device) as mem:
                     d.run(target, resume=True, progress=progress)
                 log, peak = d.log[d.start_iteration:] or d.log, mem.peak_mb
             sec = [r["seconds"] for r in log]
-            synset = load_synset(target)
-            ev = evaluate_synset(synset, ds, arch=[args.arch], cfg=ecfg, seeds=seeds, device=device)[args.arch]
-            results[key] = {
+            synset = fyi.load_synset(target)
+            ev = fyi.evaluate(synset, ds, arch=args.arch, cfg=ecfg, seeds=seeds, device=device)
+            cache.put({
                 "set": m, "ipc": ipc, "iterations": n_it, "syn_steps": d.cfg.options["syn_steps"],
                 "expert_epochs": ee, "max_start_epoch": opts["max_start_epoch"], "lr_img": d.cfg.lr_img,
                 "lr_lr": d.cfg.options["lr_lr"], "lr_teacher": d.cfg.options["lr_teacher"],
@@ -251,16 +247,16 @@ def main(argv=None) -> int:
                 "seconds_per_iteration": sum(sec) / len(sec), "peak_mb_per_iteration": peak,
                 "first_loss": log[0]["loss"], "final_loss": synset.extra.get("final_loss"), "learned_lr": synset.lr,
                 "accs": ev.accs, "mean": ev.mean, "std": ev.std, "eval_lr": ev.lr, "file": str(target),
-            }
+            }, key + tag)
             save()
             print(f"{key}: {100 * ev.mean:.2f} % ({sum(sec) / len(sec):.1f} s/it"
                   + (f", +{peak:.0f} MB" if peak is not None else "") + ")", flush=True)
 
     # ---------------------------------------------------------------- table
-    rows = []
+    rows, done = [], results()
     for ipc in ipcs:
         for m in ["random", *methods]:
-            r = results.get(f"{m}-ipc{ipc}")
+            r = done.get(f"{m}-ipc{ipc}")
             if r is None:
                 continue
             if m == "random":
@@ -271,25 +267,12 @@ def main(argv=None) -> int:
                              "-" if r["peak_mb_per_iteration"] is None else f"{r['peak_mb_per_iteration']:.0f}",
                              f"{r['first_loss']:.3f} -> {r['final_loss']:.3f}", f"{r['learned_lr']:.4g}",
                              pct(r["mean"], r["std"])])
-    headers = ["set", "IPC", "iterations", "syn_steps", "s/it", "peak MB/it", "loss", "lr", "test acc %"]
-    print(table(rows, headers))
-    md = table(rows, headers, markdown=True)
-    record["table_markdown"] = md
+    md = record["table_markdown"] = H.show_table(
+        rows, ["set", "IPC", "iterations", "syn_steps", "s/it", "peak MB/it", "loss", "lr", "test acc %"])
     save()
     (out / "trajectory.md").write_text(md + "\n")
     print(f"results written to {json_path}")
     return 0
-
-
-def _per_ipc(values: list[int], ipcs: list[int], flag: str) -> list[int]:
-    """One value for all IPCs, one per IPC, or (the presets) a pair: IPC 1 gets the first, larger IPCs the second."""
-    if len(values) == 1:
-        return values * len(ipcs)
-    if len(values) == len(ipcs):
-        return values
-    if len(values) == 2:
-        return [values[0] if ipc <= 1 else values[1] for ipc in ipcs]
-    raise SystemExit(f"{flag} takes one value or one per IPC (--ipcs)")
 
 
 def _std(xs):
@@ -305,19 +288,6 @@ def _args_record(args) -> dict:
     if args.ema_horizon:  # only when set, so results made before the option existed still match
         record["ema_horizon"] = args.ema_horizon
     return record
-
-
-def _previous_results(json_path: Path, args) -> dict:
-    """Results already in ``json_path`` from a run with the same settings (resume, or another process)."""
-    import json
-
-    if not json_path.exists():
-        return {}
-    try:
-        prev = json.loads(json_path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return dict(prev.get("results", {})) if prev.get("args") == _args_record(args) else {}
 
 
 if __name__ == "__main__":
