@@ -4,7 +4,7 @@ import torch
 
 from fyi_apps import data
 from fyi_apps.data import (Dataset, DatasetFamily, DatasetInfo, cached_dataset, channel_stats, list_image_folder,
-                           load_dataset, register_dataset, split_from_samples, stat_fingerprint)
+                           load_dataset, missing_files, register_dataset, split_from_samples, stat_fingerprint)
 from fyi_apps.errors import FyiError
 
 CLASSES = ("circle", "square")
@@ -31,7 +31,7 @@ def test_a_users_family_decodes_once_with_the_public_helpers(tmp_path, monkeypat
         def load(self, req) -> Dataset:
             folder = next((r / "shapes" for r in req.roots if (r / "shapes").is_dir()), None)
             if folder is None:
-                raise FyiError(f"shapes/ not found in {', '.join(map(str, req.roots))}; pass --data-root DIR")
+                raise missing_files(req, "Shapes", "shapes/ (train/, test/)")
             files = sorted(folder.rglob("*.png"))
 
             def decode():
@@ -48,5 +48,5 @@ def test_a_users_family_decodes_once_with_the_public_helpers(tmp_path, monkeypat
     assert ds.train.labels.tolist() == [0, 0, 0, 1, 1, 1] and ds.info.mean[1] == pytest.approx(101 / 255, abs=1e-4)
     again = load_dataset("shapes-test", root=tmp_path / "root")  # from the cache: not decoded again
     assert decoded == [1] and torch.equal(again.train.images, ds.train.images)
-    with pytest.raises(FyiError, match="shapes/ not found"):
+    with pytest.raises(FyiError, match="Shapes not found: looked for shapes/"):
         load_dataset("shapes-test", root=tmp_path)

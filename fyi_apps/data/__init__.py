@@ -37,7 +37,9 @@ Your own dataset is one decorated class::
 
 What the built-in families use, a family of your own can use too:
 
-* finding files: ``req.roots`` (the search folders, in order);
+* finding files: ``req.roots`` (the search folders, in order); when they are
+  not there, ``raise missing_files(req, "Mine", "mine/ (train/, test/)")``, the
+  error that says where it looked and how to point at the files;
 * decoding: :func:`decode_images` (encoded images in memory, e.g. from an
   archive), :func:`decode_files` (image files), :func:`list_image_folder` and
   :func:`split_from_samples` (``<dir>/<class>/*`` folders), :func:`channel_stats`
@@ -48,7 +50,7 @@ What the built-in families use, a family of your own can use too:
     def load(self, req):
         folder = next((r / "mine" for r in req.roots if (r / "mine").is_dir()), None)
         if folder is None:
-            raise FyiError(f"mine/ not found in {', '.join(map(str, req.roots))}; pass --data-root DIR")
+            raise missing_files(req, "Mine", "mine/ (train/, test/)")
         files = sorted(folder.rglob("*.png"))
 
         def decode():
@@ -65,7 +67,7 @@ from .base import DIGIT_CLASSES, IMAGENET_MEAN, IMAGENET_STD, Dataset, DatasetIn
 from .cache import FORMAT_VERSION, cached_dataset, stat_fingerprint
 from .decode import channel_stats, decode_files, decode_images, list_image_folder, split_from_samples
 from .registry import (DATASETS, DEFAULT_SEARCH_DIRS, DatasetFamily, dataset_info, list_datasets, load_dataset,
-                       register_dataset)
+                       missing_files, register_dataset)
 
 # importing the family modules registers them (in this order: list_datasets() keeps it)
 from . import cifar, mnist, svhn, tinyimagenet, imagenet, digits, imagefolder  # noqa: E402,F401,I001
@@ -79,5 +81,5 @@ __all__ = [
     "CIFAR10_CLASSES", "CIFAR100_CLASSES", "IMAGENET_SUBSETS",
     # for dataset families: decoding, caching
     "cached_dataset", "stat_fingerprint", "decode_images", "decode_files", "list_image_folder", "split_from_samples",
-    "channel_stats",
+    "channel_stats", "missing_files",
 ]

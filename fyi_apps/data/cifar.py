@@ -17,7 +17,7 @@ from ..runtime import file_sha256
 from .base import Dataset, DatasetInfo, LoadRequest, Split
 from .cache import cached_dataset, stat_fingerprint
 from .decode import decode_images
-from .registry import DatasetFamily, _missing, register_dataset
+from .registry import DatasetFamily, missing_files, register_dataset
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
@@ -175,7 +175,7 @@ class Cifar10(DatasetFamily):
             return _load_cifar_pickles(req, "cifar10", tv_root)
         archive = _find_archive(req, "cifar10-jpeg.tar.gz")
         if archive is None:
-            raise _missing(req, "CIFAR-10", "cifar-10-batches-py/ (torchvision's CIFAR-10 pickles) "
+            raise missing_files(req, "CIFAR-10", "cifar-10-batches-py/ (torchvision's CIFAR-10 pickles) "
                            "or cifar10-jpeg.tar.gz (the JPEG copy)")
         return _load_cifar10_archive(req, archive, "; CIFAR-10's pickles cifar-10-batches-py/ were not found")
 
@@ -190,7 +190,7 @@ class Cifar10Jpeg(DatasetFamily):
     def load(self, req: LoadRequest) -> Dataset:
         archive = _find_archive(req, "cifar10-jpeg.tar.gz")
         if archive is None:
-            raise _missing(req, "CIFAR-10 (JPEG copy)", "cifar10-jpeg.tar.gz")
+            raise missing_files(req, "CIFAR-10 (JPEG copy)", "cifar10-jpeg.tar.gz")
         return _load_cifar10_archive(req, archive)
 
 
@@ -204,5 +204,5 @@ class Cifar100(DatasetFamily):
     def load(self, req: LoadRequest) -> Dataset:
         tv_root = _find_cifar_pickles(req, "cifar-100-python")
         if tv_root is None:
-            raise _missing(req, "CIFAR-100", "cifar-100-python/ (torchvision's CIFAR-100 pickles)")
+            raise missing_files(req, "CIFAR-100", "cifar-100-python/ (torchvision's CIFAR-100 pickles)")
         return _load_cifar_pickles(req, "cifar100", tv_root)

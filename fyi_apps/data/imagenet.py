@@ -16,7 +16,7 @@ from ..errors import FyiError
 from .base import IMAGENET_MEAN, IMAGENET_STD, Dataset, DatasetInfo, LoadRequest
 from .cache import cached_dataset, stat_fingerprint
 from .decode import list_image_folder, split_from_samples
-from .registry import DatasetFamily, _missing, register_dataset
+from .registry import DatasetFamily, missing_files, register_dataset
 
 #: subset -> ((wnid, class name), ...) in MTT's label order; the table (with MTT's ImageNet-1k indices and how
 #: they became WordNet ids) is the data file imagenet_subsets.json beside this module
@@ -60,7 +60,7 @@ class ImageNetSubset(DatasetFamily):
             if folder:
                 break
         if folder is None:
-            raise _missing(req, f"{self.subset} (ImageNet subset)",
+            raise missing_files(req, f"{self.subset} (ImageNet subset)",
                            f"an ImageNet folder imagenet/train/<wnid>/ with the wnids {' '.join(self.wnids)}")
         train_dirs = _subset_dirs(folder / "train", self.wnids)
         test_root = next((folder / s for s in ("val", "test") if (folder / s).is_dir()), None)

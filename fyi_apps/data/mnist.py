@@ -18,7 +18,7 @@ from pathlib import Path
 from ..errors import FyiError
 from .base import DIGIT_CLASSES, Dataset, DatasetInfo, LoadRequest, Split
 from .cache import cached_dataset, stat_fingerprint
-from .registry import DatasetFamily, _missing, register_dataset
+from .registry import DatasetFamily, missing_files, register_dataset
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -62,7 +62,7 @@ class IdxFamily(DatasetFamily):
             if files:
                 break
         if not files:
-            raise _missing(req, self.title, f"{self.tv_class}/raw/ or a folder with the four IDX files "
+            raise missing_files(req, self.title, f"{self.tv_class}/raw/ or a folder with the four IDX files "
                            f"({', '.join(_IDX_FILES)}, optionally .gz)")
         folder = next(iter(files.values())).parent
         info0 = replace(self.static_info, name=req.name)

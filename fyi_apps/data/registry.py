@@ -268,7 +268,11 @@ def _check_not_constant(ds: Dataset) -> None:
               file=sys.stderr)
 
 
-def _missing(req: LoadRequest, what: str, looked_for: str, where: Sequence[Path] | None = None) -> FyiError:
-    """The error for files not found: what, where it was looked for, how to point at it."""
+def missing_files(req: LoadRequest, what: str, looked_for: str, where: Sequence[Path] | None = None) -> FyiError:
+    """The error a family raises when its files are not found: what, where it looked, how to point at them.
+
+    ``raise missing_files(req, "Mine", "mine/ (train/, test/)")``; ``where``: the folders searched (default
+    ``req.roots``).
+    """
     dirs = ", ".join(str(p) for p in (where if where is not None else req.roots))
     return FyiError(f"{what} not found: looked for {looked_for} in {dirs}; {_HOW_TO_POINT}")

@@ -9,7 +9,7 @@ import torch
 from ..errors import FyiError
 from .base import DIGIT_CLASSES, Dataset, DatasetInfo, LoadRequest, Split
 from .cache import cached_dataset, stat_fingerprint
-from .registry import DatasetFamily, _missing, register_dataset
+from .registry import DatasetFamily, missing_files, register_dataset
 
 
 def _torchvision_svhn():
@@ -39,7 +39,7 @@ class Svhn(DatasetFamily):
             if folder:
                 break
         if folder is None:
-            raise _missing(req, "SVHN", "train_32x32.mat and test_32x32.mat (in svhn/ or the folder itself)")
+            raise missing_files(req, "SVHN", "train_32x32.mat and test_32x32.mat (in svhn/ or the folder itself)")
         info0 = replace(self.static_info, name=req.name)
 
         def decode():

@@ -13,7 +13,7 @@ from ..errors import FyiError
 from .base import IMAGENET_MEAN, IMAGENET_STD, Dataset, DatasetInfo, LoadRequest
 from .cache import cached_dataset, stat_fingerprint
 from .decode import list_image_folder, split_from_samples
-from .registry import DatasetFamily, _missing, register_dataset
+from .registry import DatasetFamily, missing_files, register_dataset
 
 
 def _find_tiny(req: LoadRequest) -> Path:
@@ -21,7 +21,7 @@ def _find_tiny(req: LoadRequest) -> Path:
         for cand in (r / "tiny-imagenet-200", r / "tiny-imagenet", r):
             if (cand / "wnids.txt").is_file() and (cand / "train").is_dir():
                 return cand
-    raise _missing(req, "Tiny-ImageNet", "tiny-imagenet-200/ (with wnids.txt, train/, val/)")
+    raise missing_files(req, "Tiny-ImageNet", "tiny-imagenet-200/ (with wnids.txt, train/, val/)")
 
 
 def _tiny_classes(folder: Path) -> tuple[list[str], tuple[str, ...]]:
