@@ -117,7 +117,7 @@ def time_paper_budgets(args, dataset) -> list[dict]:
         for precision in ("fp32", "auto"):
             opts = dict(options)
             if method == "mtt":  # FTD's IPC-10 table, started from the first epoch of short experts
-                opts.update(buffers=str(experts), expert_epochs=2, max_start_epoch=1)
+                opts.update(experts=str(experts), expert_epochs=2, max_start_epoch=1)
                 if args.dry:
                     opts.update(syn_steps=1, expert_epochs=1, lr_lr=1e-6)
             if args.dry:

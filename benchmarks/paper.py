@@ -157,7 +157,7 @@ def run(args, argv=None) -> int:
     cfg = fyi.DistillConfig(method=args.method, dataset=ds.info.name, ipc=args.ipc, fyi="flip" if args.fyi else None,
                             iterations=args.iterations, seed=args.seed, dsa_mode=mode, bf16=args.bf16,
                             checkpoint_every=args.checkpoint_every, score_every=args.score_every,
-                            options={"buffers": str(args.buffers)} if args.buffers else {})
+                            options={"experts": str(args.buffers)} if args.buffers else {})
     d = fyi.Distiller(cfg, ds, device=device)  # resolves the presets; bad options fail here
     rc = d.cfg
     ecfg = fyi.EvalConfig(epochs=args.eval_epochs, dsa_mode=mode, bf16=args.bf16)
@@ -175,7 +175,7 @@ def run(args, argv=None) -> int:
                 "distill_seed": args.seed, "eval_seeds": seeds}
     print(f"paper budget: {label} on {ds.info.name}, IPC {args.ipc}: {rc.iterations} iterations, "
           f"{rc.batch_real} real images per class, lr_img {rc.lr_img:g}, DSA {mode if rc.dsa else 'off'}, "
-          f"options {json.dumps({k: v for k, v in rc.options.items() if k != 'buffers'})}; evaluation "
+          f"options {json.dumps({k: v for k, v in rc.options.items() if k != 'experts'})}; evaluation "
           f"{args.eval_epochs} epochs x {len(seeds)} seeds", flush=True)
 
     timing = time_run(cfg, ds, device, ecfg, args)

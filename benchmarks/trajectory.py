@@ -215,7 +215,7 @@ def main(argv=None) -> int:
                 continue
             method, fyi_view = m.split("+")[0], ("flip" if m.endswith("+fyi") else None)
             folder, b = experts["flat" if method == "ftd" else "sgd"]
-            opts = {"buffers": str(folder), "checkpoint_unroll": not args.no_checkpoint_unroll}
+            opts = {"experts": str(folder), "checkpoint_unroll": not args.no_checkpoint_unroll}
             base = resolve_config(fyi.DistillConfig(method=method, dataset=ds.info.name, ipc=ipc))
             if n_steps:
                 opts["syn_steps"] = n_steps
