@@ -49,8 +49,12 @@ def machine() -> dict:
         model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), model)
     except (OSError, subprocess.SubprocessError):
         pass
+    try:  # with autogroups, a process's CPU share is its session's: nice on other sessions' jobs does not count
+        autogroup = Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        autogroup = None
     return {"cpu_model": model, "cores": os.cpu_count(), "torch": torch.__version__,
-            "load_average": [round(v, 2) for v in os.getloadavg()]}
+            "load_average": [round(v, 2) for v in os.getloadavg()], "sched_autogroup": autogroup}
 
 
 def _free_port() -> int:
