@@ -28,7 +28,7 @@ LAYERS = [
     ("fyi_apps.errors", 0), ("fyi_apps.runtime", 0), ("fyi_apps.validate", 0), ("fyi_apps.report", 0),
     ("fyi_apps.plots", 0),
     ("fyi_apps.registry", 0), ("fyi_apps.deprecated", 0), ("fyi_apps.records", 0),
-    ("fyi_apps.options", 0),
+    ("fyi_apps.options", 0), ("fyi_apps.distributed", 0),
     # L1: tensors in, tensors out: augmentation, whitening, networks
     ("fyi_apps.augment", 1), ("fyi_apps.zca", 1), ("fyi_apps.networks", 1),
     # L2: datasets
