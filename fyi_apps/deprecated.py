@@ -125,13 +125,7 @@ def renamed_fields(cls: T) -> T:
 
     @functools.wraps(init)
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        for old, new in renames.items():
-            if old in kwargs:
-                if new in kwargs:
-                    raise TypeError(f"{cls.__name__}() got both {new}= and its old name {old}=; give {new}= only")
-                warn(f"{cls.__name__}({old}=...)", f"{cls.__name__}({new}=...)")
-                kwargs[new] = kwargs.pop(old)
-        init(self, *args, **kwargs)
+        init(self, *args, **_renamed_keywords(cls.__name__, renames, kwargs))
 
     cls.__init__ = __init__
     for old, new in renames.items():
@@ -148,15 +142,20 @@ def renamed_arguments(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        for old, new in renames.items():
-            if old in kwargs:
-                if new in kwargs:
-                    raise TypeError(f"{fn.__name__}() got both {new}= and its old name {old}=; give {new}= only")
-                warn(f"{fn.__name__}({old}=...)", f"{fn.__name__}({new}=...)")
-                kwargs[new] = kwargs.pop(old)
-        return fn(*args, **kwargs)
+        return fn(*args, **_renamed_keywords(fn.__name__, renames, kwargs))
 
     return wrapper  # type: ignore[return-value]
+
+
+def _renamed_keywords(owner: str, renames: Mapping[str, str], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with the old keyword names of ``renames`` replaced by the new ones, each warning once."""
+    for old, new in renames.items():
+        if old in kwargs:
+            if new in kwargs:
+                raise TypeError(f"{owner}() got both {new}= and its old name {old}=; give {new}= only")
+            warn(f"{owner}({old}=...)", f"{owner}({new}=...)", stacklevel=4)
+            kwargs[new] = kwargs.pop(old)
+    return kwargs
 
 
 def _renamed_attribute(owner: str, old: str, new: str) -> property:
