@@ -48,6 +48,7 @@ import time
 from pathlib import Path
 
 from benchmarks import harness as H
+from fyi_apps.augment import MODES
 from fyi_apps.errors import FyiError
 
 ABLATION = H.RESULTS / "ablation"
@@ -66,6 +67,8 @@ QUICK_SET_ITERATIONS = 20
 
 
 def parse_args(argv=None):
+    from fyi_apps.tasks.continual import STREAM_AUG_NAMES
+
     p = H.parser(__doc__, first_paragraph=True)
     H.add_common_arguments(p, quick={"help": "digits, tiny budgets, all protocols (a few minutes)"})
     p.add_argument("--estimate", action="store_true", help="time the unit costs and print the expected wall time")
@@ -90,9 +93,9 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, help="stream strategies: minibatch size")
     p.add_argument("--train-per-class", type=int,
                    help="a reduced benchmark: training images per class (a fixed random subset; 0: all)")
-    p.add_argument("--dsa-mode", default="single", choices=["single", "fyi", "all"],
+    p.add_argument("--dsa-mode", default="single", choices=MODES,
                    help="gdumb: DSA while training on the memory (fyi: the FYI code's flip + one operation)")
-    p.add_argument("--stream-aug", default="none", choices=["none", "flip", "dsa", "dsa-fyi"],
+    p.add_argument("--stream-aug", default="none", choices=STREAM_AUG_NAMES,
                    help="stream strategies: augmentation of every training minibatch (flip: a random horizontal "
                         "flip per image)")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast for memory training and distillation")

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from benchmarks import harness as H
+from fyi_apps.augment import MODES
 
 FULL = dict(dataset="cifar10", dm_iterations="1000", dc_iterations="100", dc_loops="", batch_real=256,
             eval_epochs=300, seeds=3)
@@ -37,7 +38,7 @@ def main(argv=None) -> int:
     p.add_argument("--dc-iterations", help="DC/DSA outer iterations: N, one per IPC or IPC:N pairs")
     p.add_argument("--dc-loops", help="cap DC/DSA's (outer,inner) loops, e.g. 5,10 (IPC 1 keeps its 1,1)")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast + channels_last in distillation and evaluation")
-    p.add_argument("--dsa-mode", default="single", choices=["single", "fyi", "all"],
+    p.add_argument("--dsa-mode", default="single", choices=MODES,
                    help="DSA in distillation and evaluation: single (one random operation, DSA/DM's code) or fyi "
                         "(a random flip plus one other operation, the FYI code's change)")
     p.add_argument("--work", default="benchmarks/results/fidelity", help="folder for sets and cached evaluations")
