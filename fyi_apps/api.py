@@ -48,7 +48,9 @@ def distill(
     """Distil ``dataset`` into ``ipc`` synthetic images per class with DC, DSA, DM, IDC, MTT or FTD.
 
     With FYI the matching loss sees ``cat([S, flip(S)])`` (labels repeated, the
-    gradient flows through the flip into ``S``); only ``S`` is stored.
+    gradient flows through the flip into ``S``); only ``S`` is stored.  Inside an
+    initialised process group (``torchrun``), DM, DC, DSA and IDC split the classes
+    between the processes and give the one-process set (docs/distributed.md).
 
     Args:
         method: ``"dc"``, ``"dsa"``, ``"dm"``, ``"idc"``, ``"mtt"`` or ``"ftd"`` (``fyi.list_methods()``).
