@@ -23,7 +23,7 @@ _CLI = contextvars.ContextVar("fyi_command_line", default=False)
 #: command-line flags whose Python argument (config field) has another name
 FLAG_ARGUMENTS = {
     "proxy": "proxies", "memory": "memories", "buffer": "memories", "buffers": "memories", "ensemble": "ensembles",
-    "nets": "num_nets", "data-root": "root", "seed": "seed", "arch": "arch", "out": "output", "o": "output",
+    "nets": "num_nets", "data-root": "root",
 }
 
 # words after a flag that are prose, not its value ("--seeds must be ...", "--nb201 or --truth")
