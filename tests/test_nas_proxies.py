@@ -1,6 +1,7 @@
 """Zero-cost proxies (answers worked out by hand), learning curves, bootstrap intervals, search, ensembles, the result."""
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from fyi_apps.errors import FyiError
 from fyi_apps.evaluate import EvalConfig, evaluate_images
 from fyi_apps.tasks import nas
 from fyi_apps.tasks.nas import zerocost as zc
-from fyi_apps.tasks.nas.stats import bootstrap_intervals, rank_stats, search_simulation
+from fyi_apps.tasks.nas.stats import bootstrap_intervals, rank_stats, rho_difference, search_simulation
 
 
 def _linear(w):
@@ -112,6 +113,22 @@ def test_bootstrap_intervals_contain_the_estimate_and_shrink_with_more_candidate
         assert big[name][1] - big[name][0] < small[name][1] - small[name][0]
     assert bootstrap_intervals(p, t, seed=1) == big  # seeded
     assert bootstrap_intervals([1, 1, 1], [1, 2, 3]) == {"spearman": None, "kendall": None}
+
+
+def test_rho_difference_is_paired_and_known_by_hand():
+    t = np.arange(30.0)
+    rng = np.random.default_rng(0)
+    noisy = t + rng.normal(0, 8, 30)
+    same = rho_difference(noisy, noisy, t)
+    assert same["diff"] == 0.0 and same["ci"] == [0.0, 0.0]  # a proxy against itself: 0 on every resample
+    flip = rho_difference(t, -t, t)
+    assert flip["diff"] == pytest.approx(2.0) and flip["ci"] == pytest.approx([2.0, 2.0])
+    d = rho_difference(t, noisy, t, resamples=500)
+    assert d["diff"] == pytest.approx(1.0 - sps.spearmanr(noisy, t).statistic)
+    assert d["ci"][0] <= d["diff"] <= d["ci"][1] and d["ci"][0] > 0
+    assert rho_difference(np.ones(30), noisy, t)["diff"] is None  # a constant proxy has no rho
+    with pytest.raises(FyiError, match="one value per candidate"):
+        rho_difference(t, t[:5], t)
 
 
 def test_search_simulation_against_a_hand_count():
@@ -220,6 +237,29 @@ def test_the_report_has_curve_tables_and_the_compute_figure(ranking, tmp_path):
     assert "[95% CI]" in md and "| p " in md
     assert paths["curves_png"].stat().st_size > 10_000
     assert json.loads(paths["json"].read_text())["command"] == "fyi nas ..."
+
+
+def test_paired_differences_compare_fyi_twins_and_the_parameter_count(ranking, tmp_path):
+    _, res, _ = ranking
+    report = dict(res)
+    twin = dict(report["proxies"][0], label="random+fyi ipc2")  # a stand-in FYI twin: the same accuracies
+    twin["accs"] = {c: -v for c, v in twin["accs"].items()}
+    twin["curve"] = [dict(c, accs={k: -v for k, v in c["accs"].items()}) for c in twin["curve"]]
+    report["proxies"] = [*report["proxies"], twin]
+    pairs = nas.paired_comparisons(report, resamples=200)
+    fyi_pair = next(q for q in pairs if q["kind"] == "fyi")
+    assert (fyi_pair["a"], fyi_pair["b"]) == ("random+fyi ipc2", "random ipc2")
+    rho = {c.epochs: c.spearman for c in res.curve("random ipc2")}
+    for pt in fyi_pair["points"]:  # negated accuracies: rho(-x) - rho(x) = -2 rho(x)
+        assert pt["diff"] == pytest.approx(-2 * rho[pt["epochs"]])
+    vs = {q["a"] for q in pairs if q["kind"] == "vs-params"}
+    assert "random ipc2" in vs and "synflow" not in vs and "parameter count" not in vs
+    params = next(q for q in pairs if q["a"] == "random ipc2" and q["kind"] == "vs-params")
+    assert [p["epochs"] for p in params["points"]] == [2, 6]
+    assert params["points"][-1]["diff"] == pytest.approx(
+        res.stats["random ipc2"].spearman - res.stats["parameter count"].spearman)
+    md = nas.write_report(res, tmp_path, name="p")["md"].read_text()
+    assert "### Paired differences" in md and re.search(r"\| random ipc2 - parameter count +\| vs-params", md)
 
 
 # ----------------------------------------------------------------- space-drawn distillation

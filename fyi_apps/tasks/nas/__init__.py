@@ -50,11 +50,11 @@ plan, :func:`run_ranking`), :mod:`.report` (tables and plots) and :mod:`.cli`
 from __future__ import annotations
 
 from .cli import add_common_training_arguments, add_nas_arguments, curve_list, run_nas_command, topk_list
-from .experiment import (VOTE, NasConfig, build_jobs, check_config, curve_points, ensemble_entries, ensemble_parts, plan,
-                         run_ranking, summarize)
+from .experiment import (PARAMS_LABEL, VOTE, NasConfig, build_jobs, check_config, curve_points, ensemble_entries,
+                         ensemble_parts, paired_comparisons, plan, run_ranking, summarize)
 from .result import ProxyStats, RankingResult
 from .measure import Measurement, candidate_fits, candidate_mmacs, candidate_params, measure, meta_model
-from .report import candidate_rows, summary_rows, write_json_report, write_markdown, write_report
+from .report import candidate_rows, paired_rows, summary_rows, write_json_report, write_markdown, write_report
 from .runner import (RECORD_VERSION, Job, RecordCache, default_threads, distributed_session, execute,
                      finish_distributed, init_distributed, make_job, materialize, rank_world, remember_dataset,
                      run_jobs, shard, train_job)
@@ -64,7 +64,7 @@ from .zerocost import ZERO_COST, score_network
 from .spaces import (DC_ACTS, DC_DEPTHS, DC_NORMS, DC_POOLS, DC_WIDTHS, NAMED_SPACES, Space, dc_candidate, dc_space,
                      list_spaces, nb201_space, register_space, sample_candidates, space_candidates, split_names,
                      unique_names)
-from .stats import is_connected_candidate, rank_stats, topk_counts
+from .stats import is_connected_candidate, rank_stats, rho_difference, topk_counts
 from .truth import benchmark_table, truth_set
 
 __all__ = [
@@ -82,9 +82,9 @@ __all__ = [
     "execute", "default_threads", "init_distributed", "rank_world", "shard", "finish_distributed",
     "distributed_session",
     # statistics, ground truth, the ranking, the report, the command line
-    "rank_stats", "topk_counts", "is_connected_candidate", "benchmark_table", "truth_set",
+    "rank_stats", "rho_difference", "topk_counts", "is_connected_candidate", "benchmark_table", "truth_set",
     "NasConfig", "check_config", "plan", "build_jobs", "curve_points", "summarize", "run_ranking",
-    "ensemble_parts", "ensemble_entries", "VOTE", "RankingResult", "ProxyStats",
-    "summary_rows", "candidate_rows", "write_report", "write_json_report", "write_markdown",
+    "ensemble_parts", "ensemble_entries", "paired_comparisons", "PARAMS_LABEL", "VOTE", "RankingResult", "ProxyStats",
+    "summary_rows", "candidate_rows", "paired_rows", "write_report", "write_json_report", "write_markdown",
     "add_common_training_arguments", "add_nas_arguments", "run_nas_command", "topk_list", "curve_list",
 ]

@@ -230,6 +230,57 @@ def ensemble_entries(cfg: NasConfig, report: dict, truth: SetSpec) -> list[dict]
     return out
 
 
+#: the label of the parameter-count proxy, the free baseline every other proxy is compared with
+PARAMS_LABEL = "parameter count"
+
+
+def _points(entry: dict) -> list[tuple[int | None, dict]]:
+    """``[(proxy epochs, {candidate: value})]``: each curve point, or the proxy's one result."""
+    if entry.get("curve"):
+        return [(c["epochs"], c["accs"]) for c in entry["curve"]]
+    return [(entry.get("epochs"), entry["accs"])]
+
+
+def paired_comparisons(report: dict, *, resamples: int = 1000, seed: int = 0) -> list[dict]:
+    """rho(A) - rho(B) with paired-bootstrap intervals for the pairs a reader of the ranking asks about.
+
+    * ``fyi``: every proxy whose label has ``+fyi`` against its twin without it
+      (``dm+fyi ipc10`` - ``dm ipc10``), at each shared curve point;
+    * ``vs-params``: every trained proxy and ensemble against the parameter
+      count (when it is one of the proxies), at each of its curve points.
+
+    Returns ``[{"a", "b", "kind", "points": [{"epochs", **rho_difference}]}]``.
+    """
+    from .stats import rho_difference
+
+    entries = {p["label"]: p for p in report["proxies"]}
+    truth = report["truth"]["accs"]
+    pairs = []
+    for label, p in entries.items():
+        if "+fyi" in label and p.get("kind") != "ensemble":
+            twin = label.replace("+fyi", "", 1)
+            if twin in entries:
+                pairs.append((label, twin, "fyi"))
+    if PARAMS_LABEL in entries:
+        pairs += [(label, PARAMS_LABEL, "vs-params") for label, p in entries.items()
+                  if p.get("epochs") is not None or (p.get("kind") == "ensemble" and p.get("curve"))]
+    out = []
+    for a, b, kind in pairs:
+        b_points = dict(_points(entries[b]))
+        points = []
+        for epochs, a_vals in _points(entries[a]):
+            b_vals = b_points.get(epochs) if len(b_points) > 1 else next(iter(b_points.values()))
+            if b_vals is None:
+                continue
+            ok = [c for c in report["candidates"] if c in a_vals and c in b_vals and c in truth]
+            points.append({"epochs": epochs, **rho_difference([a_vals[c] for c in ok], [b_vals[c] for c in ok],
+                                                              [truth[c] for c in ok], resamples=resamples,
+                                                              seed=seed)})
+        if points:
+            out.append({"a": a, "b": b, "kind": kind, "points": points})
+    return out
+
+
 def summarize(cfg: NasConfig, candidates, proxies, truth, jobs: Sequence[Job], records: dict[str, dict]) -> dict:
     """The ranking report (JSON-able) from the finished records."""
     by: dict[tuple, list[dict]] = {}
@@ -351,6 +402,7 @@ def run_ranking(
                       progress=progress, desc="nas")
     report = summarize(cfg, candidates, proxies, truth, jobs, records)
     report["proxies"] += ensemble_entries(cfg, report, truth)
+    report["paired"] = paired_comparisons(report)
     info = dataset.info
     report["mmacs"] = {c: candidate_mmacs(c, channels=info.channels, num_classes=info.num_classes,
                                           image_size=info.image_size) for c in candidates}

@@ -118,6 +118,31 @@ def curve_rows(report: dict) -> list[tuple[str, list[list], list[str]]]:
     return out
 
 
+def paired_rows(report: dict) -> tuple[list[list], list[str]]:
+    """The paired comparisons (``report["paired"]``) as one table: a row per pair, a column per proxy budget.
+
+    Each cell is rho(A) - rho(B) with its paired-bootstrap 95 % interval; ``*``
+    marks an interval that excludes 0.
+    """
+    pairs = report.get("paired") or []
+    budgets = sorted({pt["epochs"] for q in pairs for pt in q["points"]}, key=lambda e: (e is None, e or 0))
+    headers = ["rho(A) - rho(B)", "kind"] + [("no training" if e is None else f"{e} proxy epochs") for e in budgets]
+    rows = []
+    for q in pairs:
+        by = {pt["epochs"]: pt for pt in q["points"]}
+        cells = []
+        for e in budgets:
+            pt = by.get(e)
+            if pt is None or pt.get("diff") is None:
+                cells.append("-")
+                continue
+            ci = pt.get("ci")
+            sig = "*" if ci and (ci[0] > 0 or ci[1] < 0) else ""
+            cells.append(f"{pt['diff']:+.3f}{sig}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else ""))
+        rows.append([f"{q['a']} - {q['b']}", q["kind"]] + cells)
+    return rows, headers
+
+
 def _amortized_distillation(report: dict, p: dict) -> float:
     """Seconds of making the proxy's set(s), divided over the candidates (an ensemble adds its parts')."""
     by_label = {q["label"]: q for q in report["proxies"]}
@@ -226,6 +251,11 @@ def write_report(report: dict, out_dir: str | os.PathLike, *, name: str = "nas",
                                           title=f"{report['dataset']}: rank correlation against proxy compute "
                                                 f"({len(report['candidates'])} candidates)")
         curve_md = "".join(f"\n\n### {title}\n\n" + table(rows, heads, markdown=True) for title, rows, heads in curves)
+    if report.get("paired"):
+        prows, pheads = paired_rows(report)
+        curve_md += ("\n\n### Paired differences\n\nrho of proxy A minus rho of proxy B on the same candidates, "
+                     "95 % interval from a paired bootstrap over the candidates (1,000 resamples); * = the "
+                     "interval excludes 0.\n\n" + table(prows, pheads, markdown=True))
     md = (f"Ranking of {len(report['candidates'])} candidates on {report['dataset']}; ground truth: "
           f"{report['truth']['label']} ({report['truth']['set']['num_images']} images, {report['truth']['epochs']} "
           f"epochs); seeds {report['seeds']}. Intervals: percentile bootstrap over the candidates (1,000 "

@@ -85,6 +85,41 @@ def bootstrap_intervals(proxy: Sequence[float], truth: Sequence[float], *, resam
     return out
 
 
+def rho_difference(a: Sequence[float], b: Sequence[float], truth: Sequence[float], *, resamples: int = 1000,
+                   seed: int = 0, confidence: float = 0.95) -> dict:
+    """Spearman's rho of proxy ``a`` minus that of proxy ``b`` against ``truth``, with a paired bootstrap interval.
+
+    Both proxies rank the same candidates, so the interval resamples candidates
+    once for both (:func:`scipy.stats.bootstrap`, ``paired=True``, percentile):
+    ``{"diff", "ci": [low, high] or None, "n"}``; ``diff`` is ``None`` where
+    either correlation is undefined (a constant input).
+    """
+    import numpy as np
+    from scipy import stats
+
+    x, y, t = (np.asarray(v, dtype=float) for v in (a, b, truth))
+    if not (x.shape == y.shape == t.shape) or x.ndim != 1:
+        raise FyiError(f"both proxies and the truth need one value per candidate; got {x.shape}, {y.shape}, {t.shape}")
+    out: dict = {"diff": None, "ci": None, "n": int(x.size)}
+    if x.size < 3 or min(np.ptp(x), np.ptp(y), np.ptp(t)) == 0:
+        return out
+    out["diff"] = float(_spearman_axis(x, t) - _spearman_axis(y, t))
+    if resamples < 1:
+        return out
+
+    def fn(xa, ya, ta, axis=-1):
+        return _spearman_axis(xa, ta, axis=axis) - _spearman_axis(ya, ta, axis=axis)
+
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = stats.bootstrap((x, y, t), fn, paired=True, vectorized=True, n_resamples=int(resamples),
+                              confidence_level=confidence, method="percentile", batch=100,
+                              random_state=np.random.default_rng(seed))
+    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    out["ci"] = [lo, hi] if np.isfinite(lo) and np.isfinite(hi) else None
+    return out
+
+
 def search_simulation(proxy: Sequence[float], truth: Sequence[float], *, sizes: Sequence[int] = (10, 100),
                       draws: int = 1000, seed: int = 0) -> dict:
     """The truth of the candidate the proxy picks among N drawn at random (without replacement), per N.
