@@ -175,3 +175,26 @@ def test_experts_command_keeps_buffers_as_its_old_name(capsys):
     assert a.func.__closure__ and vars(a).keys() == vars(b).keys() and a.dataset == b.dataset == "digits"
     d = build_parser().parse_args(["distill", "--dataset", "d", "--method", "mtt", "--ipc", "1", "--experts", "E"])
     assert d.experts == "E"
+
+
+def test_every_option_says_its_default_once():
+    """`fyi CMD --help`: each option's default appears once (argparse's note is left out where the help gives it)."""
+    import argparse
+    import re
+
+    from fyi_apps.cli import build_parser
+
+    sub = next(a for a in build_parser(None)._actions if isinstance(a, argparse._SubParsersAction))
+    checked = 0
+    for name, sp in sub.choices.items():
+        fmt = sp._get_formatter()  # the formatter `fyi CMD --help` uses
+        for action in sp._actions:
+            if (not action.option_strings or action.help in (None, argparse.SUPPRESS) or action.dest == "quiet"
+                    or action.default is argparse.SUPPRESS):
+                continue
+            text = fmt._expand_help(argparse.Action(action.option_strings, action.dest, default=action.default,
+                                                    help=fmt._get_help_string(action)))
+            assert re.search("default", text, re.I), f"fyi {name} {action.option_strings[0]}: no default in {text!r}"
+            assert len(re.findall(r"\(default", text)) <= 1, f"fyi {name} {action.option_strings[0]}: {text!r}"
+            checked += 1
+    assert checked > 100

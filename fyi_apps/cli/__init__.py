@@ -181,6 +181,16 @@ def selected_command(argv: list[str]) -> Command | None:
     return None
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's ``(default: X)`` after each option's help, unless the help already says its default."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text.lower():
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The parser; given ``argv``, only the named command's arguments are built (``fyi --help`` imports no torch)."""
     common = global_options()
@@ -190,7 +200,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     chosen = selected_command(argv) if argv is not None else None
     for command in COMMANDS:
         sp = sub.add_parser(command.name, parents=[common], aliases=list(command.aliases), help=command.help,
-                            description=command.help, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                            description=command.help, formatter_class=DefaultsHelpFormatter)
         sp.set_defaults(func=_runner(command))
         if argv is None or command is chosen:
             command.function("arguments")(sp)
