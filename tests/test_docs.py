@@ -7,12 +7,16 @@
   ``FYI_CACHE`` in the test's temporary folder.  The only block exempt is the
   drop-in snippet between ``<!-- cl-snippet -->`` markers, a fragment that needs the
   reader's model and benchmark: tests/test_cl_snippet.py runs it.
-* ``mkdocs build --strict`` passes (skipped where the ``docs`` extra is not installed).
+* ``mkdocs build --strict`` passes (skipped where the ``docs`` extra is not installed), and
+  the API reference shows no raw Sphinx role: docs/hooks/sphinx_roles.py makes the
+  docstrings' ``:func:`x``` cross-references or code spans (its conversion is tested here
+  without mkdocs, its Griffe look-up where Griffe is installed).
 * README.md is at most about 350 lines, starts with the two set-up commands that
   ``.ci/run`` reads, and its links into docs/ point at pages and headings that exist.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -158,16 +162,117 @@ def test_the_status_table_is_the_same_in_readme_and_docs():
 
 # ------------------------------------------------------------------ the site
 
-def test_the_site_builds_strictly(tmp_path):
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The site, built once with ``mkdocs build --strict`` (skips where the ``docs`` extra is not installed)."""
     pytest.importorskip("mkdocs")
     pytest.importorskip("mkdocstrings")
     pytest.importorskip("material")
+    out = tmp_path_factory.mktemp("site")
     # no --quiet: it hides the warnings from --strict, which then passes a broken link
     done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"),
-                           "-d", str(tmp_path / "site")], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                           "-d", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    api = (tmp_path / "site" / "api" / "index.html").read_text()
+    return out
+
+
+def test_the_site_builds_strictly(site):
+    api = (site / "api" / "index.html").read_text()
     for name in ("load_dataset", "DistillConfig", "Callback", "EvalResult", "evaluate_images", "SyntheticSet",
                  "save_synset", "list_models", "unequalness", "make_memory", "RankingResult", "NasConfig"):
         assert name in api, f"the API reference lacks {name}"
+
+
+# ------------------------------------------------------------------ Sphinx roles in the API reference
+
+# a role as it would come through, before or after Markdown; without its first colon where a Returns
+# section's "type: description" split took it
+RAW_ROLE = re.compile(r"\b(?:func|meth|class|exc|mod|data|attr|const|obj|type):(?:`|<code>)")
+
+
+def _sphinx_roles():
+    spec = importlib.util.spec_from_file_location("sphinx_roles", DOCS / "hooks" / "sphinx_roles.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sphinx_roles_become_optional_cross_references_or_code_spans():
+    roles = _sphinx_roles()
+    known = {"SyntheticSet": "fyi_apps.synset.core.SyntheticSet", "load_synset": "fyi_apps.synset.fileformat.load_synset",
+             ".report": "fyi_apps.tasks.nas.report"}
+    asked = []
+
+    def resolve(role, target):
+        asked.append((role, target))
+        return known.get(target.rpartition(".")[2] if target.startswith("fyi_apps") else target)
+
+    text = ("A :class:`~fyi_apps.synset.SyntheticSet` from :py:func:`load_synset`, see :mod:`.report`;\n"
+            ":func:`scipy.stats.bootstrap`, :meth:`the loader <load_synset>`, :class:`!SyntheticSet`.\n"
+            "```python\n:func:`in_a_code_block`\n```\n``:func:`literal` `` stays.")
+    assert roles.convert_roles(text, resolve) == (
+        'A <autoref identifier="fyi_apps.synset.core.SyntheticSet" optional><code>SyntheticSet</code></autoref> from '
+        '<autoref identifier="fyi_apps.synset.fileformat.load_synset" optional><code>load_synset()</code></autoref>, '
+        'see <autoref identifier="fyi_apps.tasks.nas.report" optional><code>report</code></autoref>;\n'
+        '`scipy.stats.bootstrap()`, <autoref identifier="fyi_apps.synset.fileformat.load_synset" optional>'
+        '<code>the loader</code></autoref>, `SyntheticSet`.\n'
+        "```python\n:func:`in_a_code_block`\n```\n``:func:`literal` `` stays.")
+    assert ("class", "SyntheticSet") not in asked  # ! suppresses the link: not even looked up
+
+
+def test_relative_role_targets_are_looked_up_innermost_first():
+    roles = _sphinx_roles()
+    scopes = ["fyi_apps.synset.core.SyntheticSet.show", "fyi_apps.synset.core.SyntheticSet", "fyi_apps.synset.core",
+              "fyi_apps.synset", "fyi_apps"]
+    assert roles.candidate_paths("decoded", scopes, "fyi_apps.synset.core", False) == [
+        *(f"{scope}.decoded" for scope in scopes), "decoded"]
+    assert roles.candidate_paths(".codec", scopes[2:], "fyi_apps.synset.core", False) == ["fyi_apps.synset.codec"]
+    assert roles.candidate_paths(".codec", scopes[3:], "fyi_apps.synset", True) == ["fyi_apps.synset.codec"]
+    assert roles.candidate_paths("..data.Dataset", scopes[2:], "fyi_apps.synset.core", False) == [
+        "fyi_apps.data.Dataset"]
+
+
+def test_every_role_in_the_package_is_converted():
+    """No docstring of fyi_apps holds a role that the conversion misses (a new role, one split over lines ...)."""
+    roles = _sphinx_roles()
+    found = 0
+    for path in sorted((ROOT / "fyi_apps").rglob("*.py")):
+        text = path.read_text()
+        found += len(roles.ROLE.findall(text))
+        left = RAW_ROLE.findall(roles.convert_roles(text, lambda role, target: None))
+        assert not left, f"{path.relative_to(ROOT)}: {left} not converted"
+    assert found > 100
+
+
+def test_the_griffe_extension_resolves_the_roles_of_the_package():
+    griffe = pytest.importorskip("griffe")
+    loader = griffe.GriffeLoader(search_paths=[str(ROOT)], extensions=griffe.load_extensions(
+        str(DOCS / "hooks" / "sphinx_roles.py")))
+    pkg = loader.load("fyi_apps")
+
+    def doc(path):
+        return pkg[path.removeprefix("fyi_apps.")].docstring.value
+
+    link = '<autoref identifier="{}" optional><code>{}</code></autoref>'.format
+    # ~ and an alias: the canonical path
+    assert link("fyi_apps.synset.core.SyntheticSet", "SyntheticSet") in doc("fyi_apps.api.distill")
+    # a method named bare in a function of another module: the one such name in the package
+    assert link("fyi_apps.synset.core.SyntheticSet.decoded", "decoded()") in doc(
+        "fyi_apps.synset.exporters.export_imagefolder")
+    # .name in a package's __init__: its submodule
+    assert link("fyi_apps.synset.codec", "codec") in doc("fyi_apps.synset")
+    # outside the package: a code span; a module where :func: asks for a function: a code span
+    assert "`scipy.stats.bootstrap()`" in doc("fyi_apps.tasks.nas.stats")
+    assert "`fyi_apps.evaluate()`" in doc("fyi_apps.evaluate.evaluate_synset")
+    assert not RAW_ROLE.search(doc("fyi_apps.tasks.nas"))
+
+
+def test_the_api_reference_shows_no_raw_sphinx_role(site):
+    api = (site / "api" / "index.html").read_text()
+    assert not RAW_ROLE.findall(api), f"raw Sphinx roles in the API reference: {RAW_ROLE.findall(api)[:5]}"
+    assert "<autoref" not in api and "&lt;autoref" not in api  # every optional reference was resolved or dropped
+    link = re.compile(r'<a class="autorefs autorefs-internal"[^>]*href="#fyi_apps\.synset\.SyntheticSet">'
+                      r"<code>SyntheticSet</code></a>")
+    assert len(link.findall(api)) >= 3, "the roles naming SyntheticSet do not link to its entry"
+    assert re.search(r'<span title="fyi_apps\.errors\.FyiError"><code>FyiError</code></span>', api)  # not on the site
