@@ -49,7 +49,7 @@ QUICK = dict(dataset="digits", dm_iterations="10", dsa_iterations=3, eval_epochs
              batch_real=32, dsa_curve_iterations=2, dsa_curve_loops="2,2")
 
 
-def _paired(a: list[float], b: list[float]) -> dict:
+def paired_difference(a: list[float], b: list[float]) -> dict:
     """Mean and std (over seeds) of the paired differences a - b, in points."""
     d = [100 * (x - y) for x, y in zip(a, b)]
     return {"mean": statistics.fmean(d), "std": statistics.stdev(d) if len(d) > 1 else 0.0, "per_seed": d}
@@ -61,32 +61,86 @@ def decompose(acc: dict) -> dict:
     have = lambda *k: all(x in acc for x in k)  # noqa: E731
     for a in MODES:
         if have((True, a, a), (False, a, a)):
-            out[f"flip_gain_at_{a}_dsa"] = _paired(acc[(True, a, a)], acc[(False, a, a)])
+            out[f"flip_gain_at_{a}_dsa"] = paired_difference(acc[(True, a, a)], acc[(False, a, a)])
     for f in (False, True):
-        tag = "fyi_on" if f else "fyi_off"
+        tag, base = ("fyi_on" if f else "fyi_off"), acc.get((f, "single", "single"))
         if have((f, "fyi", "fyi"), (f, "single", "single")):
-            out[f"aug_gain_{tag}"] = _paired(acc[(f, "fyi", "fyi")], acc[(f, "single", "single")])
+            out[f"aug_gain_{tag}"] = paired_difference(acc[(f, "fyi", "fyi")], acc[(f, "single", "single")])
         if have((f, "fyi", "single"), (f, "single", "single")):
-            out[f"aug_gain_{tag}_distillation_only"] = _paired(acc[(f, "fyi", "single")], acc[(f, "single", "single")])
+            out[f"aug_gain_{tag}_distillation_only"] = paired_difference(acc[(f, "fyi", "single")], base)
         if have((f, "single", "fyi"), (f, "single", "single")):
-            out[f"aug_gain_{tag}_evaluation_only"] = _paired(acc[(f, "single", "fyi")], acc[(f, "single", "single")])
+            out[f"aug_gain_{tag}_evaluation_only"] = paired_difference(acc[(f, "single", "fyi")], base)
     if have((True, "fyi", "fyi"), (False, "fyi", "fyi"), (True, "single", "single"), (False, "single", "single")):
         on_f, off_f = acc[(True, "fyi", "fyi")], acc[(False, "fyi", "fyi")]
         on_s, off_s = acc[(True, "single", "single")], acc[(False, "single", "single")]
         inter = [(a - b) - (c - d) for a, b, c, d in zip(on_f, off_f, on_s, off_s)]
-        out["interaction"] = _paired(inter, [0.0] * len(inter))
-        out["paper_style_total"] = _paired(on_f, off_s)
+        out["interaction"] = paired_difference(inter, [0.0] * len(inter))
+        out["paper_style_total"] = paired_difference(on_f, off_s)
     return out
+
+
+def cell_path(work: Path, batch_real: int, method: str, ipc: int, its: int, f: bool, dmode: str, tag: str = "") -> Path:
+    """Where a cell's set lives: ``<method>[-fyi]_ipc<N>_<its>it_b<batch>_d<mode><tag>.safetensors``."""
+    return Path(work) / f"{method}{'-fyi' if f else ''}_ipc{ipc}_{its}it_b{batch_real}_d{dmode}{tag}.safetensors"
+
+
+def evaluation_key(set_path: Path, emode: str, epochs: int, seeds: list[int], source: str) -> str:
+    """One evaluation per (set, evaluation DSA mode): ``<set>_e<mode>_<hash of the evaluation budget>``."""
+    return set_path.stem + f"_e{emode}_" + H.cache_key([epochs, seeds, emode, source], 10, sort_keys=False,
+                                                       separators=(", ", ": "))
+
+
+def cell_config(args, method: str, ipc: int, its: int, f: bool, dmode: str, *, score_every=None, options=None,
+                precision: str = "fp32"):
+    """A cell's distillation config: the same seed, real batch and logging in every cell (fp32 unless asked)."""
+    import fyi_apps as fyi
+
+    return fyi.DistillConfig(method=method, dataset=args.dataset, ipc=ipc, fyi="flip" if f else None,
+                             iterations=its, batch_real=args.batch_real, seed=args.seed, dsa_mode=dmode,
+                             checkpoint_every=min(25, max(1, its // 10)), score_every=score_every or args.score_every,
+                             options=dict(options or {}), precision=precision)
+
+
+def add_cell_arguments(p, json_name: str) -> None:
+    """The options of a benchmark on the ablation's cells (this one, ``benchmarks/precision.py``)."""
+    p.add_argument("--fyi", default="off,on", help="which FYI settings this process computes")
+    p.add_argument("--dm-iterations", help="DM iterations: N, or IPC:N pairs")
+    p.add_argument("--dsa-iterations", type=int, help="DSA (the method) iterations at IPC 1")
+    p.add_argument("--score-every", type=int, help="log D(S, flip S) every N distillation iterations")
+    p.add_argument("--work", default="benchmarks/results/ablation", help="folder for sets and cached evaluations")
+    p.add_argument("--json", help=f"result file (default benchmarks/results/{json_name}; quick: in WORK)")
+    p.add_argument("--report-only", action="store_true", help="assemble the cached cells; compute nothing")
+    H.add_common_arguments(p, "quick", "dataset", "device", "batch_real", "eval_epochs", seeds={},
+                           threads={"default": 1}, seed={"help": "distillation seed (the same in every cell)"},
+                           ipcs={"help": "DM IPCs (DSA always runs at IPC 1 when listed in --methods)"})
+
+
+def open_cells(args, full: dict, quick: dict, quick_json: str):
+    """The preset applied, torch's threads set, the work folder made and the dataset loaded.
+
+    Returns ``(dataset, work folder, DM iterations by IPC, methods, FYI settings, evaluation seeds)``.
+    """
+    import torch
+
+    import fyi_apps as fyi
+
+    args = H.apply_preset(args, full, quick)
+    args.work = H.quick_path(args.work, args.quick)
+    args.json = args.json or str(Path(args.work) / quick_json)
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    ipcs = H.int_list(args.ipcs, "--ipcs")
+    fyis = [{"off": False, "on": True}[v] for v in H.names(args.fyi)]
+    return (fyi.load_dataset(args.dataset), work, H.per_ipc(args.dm_iterations, ipcs, "--dm-iterations"),
+            H.names(args.methods), fyis, list(range(args.seeds)))
 
 
 @H.reports_errors("ablation")
 def main(argv=None) -> int:
     p = H.parser(__doc__)
     p.add_argument("--methods", default="dm,dsa")
-    p.add_argument("--fyi", default="off,on", help="which FYI settings this process computes")
     p.add_argument("--dsa-modes", default="single,fyi", help="which distillation DSA modes this process computes")
-    p.add_argument("--dm-iterations", help="DM iterations: N, or IPC:N pairs")
-    p.add_argument("--dsa-iterations", type=int, help="DSA (the method) iterations at IPC 1")
     p.add_argument("--dsa-curve-iterations", type=int,
                    help="DSA (the method) at IPC 10, FYI off/on, single DSA, for the Fig. 5/6 curves only (not "
                         "evaluated); 0 skips it")
@@ -95,31 +149,14 @@ def main(argv=None) -> int:
                         "an outer iteration then costs minutes on a CPU)")
     p.add_argument("--curves-only", action="store_true",
                    help="compute only the DSA IPC-10 curve runs (no cells), e.g. in a process of its own")
-    p.add_argument("--score-every", type=int, help="log D(S, flip S) every N distillation iterations")
-    p.add_argument("--work", default="benchmarks/results/ablation", help="folder for sets and cached evaluations")
-    p.add_argument("--json", help="result file (default benchmarks/results/ablation-cifar10.json; quick: in WORK)")
-    p.add_argument("--report-only", action="store_true", help="assemble the cached cells; compute nothing")
-    H.add_common_arguments(p, "quick", "dataset", "device", "batch_real", "eval_epochs", seeds={},
-                           threads={"default": 1}, seed={"help": "distillation seed (the same in every cell)"},
-                           ipcs={"help": "DM IPCs (DSA always runs at IPC 1 when listed in --methods)"})
-    args = H.apply_preset(p.parse_args(argv), FULL, QUICK)
-    args.work = H.quick_path(args.work, args.quick)
-    args.json = args.json or str(Path(args.work) / "ablation-quick.json")
-
-    import torch
+    add_cell_arguments(p, "ablation-cifar10.json")
+    args = p.parse_args(argv)
+    ds, work, dm_its, methods, fyis, seeds = open_cells(args, FULL, QUICK, "ablation-quick.json")
+    ipcs = list(dm_its)
+    dmodes = H.names(args.dsa_modes)
 
     import fyi_apps as fyi
 
-    torch.set_num_threads(args.threads)
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    ds = fyi.load_dataset(args.dataset)
-    ipcs = H.int_list(args.ipcs, "--ipcs")
-    dm_its = H.per_ipc(args.dm_iterations, ipcs, "--dm-iterations")
-    methods = H.names(args.methods)
-    fyis = [{"off": False, "on": True}[v] for v in H.names(args.fyi)]
-    dmodes = H.names(args.dsa_modes)
-    seeds = list(range(args.seeds))
     budget = {"dataset": ds.info.name, "source": ds.source, "dm_iterations": dm_its,
               "dsa_iterations_ipc1": args.dsa_iterations, "batch_real": args.batch_real,
               "eval_epochs": args.eval_epochs, "eval_seeds": seeds, "distill_seed": args.seed}
@@ -133,14 +170,12 @@ def main(argv=None) -> int:
         blocks.append(("dsa", 1, args.dsa_iterations, [(m, m) for m in MODES]))
 
     def set_path(method, ipc, its, f, dmode, tag="") -> Path:
-        return work / f"{method}{'-fyi' if f else ''}_ipc{ipc}_{its}it_b{args.batch_real}_d{dmode}{tag}.safetensors"
+        return cell_path(work, args.batch_real, method, ipc, its, f, dmode, tag)
 
-    # one evaluation per (set, evaluation DSA mode): <set>_e<mode>_<hash of the evaluation budget>.eval.json
     cache = H.RecordCache(work, suffix=".eval.json", what="cached evaluation")
 
     def eval_key(sp: Path, emode: str) -> str:
-        return sp.stem + f"_e{emode}_" + H.cache_key([args.eval_epochs, seeds, emode, ds.source], 10,
-                                                      sort_keys=False, separators=(", ", ": "))
+        return evaluation_key(sp, emode, args.eval_epochs, seeds, ds.source)
 
     curve_options, curve_tag = {}, ""
     if args.dsa_curve_loops:
@@ -149,10 +184,7 @@ def main(argv=None) -> int:
         budget["dsa_curve_loops"] = [outer, inner]
 
     def distilled(method, ipc, its, f, dmode, score_every=None, options=None, tag=""):
-        cfg = fyi.DistillConfig(method=method, dataset=args.dataset, ipc=ipc, fyi="flip" if f else None,
-                                iterations=its, batch_real=args.batch_real, seed=args.seed, dsa_mode=dmode,
-                                checkpoint_every=min(25, max(1, its // 10)), score_every=score_every or args.score_every,
-                                options=dict(options or {}))
+        cfg = cell_config(args, method, ipc, its, f, dmode, score_every=score_every, options=options)
         return H.distilled(set_path(method, ipc, its, f, dmode, tag), cfg, ds, args.device)
 
     cells: dict = {}

@@ -109,7 +109,7 @@ def time_paper_budgets(args, dataset) -> list[dict]:
     n_it = args.iterations or (1 if args.dry else 5)
     out = []
     experts = Path(args.out) / "paper-experts"
-    if not (experts / "buffers.json").exists():
+    if not (experts / "experts.json").exists():  # the index train_experts writes
         train_experts(ExpertConfig(dataset=dataset.info.name, experts=1, epochs=3 if args.dry else 4,
                                    train_per_class=40 if args.dry else 500), dataset, experts,
                       device=args.device, progress=False)
