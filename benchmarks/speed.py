@@ -3,10 +3,12 @@
     python -m benchmarks.speed --quick      # about 2 minutes: ceilings, DM, evaluation, real gradients, threads
     python -m benchmarks.speed              # adds more rounds and the per-method table (DM/DSA/DC/IDC)
     python -m benchmarks.speed --compile    # adds torch.compile against eager (compile time reported)
+    python -m benchmarks.speed --sections precision   # --precision auto against fp32: DM, DSA, IDC, MTT, evaluation
 
-Printed first: the CPU (``torch.backends.cpu.get_cpu_capability()``, model),
-torch threads, the load average, the fp32 matmul rate (2048^3) with one thread
-and with all cores, and the convolution-only time of DM's real branch: the three
+Printed first: the CPU (``torch.backends.cpu.get_cpu_capability()``, model, its
+bf16 flags and whether it runs bf16 natively), torch threads, the load average,
+the fp32 matmul rate (2048^3) with one thread and with all cores, the bf16 matmul
+rate with one thread, and the convolution-only time of DM's real branch: the three
 convolutions of ConvNet-3 on the same 10 x 256 real images in the same slices,
 with nothing else (no normalisation, ReLU, pooling, augmentation).
 
@@ -36,70 +38,11 @@ from pathlib import Path
 import torch
 
 from benchmarks import harness as H
+from benchmarks.timing import (count_flops, expert_options, interleave, iteration_units, machine, matmul_gflops,
+                               paired, stepping, summary)
+from fyi_apps.errors import FyiError
 
 CL = torch.channels_last
-
-
-# --------------------------------------------------------------------------- machine and ceilings
-def machine() -> dict:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_model": model,
-            "cores": os.cpu_count(), "load_average": [round(v, 2) for v in os.getloadavg()],
-            "torch": torch.__version__}
-
-
-def matmul_gflops(threads: int, n: int = 2048, reps: int = 3) -> float:
-    """Best-of-``reps`` fp32 ``n x n @ n x n`` rate at ``threads`` torch threads."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        a, b = torch.randn(n, n), torch.randn(n, n)
-        a @ b
-        best = min(_seconds(lambda: a @ b) for _ in range(reps))
-    finally:
-        torch.set_num_threads(old)
-    return 2 * n**3 / best / 1e9
-
-
-def _seconds(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
-
-
-def count_flops(fn) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as fc:
-        fn()
-    return float(fc.get_total_flops())
-
-
-def interleave(fns: dict, rounds: int) -> dict[str, list[float]]:
-    """Run every function once per round, in turn (A B C A B C ...); seconds per call."""
-    for fn in fns.values():  # warm-up
-        fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, fn in fns.items():
-            times[k].append(_seconds(fn))
-    return times
-
-
-def paired(times: dict, a: str, b: str) -> float:
-    """Median over rounds of ``time[a] / time[b]``."""
-    return statistics.median(x / y for x, y in zip(times[a], times[b]))
-
-
-def summary(times: dict) -> dict:
-    return {k: {"median_s": statistics.median(v), "all_s": v} for k, v in times.items()}
 
 
 # --------------------------------------------------------------------------- the layers before issue 15
@@ -144,7 +87,7 @@ def dm_section(args, ds, ceil1) -> dict:
     """DM iteration (current vs legacy layers) and the real branch's convolution-only time, interleaved."""
     from fyi_apps.distill import real_chunk
 
-    d = _stepping(ds, "dm", args.ipc, args.batch_real, "flip" if args.fyi else None)
+    d = stepping(ds, "dm", args.ipc, args.batch_real, "flip" if args.fyi else None)
     ctx, step = d.ctx, d.method.step
     new_net = ctx.new_net
     real, _ = ctx.real_all(args.batch_real)
@@ -185,17 +128,6 @@ def dm_section(args, ds, ceil1) -> dict:
         "fraction_of_matmul": it_flops / med["current"] / 1e9 / ceil1,
         "conv_only_fraction_of_matmul": real_flops / med["conv_only"] / 1e9 / ceil1, "real_chunk": chunk,
     }
-
-
-def _stepping(ds, method: str, ipc: int, batch_real: int, fyi=None):
-    """A Distiller set up to run single iterations (``d.method.step``) on the CPU."""
-    from fyi_apps.distill import DistillConfig, Distiller
-
-    d = Distiller(DistillConfig(method=method, dataset=ds.info.name, ipc=ipc, fyi=fyi, iterations=10**6,
-                                batch_real=batch_real, seed=0), ds, device="cpu")
-    stored, labels = d.init_images()
-    d.method.setup(torch.nn.Parameter(stored), labels)
-    return d
 
 
 def eval_section(args, ds, ceil1) -> dict:
@@ -284,7 +216,7 @@ def threads_section(args, ds, ceils) -> dict:
     s = random_subset(ds, args.ipc, seed=0)
     info = ds.info
     cfg = EvalConfig(epochs=args.eval_epochs)
-    d = _stepping(ds, "dm", args.ipc, args.batch_real)
+    d = stepping(ds, "dm", args.ipc, args.batch_real)
     candidates = ["convnet:depth=1,width=32", "convnet:depth=2,width=64", "convnet:depth=3,width=128"]
     test_x, test_y = ds.test.images[:500], ds.test.labels[:500]
 
@@ -346,48 +278,73 @@ def compile_section(args, ds, ceil1) -> dict:
                                "compile_seconds": compile_train_s}}
 
 
+# --------------------------------------------------------------------------- --precision auto against fp32
+#: the methods of the precision rows (MTT stands for MTT/FTD: no real-image pass, auto runs fp32 there)
+PRECISION_METHODS = ("dm", "dsa", "idc", "mtt")
+
+
+def precision_section(args, ds, ceils) -> dict:
+    """Iterations of DM, DSA, IDC and MTT and an evaluation epoch: ``--precision auto`` against fp32, interleaved.
+
+    Each method's units (:func:`timing.iteration_units`) run A B A B ...; a row records what ``auto`` ran
+    (``precision_used``: bf16 only with native bf16; MTT always fp32).  Evaluation has no ``auto`` (it stays fp32): its row is fp32
+    against bf16 autocast (``EvalConfig(bf16=True)``), what ``auto`` would give it.
+    """
+    import warnings
+
+    from fyi_apps.baselines import random_subset
+    from fyi_apps.evaluate import EvalConfig, train_network
+    from fyi_apps.runtime import make_generator
+
+    rows: dict = {}
+    for method in PRECISION_METHODS:
+        opts = expert_options(ds) if method == "mtt" else {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # MTT under auto: "has no real-image pass, the run is fp32"
+            arms = {p: stepping(ds, method, args.ipc, args.batch_real, precision=p, options=opts)
+                    for p in ("fp32", "auto")}
+        units = {p: iteration_units(d) for p, d in arms.items()}
+        row: dict = {"precision_used": {p: d.ctx.precision for p, d in arms.items()}, "units": {}}
+        for name, (fn, n) in units["fp32"].items():
+            times = interleave({p: units[p][name][0] for p in arms}, args.rounds)
+            row["units"][name] = {"per_iteration": n, "times": summary(times), "flops": count_flops(fn),
+                                  "auto_vs_fp32": paired(times, "auto", "fp32")}
+        per_it = {p: sum(u["times"][p]["median_s"] * u["per_iteration"] for u in row["units"].values()) for p in arms}
+        flops = sum(u["flops"] * u["per_iteration"] for u in row["units"].values())
+        row.update(setting=f"{method.upper()}, IPC {args.ipc}, {args.batch_real} real/class, " + ", ".join(
+                       f"{k} x {u['per_iteration']}" for k, u in row["units"].items()),
+                   seconds_per_iteration=per_it, auto_vs_fp32=per_it["auto"] / per_it["fp32"],
+                   fraction_of_fp32_matmul={p: flops / t / 1e9 / ceils["one_thread"] for p, t in per_it.items()})
+        rows[method] = row
+    s = random_subset(ds, args.ipc, seed=0)
+    info = ds.info
+
+    def train(bf16: bool):
+        cfg = EvalConfig(epochs=args.eval_epochs, bf16=bf16)
+        return lambda: train_network(convnet(ds), s.images, s.labels, cfg, lr=0.01, generator=make_generator(0),
+                                     device=torch.device("cpu"), mean=info.mean, std=info.std)
+
+    times = interleave({"fp32": train(False), "bf16": train(True)}, args.rounds)
+    rows["evaluation"] = {"setting": f"ConvNet-3 retraining on {s.images.shape[0]} images, {args.eval_epochs} epochs "
+                                     "per timing, DSA on", "times": summary(times),
+                          "seconds_per_epoch": {k: v["median_s"] / args.eval_epochs for k, v in summary(times).items()},
+                          "bf16_vs_fp32": paired(times, "bf16", "fp32")}
+    return rows
+
+
 # --------------------------------------------------------------------------- per-method table (worker processes)
 def run_worker(spec: dict) -> dict:
     from fyi_apps.data import load_dataset
 
     torch.set_num_threads(spec["threads"])
     torch.set_flush_denormal(True)
-    d = _stepping(load_dataset(spec["dataset"]), spec["method"], spec["ipc"], spec["batch_real"], spec["fyi"])
-    m, o = d.method, d.cfg.options
-    out = dict(spec)
-    if spec["method"] in ("dm", "mtt", "ftd"):
-        fn, scale, timed = (lambda: m.step(1)), 1, "full iteration"
-    elif spec["method"] == "idc":  # one round (match every class + net update on real data) x inner_loop
-        rounds, m.inner_loop, m.fix_iter = m.inner_loop, 1, 10**9
-        m.net = d.ctx.new_net()
-        m.opt_net = m.net_optimiser(m.net)
-        fn, scale, timed = (lambda: m.step(1)), rounds, "one round x inner_loop"
-    else:  # DC/DSA: one matching step and one inner epoch, scaled to (outer, inner) loops
-        net = d.ctx.new_net()
-        opt_net = torch.optim.SGD(net.parameters(), lr=float(o["lr_net"]))
-        outer, inner = int(o.get("outer_loop", 1)), int(o.get("inner_loop", 1))
-
-        def match():
-            loss = m.match_loss(net)
-            m.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            m.opt.step()
-
-        def epoch():
-            saved, o["inner_loop"] = o.get("inner_loop"), 1
-            m.train_net(net, opt_net)
-            o["inner_loop"] = saved
-
-        tm = min(interleave({"m": match}, spec["iterations"])["m"])
-        te = min(interleave({"e": epoch}, spec["iterations"])["e"])
-        out.update(seconds_match_step=tm, seconds_inner_epoch=te, outer_loop=outer, inner_loop=inner,
-                   seconds_per_iteration=outer * tm + (outer - 1) * inner * te,
-                   flops_per_iteration=outer * count_flops(match) + (outer - 1) * inner * count_flops(epoch),
-                   timed="match step + inner epoch, scaled")
-        return out
-    t = min(interleave({"i": fn}, spec["iterations"])["i"])
-    out.update(seconds_per_iteration=scale * t, flops_per_iteration=scale * count_flops(fn), timed=timed)
-    return out
+    d = stepping(load_dataset(spec["dataset"]), spec["method"], spec["ipc"], spec["batch_real"], spec["fyi"])
+    units = iteration_units(d)
+    best = {k: min(interleave({k: fn}, spec["iterations"])[k]) for k, (fn, _) in units.items()}
+    return {**spec, "units": {k: {"seconds": best[k], "per_iteration": n} for k, (_, n) in units.items()},
+            "seconds_per_iteration": sum(best[k] * n for k, (_, n) in units.items()),
+            "flops_per_iteration": sum(count_flops(fn) * n for fn, n in units.values()),
+            "timed": " + ".join(f"{k} x {n}" for k, (_, n) in units.items())}
 
 
 def methods_section(args, ceils) -> list[dict]:
@@ -412,6 +369,11 @@ def methods_section(args, ceils) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- main
+#: the sections, in the order they run (``methods``: one worker process per configuration)
+SECTIONS = ("dm", "evaluation", "real_gradient", "threads", "precision", "compile", "methods")
+
+
+@H.reports_errors("speed")
 def main(argv=None) -> int:
     p = H.parser(__doc__)
     H.add_common_arguments(p, "ipcs", dataset={"default": "cifar10"}, batch_real={"default": 256})
@@ -423,6 +385,8 @@ def main(argv=None) -> int:
     p.add_argument("--methods", default="dm,dsa,dc,idc")
     H.add_common_arguments(p, quick={"help": "fewer rounds, no per-method table"})
     p.add_argument("--compile", action="store_true", help="also time torch.compile against eager")
+    p.add_argument("--sections", default=None, help=f"only these sections, comma-separated ({', '.join(SECTIONS)}; "
+                   "default: all but compile, with --compile too, and methods only without --quick)")
     p.add_argument("--fresh", action="store_true", help="ignore results of earlier runs in <json>.parts")
     p.add_argument("--json", default="benchmarks/results/speed.json")
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -438,22 +402,29 @@ def main(argv=None) -> int:
     torch.set_flush_denormal(True)  # what distillation and training run with
     ds = load_dataset(args.dataset)
     mach = machine()
-    ceils = {"one_thread": matmul_gflops(1), "all_cores": matmul_gflops(os.cpu_count() or 1)}
-    print(f"CPU: {mach['cpu_model']}, capability {mach['cpu_capability']}, {mach['cores']} cores, "
+    ceils = {"one_thread": matmul_gflops(1), "all_cores": matmul_gflops(os.cpu_count() or 1),
+             "bf16_one_thread": matmul_gflops(1, dtype=torch.bfloat16)}
+    print(f"CPU: {mach['cpu_model']}, capability {mach['cpu_capability']}, bf16 flags "
+          f"{', '.join(mach['bf16_flags']) or 'none'} (native bf16: {mach['native_bf16']}), {mach['cores']} cores, "
           f"load average {mach['load_average']}; torch {mach['torch']}, {args.threads} thread(s)")
     print(f"fp32 matmul 2048^3: {ceils['one_thread']:.1f} GFLOP/s one thread, "
-          f"{ceils['all_cores']:.1f} GFLOP/s all {mach['cores']} cores", flush=True)
+          f"{ceils['all_cores']:.1f} GFLOP/s all {mach['cores']} cores; bf16 matmul one thread "
+          f"{ceils['bf16_one_thread']:.1f} GFLOP/s", flush=True)
     ceil = ceils["one_thread"] if args.threads == 1 else ceils["all_cores"]
 
     # each section's result is a record of its own, keyed by its settings: an interrupted run resumes
     parts = H.RecordCache(Path(args.json).with_suffix(".parts"), what="section result")
     sections = {"dm": lambda: dm_section(args, ds, ceil), "evaluation": lambda: eval_section(args, ds, ceil),
                 "real_gradient": lambda: real_gradient_section(args, ds, ceil),
-                "threads": lambda: threads_section(args, ds, ceils)}
-    if args.compile:
-        sections["compile"] = lambda: compile_section(args, ds, ceil)
+                "threads": lambda: threads_section(args, ds, ceils),
+                "precision": lambda: precision_section(args, ds, ceils),
+                "compile": lambda: compile_section(args, ds, ceil)}
+    chosen = H.names(args.sections) if args.sections else [
+        k for k in SECTIONS if (k != "compile" or args.compile) and (k != "methods" or not args.quick)]
+    if unknown := sorted(set(chosen) - set(SECTIONS)):
+        raise FyiError(f"--sections: unknown {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     results = {}
-    for name, fn in sections.items():
+    for name, fn in ((k, sections[k]) for k in chosen if k != "methods"):
         key = {"section": name, "dataset": args.dataset, "ipc": args.ipc, "batch_real": args.batch_real, "fyi": args.fyi,
                "rounds": args.rounds, "eval_epochs": args.eval_epochs, "threads": args.threads}
         part = f"{name}-{H.cache_key(key, 12, separators=(', ', ': '))}"
@@ -466,7 +437,7 @@ def main(argv=None) -> int:
             parts.put(res, part)
         results[name] = res
         _print_section(name, res)
-    if not args.quick:
+    if "methods" in chosen:
         print("[methods] one worker process per configuration", flush=True)
         results["methods"] = methods_section(args, ceils)
     H.write_result(args.json, {"command": H.command_line("speed", argv), "machine": mach, "threads": args.threads,
@@ -497,6 +468,16 @@ def _print_section(name: str, r: dict) -> None:
                 print(f"[threads] {k}: 1 thread {m['1_thread']:.3f} s, 2 threads {m['2_threads']:.3f} s, "
                       f"speed-up {v['speedup_2_vs_1']:.2f}x")
         print(f"[threads] matmul 2 vs 1 thread: {r['matmul_speedup_2_vs_1']:.2f}x")
+    elif name == "precision":
+        for k, v in r.items():
+            if k == "evaluation":
+                e = v["seconds_per_epoch"]
+                print(f"[precision] evaluation epoch: fp32 {e['fp32']:.3f} s, bf16 {e['bf16']:.3f} s "
+                      f"({v['bf16_vs_fp32']:.2f}x; evaluation stays fp32)")
+            elif isinstance(v, dict) and "seconds_per_iteration" in v:
+                t, used = v["seconds_per_iteration"], v["precision_used"]["auto"]
+                print(f"[precision] {v['setting']}: fp32 {t['fp32']:.3f} s/it, auto ({used}) {t['auto']:.3f} s/it "
+                      f"({v['auto_vs_fp32']:.2f}x)")
     elif name == "compile":
         for k, v in r.items():
             if k == "measured":
