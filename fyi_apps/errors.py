@@ -71,3 +71,15 @@ class FyiError(Exception):
     def __str__(self) -> str:
         text = super().__str__()
         return text if _CLI.get() else python_spelling(text)
+
+
+class DamagedFile(FyiError):
+    """A file that is there but damaged (corrupt, truncated, changed since it was written).
+
+    ``reason`` says what is wrong without the message's advice, for a caller
+    that knows what to do instead: a cache entry is simply made again.
+    """
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = " ".join(str(reason or message).split())

@@ -1,5 +1,8 @@
 """Resumable record caches: one sealed JSON record per finished job in a folder, and claims for shared folders.
 
+Also sealed torch files (:func:`save_sealed_torch`, :func:`load_sealed_torch`): checkpoints and partial
+states carry the hash of their bytes, so that a changed byte is noticed, not resumed from.
+
 The one cache of finished work used by the NAS runner (:class:`fyi_apps.tasks.nas.RecordCache`, whose
 ``check`` knows a training record) and by the benchmarks (``benchmarks/harness.py``)::
 
@@ -11,9 +14,9 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 
-from .runtime import claim, claim_alive, read_sealed_json, release_claim, write_sealed_json
+from .runtime import atomic_path, claim, claim_alive, read_sealed_json, release_claim, write_sealed_json
 
 #: ``check(record, key)``: why a record read back is not a finished job's record for ``key`` (None when it is one)
 RecordCheck = Callable[[dict, str], Optional[str]]
@@ -37,14 +40,16 @@ class RecordCache:
         suffix: the file-name ending after the key (``".json"``, ``".eval.json"``).
         check: validates a record read back (default: any JSON object is a record).
         what: the words for a record in messages and write errors.
+        reported: the ``(path, why)`` problems already reported (a worker gets its parent's): each is said once.
     """
 
     def __init__(self, folder: str | os.PathLike, *, suffix: str = ".json", check: RecordCheck | None = None,
-                 what: str = "run record"):
+                 what: str = "run record", reported: Iterable[tuple[str, str]] = ()):
         self.folder = Path(folder)
         self.suffix = suffix
         self.check = check
         self.what = what
+        self.reported: set[tuple[str, str]] = set(reported)
 
     def path(self, key: str) -> Path:
         """The record's file."""
@@ -84,6 +89,9 @@ class RecordCache:
         return {p.name[:-n] for p in self.folder.glob(f"*{self.suffix}")}
 
     def _warn(self, path: Path, why: str) -> None:
+        if (str(path), why) in self.reported:  # looked at again before the run replaced it: said once
+            return
+        self.reported.add((str(path), why))
         print(f"fyi: warning: {self.what} {path} is not usable ({why}); it is a cache entry, so the run is done again "
               "and the record replaced", file=sys.stderr)
 
@@ -100,3 +108,43 @@ class RecordCache:
 
     def claimed_elsewhere(self, key: str) -> bool:
         return claim_alive(self.claim_path(key))
+
+
+# --------------------------------------------------------------------------- sealed torch files
+#: the key of a sealed torch file's wrapper: ``{SEALED: 1, "sha256": hash of payload, "payload": torch.save bytes}``
+SEALED = "_fyi_sealed"
+
+
+def save_sealed_torch(path: str | os.PathLike, obj, what: str = "file") -> Path:
+    """``torch.save`` of ``obj`` atomically, with the sha256 of its bytes (read back by :func:`load_sealed_torch`)."""
+    import hashlib
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    payload = buf.getvalue()
+    with atomic_path(path, what) as tmp:
+        torch.save({SEALED: 1, "sha256": hashlib.sha256(payload).hexdigest(), "payload": payload}, tmp)
+    return Path(path)
+
+
+def load_sealed_torch(path: str | os.PathLike, *, map_location="cpu", weights_only: bool = True):
+    """What :func:`save_sealed_torch` wrote; a file written by plain ``torch.save`` (before sealing) is read as it is.
+
+    Raises ValueError when the bytes no longer match their hash (changed or corrupted on disk), and
+    whatever ``torch.load`` raises for an unreadable file: the caller words the message.
+    """
+    import hashlib
+    import io
+
+    import torch
+
+    outer = torch.load(path, map_location=map_location, weights_only=weights_only)
+    if not (isinstance(outer, dict) and outer.get(SEALED) == 1):
+        return outer
+    payload = outer.get("payload")
+    if not isinstance(payload, bytes) or hashlib.sha256(payload).hexdigest() != outer.get("sha256"):
+        raise ValueError("its content hash does not match (changed or corrupted on disk)")
+    return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=weights_only)

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from .. import runtime
-from ..errors import FyiError
+from ..errors import DamagedFile, FyiError
 from .codec import check_encoding
 from .core import _META_FIELDS, FORMAT_NAME, FORMAT_VERSION, META_KEY, SUFFIX, SyntheticSet
 
@@ -133,11 +133,11 @@ def save_synset(path: str | os.PathLike, synset: SyntheticSet) -> str:
     return digest
 
 
-def _corrupt(path: Path, detail: str) -> FyiError:
+def _corrupt(path: Path, detail: str) -> DamagedFile:
     detail = " ".join(str(detail).split())[:200]
-    return FyiError(
-        f"{path} is not a fyi-apps synthetic set (corrupt or truncated): {detail}; re-create or re-download it"
-    )
+    return DamagedFile(
+        f"{path} is not a fyi-apps synthetic set (corrupt or truncated): {detail}; re-create or re-download it",
+        f"corrupt or truncated: {detail}")
 
 
 def load_synset(
@@ -217,10 +217,10 @@ def load_synset(
         raise _corrupt(path, "no sha256 content hash")
     found = _content_hash(tensors, meta)
     if found != stored:
-        raise FyiError(
+        raise DamagedFile(
             f"{path} failed its sha256 content-hash check (expected {stored[:12]}..., found {found[:12]}...): "
-            f"the file was modified or damaged; re-create or re-download it"
-        )
+            f"the file was modified or damaged; re-create or re-download it",
+            "its content hash does not match (changed or corrupted on disk)")
 
     for name in ("images", "labels"):
         if name not in tensors:

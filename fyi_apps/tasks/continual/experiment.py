@@ -170,8 +170,8 @@ def _run_path(cfg: CLConfig, resume_dir, key: str, n_exp: int, kind: str, seed: 
     return Path(resume_dir) / f"{key}-{n_exp}_{tag}_ipc{cfg.ipc}_{safe}_seed{seed}_{rkey}.json"
 
 
-def _cached_run(path: Path | None, rkey: str) -> dict | None:
-    """A finished run kept at ``path`` (None if there is none; a damaged one is reported and ignored)."""
+def _cached_run(path: Path | None, rkey: str, reported: set | None = None) -> dict | None:
+    """A finished run kept at ``path`` (None if there is none; a damaged one is reported, once, and ignored)."""
     if path is None or not path.exists():
         return None
     from ...runtime import read_sealed_json
@@ -180,6 +180,10 @@ def _cached_run(path: Path | None, rkey: str) -> dict | None:
     why = why or _run_problem(rec, rkey)
     if why is None:
         return rec
+    if reported is not None:  # looked at again before the run replaced it: said once
+        if (path, why) in reported:
+            return None
+        reported.add((path, why))
     print(f"fyi: warning: cached run {path} is not usable ({why}); it is a cache, so the run is done again and "
           "the file replaced", file=sys.stderr)
     return None
@@ -235,6 +239,7 @@ def run_experiment(cfg: CLConfig, *, out: str | Path | None = None, root=None, d
     jobs = [(kind, s) for kind in cfg.memories for s in cfg.seeds]
     bar = tqdm(total=len(jobs), desc=f"cl {key}", disable=not progress, dynamic_ncols=True)
     found: dict[tuple, dict] = {}
+    reported: set = set()  # damaged run files already reported
     waiting = list(jobs)
     while waiting:  # runs another process on the same folder has claimed are taken from its files afterwards
         deferred = []
@@ -242,13 +247,13 @@ def run_experiment(cfg: CLConfig, *, out: str | Path | None = None, root=None, d
             bar.set_postfix(memory=kind, order=s)
             rkey = _run_key(cfg, kind, s)
             path = None if resume_dir is None else _run_path(cfg, resume_dir, key, n_exp, kind, s, rkey)
-            rec = _cached_run(path, rkey)
+            rec = _cached_run(path, rkey, reported)
             if rec is None and path is not None and not claim(path.with_suffix(".claim")):
                 deferred.append((kind, s))  # a live process is running it
                 continue
             try:
                 if rec is None:
-                    rec = _cached_run(path, rkey)  # finished while we claimed
+                    rec = _cached_run(path, rkey, reported)  # finished while we claimed
                 if rec is None:
                     rec = run_one(cfg, kind, s, dataset=dataset, device=device, progress=progress)
                     rec["run_key"] = rkey

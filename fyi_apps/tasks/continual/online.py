@@ -122,11 +122,12 @@ class OnlineDistillation(MemorySource):
         if cached:
             try:
                 syn = load_synset(path)
-            except FyiError as e:  # a cache entry the user never made: say so, distil again, replace it
+            except FyiError as e:  # a cache entry the user never made: say so (not its advice), distil again
                 import sys
 
-                print(f"fyi: warning: cached online distillation {path} is not usable ({e}); it is a cache, so it "
-                      "is distilled again and the file replaced", file=sys.stderr)
+                why = getattr(e, "reason", e)
+                print(f"fyi: warning: cached online distillation {path} is not usable ({why}); it is a cache, so "
+                      "it is distilled again and the file replaced", file=sys.stderr)
                 cached = False
         if syn is None:
             syn = Distiller(cfg, sub, device=self.device).run(None, progress=self.progress)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from typing import Iterable
 
 from ... import records
 
@@ -14,8 +15,8 @@ class RecordCache(records.RecordCache):
     reported on stderr and treated as missing, so the job runs again and replaces it.
     """
 
-    def __init__(self, folder: str | os.PathLike):
-        super().__init__(folder, check=record_problem)
+    def __init__(self, folder: str | os.PathLike, reported: Iterable[tuple[str, str]] = ()):
+        super().__init__(folder, check=record_problem, reported=reported)
 
 
 def _number(v) -> bool:

@@ -220,8 +220,8 @@ def _pool_init(threads: int) -> None:
         pass
 
 
-def _pool_run(job: Job, device: str, cache_folder: str, rank: int) -> dict | None:
-    return _claimed_run(job, device, RecordCache(cache_folder), rank=rank)
+def _pool_run(job: Job, device: str, cache_folder: str, rank: int, reported: frozenset = frozenset()) -> dict | None:
+    return _claimed_run(job, device, RecordCache(cache_folder, reported), rank=rank)
 
 
 def _claimed_run(job: Job, device, cache: RecordCache, rank: int | None = None) -> dict | None:
@@ -326,7 +326,8 @@ def run_jobs(
     pool = ProcessPoolExecutor(max_workers=int(workers), mp_context=ctx, initializer=_pool_init, initargs=(threads,))
     rank = rank_world()[0]
     try:
-        futures = {pool.submit(_pool_run, j, str(device), str(cache.folder), rank): j for j in todo}
+        reported = frozenset(cache.reported)  # a damaged record the listing reported is not reported again
+        futures = {pool.submit(_pool_run, j, str(device), str(cache.folder), rank, reported): j for j in todo}
         for fut in as_completed(futures):
             rec = fut.result()
             if rec is None:
