@@ -126,8 +126,11 @@ def test_table_lookup_and_refusals(tmp_path, monkeypatch):
     t = nb201_table.BenchmarkTable.read(path)
     assert t.truth("cifar10-jpeg", ["nb201:" + ALL_CONV3 + ";cells=1"]) == {"nb201:" + ALL_CONV3 + ";cells=1": 0.9}
     assert t.truth("cifar100", [BEST])[BEST] == pytest.approx((10 + 80 * 5 / 6) / 2 / 100)  # its own column
-    with pytest.raises(FyiError, match="not in the NAS-Bench-201 table"):
+    with pytest.raises(FyiError, match="not in the NAS-Bench-201 table .* has only 2 of the benchmark's 15625 cells"
+                       ".*pass the whole CSV"):  # a cut table: the advice is the whole table, not other candidates
         t.truth("cifar10", ["nb201:|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"])
+    with pytest.raises(FyiError, match="only nb201:<cell> candidates"):
+        t.truth("cifar10", ["convnet"])
     with pytest.raises(FyiError, match="no accuracies for dataset 'digits'"):
         t.truth("digits", [BEST])
     monkeypatch.setenv("FYI_NB201", str(path))

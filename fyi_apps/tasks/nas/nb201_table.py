@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Sequence
 
 from ...errors import FyiError
-from ...networks.nb201 import PREFIX, parse_cell, split_name
+from ...networks.nb201 import OPS, PREFIX, parse_cell, split_name
 
 CSV_NAME = "nas-bench-201-accuracies.csv"
+#: the cells of NAS-Bench-201 (its operations on 6 edges): the rows of a whole table
+NUM_CELLS = len(OPS) ** 6
 #: dataset (family) -> the table's column of 200-epoch test accuracies
 COLUMNS = {
     "cifar10": "CIFAR10TestAccuracy200Epochs",
@@ -106,6 +108,10 @@ class BenchmarkTable:
         out = {}
         for c in cells:
             cell = split_name(c)[0] if c.startswith(PREFIX) else c
+            if cell not in col and c.startswith(PREFIX) and len(self.order) < NUM_CELLS:
+                raise FyiError(f"cell {cell} is not in the NAS-Bench-201 table {self.path}, which has only "
+                               f"{len(self.order)} of the benchmark's {NUM_CELLS} cells (a cut or filtered copy?); "
+                               "pass the whole CSV with --nb201 PATH")
             if cell not in col:
                 raise FyiError(f"architecture {c!r} is not in the NAS-Bench-201 table {self.path}; "
                                "only nb201:<cell> candidates can be ranked with --truth nb201")
