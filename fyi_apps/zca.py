@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import FyiError
+from .errors import DamagedFile, FyiError
 from .runtime import atomic_path, cache_dir
 
 
@@ -96,6 +96,7 @@ class ZCA:
                    "eigenvectors": self.eigenvectors.float().contiguous()}
         meta = {"eps": repr(float(self.eps)), "norm_mean": json.dumps(list(self.norm_mean)),
                 "norm_std": json.dumps(list(self.norm_std))}
+        meta["sha256"] = _digest(tensors, meta)  # checked on load: a changed byte is noticed
         _save_safetensors(path, tensors, meta)
 
     @classmethod
@@ -106,10 +107,26 @@ class ZCA:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata()
                 t = {k: f.get_tensor(k) for k in f.keys()}
+            stored = meta.pop("sha256", None)  # files written before the hash was added have none
+            if stored is not None and stored != _digest(t, meta):
+                raise DamagedFile(f"ZCA file {path} does not match its content hash (changed or corrupted on "
+                                  "disk); delete it to refit", "its content hash does not match")
             return cls(t["mean"], t["matrix"], t["eigenvalues"], t["eigenvectors"], float(meta["eps"]),
                        tuple(json.loads(meta["norm_mean"])), tuple(json.loads(meta["norm_std"])))
+        except FyiError:
+            raise
         except Exception as e:  # noqa: BLE001 - any unreadable file is the same user problem
-            raise FyiError(f"ZCA file {path} is unreadable ({type(e).__name__}); delete it to refit") from None
+            raise DamagedFile(f"ZCA file {path} is unreadable ({type(e).__name__}); delete it to refit",
+                              f"unreadable ({type(e).__name__})") from None
+
+
+def _digest(tensors: dict, metadata: dict) -> str:
+    """sha256 over the tensors (by name) and the metadata: what a stored transform is."""
+    h = hashlib.sha256(json.dumps(metadata, sort_keys=True).encode())
+    for k in sorted(tensors):
+        h.update(k.encode())
+        h.update(tensors[k].float().contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _save_safetensors(path: Path, tensors: dict, metadata: dict) -> None:
@@ -161,7 +178,11 @@ def zca_for_dataset(dataset, eps: float = 0.1) -> ZCA:
     if path.exists():
         try:
             return ZCA.load(path)
-        except FyiError:
+        except FyiError as e:  # a cache entry: said, refitted and replaced
+            import sys
+
+            print(f"fyi: warning: ZCA cache {path} is not usable ({getattr(e, 'reason', e)}); it is a cache, so the "
+                  "transform is fitted again and the file replaced", file=sys.stderr)
             path.unlink(missing_ok=True)
     z = fit_zca(dataset.train.images, eps, norm_mean=dataset.info.mean, norm_std=dataset.info.std)
     path.parent.mkdir(parents=True, exist_ok=True)

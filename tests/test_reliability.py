@@ -313,3 +313,68 @@ def test_a_write_failure_says_what_is_kept_and_how_to_resume(tmp_path, monkeypat
     assert code == 2 and len(err) == 1
     assert "no space left on device" in err[0] and f"kept the checkpoint {tmp_path / 's.ckpt.pt'}" in err[0]
     assert err[0].endswith("--resume")
+
+
+def test_a_changed_partial_expert_state_is_named_and_the_expert_trained_again(digits, tmp_path, capsys):
+    from fyi_apps.distill.experts import ExpertConfig, train_experts
+
+    cfg = ExpertConfig(dataset="digits", experts=2, epochs=3, arch="mlp", batch_size=256, train_per_class=5)
+    whole = train_experts(cfg, digits, tmp_path / "whole", progress=False)
+    train_experts(cfg, digits, tmp_path / "cut", progress=False, stop_after=(1, 2))
+    part = tmp_path / "cut" / "expert_00001.partial.pt"
+    data = bytearray(part.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one flipped bit in the middle of the saved state
+    part.write_bytes(bytes(data))
+    again = train_experts(cfg, digits, tmp_path / "cut", progress=False)
+    err = capsys.readouterr().err
+    assert f"partial expert state {part} is not usable" in err and "expert 1 starts over" in err
+    assert torch.equal(again.trajectory(1), whole.trajectory(1))  # not resumed from the changed state
+
+
+def test_a_changed_zca_cache_is_named_and_fitted_again(digits, tmp_path, monkeypatch, capsys):
+    from fyi_apps.zca import zca_for_dataset
+
+    monkeypatch.setenv("FYI_CACHE", str(tmp_path))
+    first = zca_for_dataset(digits)
+    path, = (tmp_path / "zca").glob("*.safetensors")
+    data = bytearray(path.read_bytes())
+    data[-7] ^= 0x01  # inside the stored matrices
+    path.write_bytes(bytes(data))
+    again = zca_for_dataset(digits)
+    assert f"ZCA cache {path} is not usable (its content hash does not match)" in capsys.readouterr().err
+    assert torch.equal(again.matrix, first.matrix)
+
+
+def test_a_stopped_experts_run_says_what_is_kept_and_how_to_resume(tmp_path, monkeypatch, capsys):
+    from fyi_apps import runtime
+    from fyi_apps.cli import main
+    from fyi_apps.distill import experts
+
+    epoch, calls = experts._Trainer.epoch, []
+
+    def stopped(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 5:  # expert 1, after its first epoch (expert 0 took three)
+            raise KeyboardInterrupt
+        return epoch(self, *a, **k)
+
+    monkeypatch.setattr(experts._Trainer, "epoch", stopped)
+    monkeypatch.setattr(runtime, "_KEPT", {})
+    out = tmp_path / "exp"
+    argv = ["experts", "--dataset", "digits", "--experts", "2", "--epochs", "3", "--arch", "mlp", "--train-per-class",
+            "5", "-o", str(out), "--device", "cpu", "--quiet"]
+    assert main(argv) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"fyi: interrupted; kept 1 finished expert(s) and expert 1 up to epoch 1 in {out}; to resume, "
+                   f"run: fyi {' '.join(argv)}"]
+
+
+def test_a_stop_while_the_command_starts_is_one_line(monkeypatch, capsys):
+    from fyi_apps import cli
+
+    def slow_import(argv=None):
+        raise KeyboardInterrupt  # Ctrl-C while the command's module (torch) is being imported
+
+    monkeypatch.setattr(cli, "build_parser", slow_import)
+    assert cli.main(["eval", "s.safetensors", "--dataset", "digits"]) == 130
+    assert capsys.readouterr().err == "fyi: interrupted\n"

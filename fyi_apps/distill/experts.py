@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Sequence
@@ -44,8 +45,9 @@ from ..deprecated import module_getattr, old_file
 from ..distributed import barrier, locked, rank_world, shard
 from ..errors import FyiError
 from ..networks import batch_slice
+from ..records import load_sealed_torch, save_sealed_torch
 from ..runtime import (atomic_path, derive_seed, flush_denormals, make_generator, package_versions, resolve_device,
-                       file_sha256, read_sealed_json, save_torch, write_sealed_json)
+                       file_sha256, read_sealed_json, write_sealed_json)
 from ..training import backward_in_slices, ce_shares, flat_params, normalize_uint8, test_accuracy
 from ..zca import ZCA, zca_for_dataset
 from .expert_config import DTYPES, ExpertConfig  # the config lives beside its options (re-exported)
@@ -277,6 +279,7 @@ def train_experts(
     todo = shard([i for i in range(cfg.experts) if i not in done], rank, world)  # torchrun: dealt to the ranks
     sdtype = _DTYPES[cfg.dtype]
     finished_here = 0
+    _note_kept(folder, len(done))
     bar = tqdm(total=cfg.experts, initial=cfg.experts - len(todo), desc=f"experts {cfg.dataset}{' flat' if cfg.flat else ''}",
                disable=not progress, dynamic_ncols=True)
     for i in todo:
@@ -291,15 +294,18 @@ def train_experts(
         part = _partial_file(folder, i)
         if part.exists():
             try:
-                st = torch.load(part, map_location=device, weights_only=False)
+                st = load_sealed_torch(part, map_location=device, weights_only=False)
                 if st.get("config") != cfg.identity():
-                    raise ValueError("config")
+                    raise ValueError("it was saved with other settings")
                 net.load_state_dict(st["net"])
                 opt.load_state_dict(st["opt"])
                 g.set_state(st["generator"])
                 traj, losses, accs, start_epoch = list(st["trajectory"]), st["losses"], st["accs"], st["epoch"]
                 t0 -= st.get("seconds", 0.0)
-            except Exception:  # noqa: BLE001 - a broken partial state just means: start this expert over
+            except Exception as e:  # noqa: BLE001 - a damaged partial state: said, and this expert starts over
+                why = str(e) if isinstance(e, ValueError) else f"unreadable ({type(e).__name__})"
+                print(f"fyi: warning: partial expert state {part} is not usable ({why}); it only saves time, so "
+                      f"expert {i} starts over", file=sys.stderr)
                 net = trainer.new_net(i)
                 opt = trainer.optimizer(net)
                 g = make_generator(derive_seed(cfg.seed, "expert-train", i))
@@ -312,9 +318,11 @@ def train_experts(
             if progress:
                 bar.set_postfix(expert=i, epoch=f"{e + 1}/{cfg.epochs}", loss=f"{losses[-1]:.3f}")
             if e + 1 < cfg.epochs:
-                save_torch(part, {"config": cfg.identity(), "net": net.state_dict(), "opt": opt.state_dict(),
-                                  "generator": g.get_state(), "trajectory": traj, "losses": losses, "accs": accs,
-                                  "epoch": e + 1, "seconds": time.perf_counter() - t0})
+                save_sealed_torch(part, {"config": cfg.identity(), "net": net.state_dict(), "opt": opt.state_dict(),
+                                         "generator": g.get_state(), "trajectory": traj, "losses": losses,
+                                         "accs": accs, "epoch": e + 1, "seconds": time.perf_counter() - t0},
+                                  "partial expert state")
+                _note_kept(folder, len(done) + finished_here, (i, e + 1))
                 if isinstance(stop_after, tuple) and stop_after == (i, e + 1):
                     bar.close()
                     return ExpertStore(folder)
@@ -331,6 +339,7 @@ def train_experts(
             index["experts"] = sorted([e for e in index["experts"] if e["index"] != i] + [stats], key=lambda r: r["index"])
             write_sealed_json(index_file, index, "expert index")
         part.unlink(missing_ok=True)
+        _note_kept(folder, len(done) + finished_here + 1)
         bar.update(1)
         bar.set_postfix(expert=i, test_acc=f"{accs[str(cfg.epochs)]:.3f}")
         finished_here += 1
@@ -339,6 +348,15 @@ def train_experts(
     barrier()  # torchrun: every rank's experts are in the index
     bar.close()
     return ExpertStore(folder)
+
+
+def _note_kept(folder: Path, finished: int, partial: tuple[int, int] | None = None) -> None:
+    """What a stop leaves in ``folder`` for a rerun to continue (said by the ``fyi`` command)."""
+    from ..runtime import note_kept
+
+    what = f"{finished} finished expert(s)" + (f" and expert {partial[0]} up to epoch {partial[1]}" if partial
+                                                else "")
+    note_kept("experts", f"{what} in {folder}" if finished or partial else None)
 
 
 def _read_index(folder: Path) -> dict:
