@@ -222,20 +222,23 @@ def _main(argv: list[str] | None) -> int:
     # would need one): not something a fyi user can act on, and it would break the one-line error rule.
     warnings.filterwarnings("ignore", message="no QP solver found", category=UserWarning)
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(argv)
+    previous = _on_sigterm()
     try:
+        parser = build_parser(argv)  # imports the command's module (torch): seconds in which Ctrl-C may come
         args = parser.parse_args(argv)
     except FyiError as e:
         print(f"fyi: error: {e}", file=sys.stderr)
-        return 2
+        return _restore_sigterm(previous, 2)
+    except (KeyboardInterrupt, Terminated) as e:  # nothing has run yet: nothing kept
+        print(f"fyi: {_stopped(e)}", file=sys.stderr)
+        return _restore_sigterm(previous, _stop_code(e))
     for k, v in GLOBAL_DEFAULTS.items():
         if not hasattr(args, k):
             setattr(args, k, v)
     if not getattr(args, "command", None):
         parser.print_help()
-        return 0
+        return _restore_sigterm(previous, 0)
     command = selected_command(argv)
-    previous = _on_sigterm()
     stderr = sys.stderr
     from ..runtime import LogLines, is_terminal
 
@@ -251,9 +254,8 @@ def _main(argv: list[str] | None) -> int:
         print(f"fyi: error: {e}{tail}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, Terminated) as e:
-        what = "stopped by SIGTERM" if isinstance(e, Terminated) else "interrupted"
-        print(f"fyi: {what}{_resume_hint(command, argv)}", file=sys.stderr)
-        return 143 if isinstance(e, Terminated) else 130
+        print(f"fyi: {_stopped(e)}{_resume_hint(command, argv)}", file=sys.stderr)
+        return _stop_code(e)
     except BrokenPipeError:  # `fyi ... | head`: the reader went away; stop quietly
         import os
 
@@ -261,15 +263,29 @@ def _main(argv: list[str] | None) -> int:
         return 0
     finally:
         sys.stderr = stderr
-        if previous is not None:
-            import signal
-
-            signal.signal(signal.SIGTERM, previous)
+        _restore_sigterm(previous)
     return 0
 
 
 class Terminated(BaseException):
     """SIGTERM (what schedulers send) turned into an exception, so that the run stops like on Ctrl-C."""
+
+
+def _stopped(e: BaseException) -> str:
+    return "stopped by SIGTERM" if isinstance(e, Terminated) else "interrupted"
+
+
+def _stop_code(e: BaseException) -> int:
+    return 143 if isinstance(e, Terminated) else 130
+
+
+def _restore_sigterm(previous, code: int = 0) -> int:
+    """Put back the SIGTERM handler :func:`_on_sigterm` replaced; returns ``code``."""
+    if previous is not None:
+        import signal
+
+        signal.signal(signal.SIGTERM, previous)
+    return code
 
 
 def _on_sigterm():
