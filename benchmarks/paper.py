@@ -96,12 +96,12 @@ def device_name(device) -> str:
 
 
 def _checkpoint_iteration(path: Path) -> int:
-    import torch
+    from fyi_apps.records import load_sealed_torch
 
     if not path.exists():
         return 0
     try:
-        return int(torch.load(path, map_location="cpu", weights_only=False)["iteration"])
+        return int(load_sealed_torch(path, weights_only=False)["iteration"])
     except Exception:  # noqa: BLE001 - the Distiller reports an unreadable checkpoint with its fix
         return 0
 

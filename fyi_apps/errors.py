@@ -59,6 +59,11 @@ def command_line() -> Iterator[None]:
         _CLI.reset(token)
 
 
+def command_line_active() -> bool:
+    """Whether the ``fyi`` command runs this (it adds what a failed run keeps and how to resume)."""
+    return _CLI.get()
+
+
 class FyiError(Exception):
     """A user-facing error whose message names the problem and the fix."""
 

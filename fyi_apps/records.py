@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
+from .errors import DamagedFile
 from .runtime import atomic_path, claim, claim_alive, read_sealed_json, release_claim, write_sealed_json
 
 #: ``check(record, key)``: why a record read back is not a finished job's record for ``key`` (None when it is one)
@@ -133,8 +134,8 @@ def save_sealed_torch(path: str | os.PathLike, obj, what: str = "file") -> Path:
 def load_sealed_torch(path: str | os.PathLike, *, map_location="cpu", weights_only: bool = True):
     """What :func:`save_sealed_torch` wrote; a file written by plain ``torch.save`` (before sealing) is read as it is.
 
-    Raises ValueError when the bytes no longer match their hash (changed or corrupted on disk), and
-    whatever ``torch.load`` raises for an unreadable file: the caller words the message.
+    Raises :class:`~fyi_apps.errors.DamagedFile` when the bytes no longer match their hash (changed or
+    corrupted on disk), and whatever ``torch.load`` raises for an unreadable file.
     """
     import hashlib
     import io
@@ -146,5 +147,6 @@ def load_sealed_torch(path: str | os.PathLike, *, map_location="cpu", weights_on
         return outer
     payload = outer.get("payload")
     if not isinstance(payload, bytes) or hashlib.sha256(payload).hexdigest() != outer.get("sha256"):
-        raise ValueError("its content hash does not match (changed or corrupted on disk)")
+        why = "its content hash does not match (changed or corrupted on disk)"
+        raise DamagedFile(f"{path}: {why}; delete it", why)
     return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=weights_only)

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from fyi_apps.distill.experts import ExpertStore
+from fyi_apps.records import load_sealed_torch
 from fyi_apps.synset import load_synset
 
 ARCH = "convnet:width=8,depth=2"
@@ -64,7 +65,7 @@ def test_distill_killed_then_resumed_ends_with_the_uninterrupted_set(tmp_path):
 
     _kill_when(_fyi(*args, "-o", str(crashed)), ckpt.exists, env)
     assert ckpt.exists() and not crashed.exists()  # no half-written set
-    state = torch.load(ckpt, weights_only=False)
+    state = load_sealed_torch(ckpt, weights_only=False)
     assert 4 <= state["iteration"] < 80
     _run(_fyi(*args, "-o", str(crashed), "--resume"), env)
     assert not ckpt.exists()

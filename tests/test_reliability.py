@@ -378,3 +378,80 @@ def test_a_stop_while_the_command_starts_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(cli, "build_parser", slow_import)
     assert cli.main(["eval", "s.safetensors", "--dataset", "digits"]) == 130
     assert capsys.readouterr().err == "fyi: interrupted\n"
+
+
+def _dm_argv(out, *more):
+    return ["distill", "--dataset", "digits", "--method", "dm", "--ipc", "1", "--iterations", "6", "--checkpoint-every",
+            "2", "--arch", "mlp", "-o", str(out), "--device", "cpu", "--quiet", "--no-grid", *more]
+
+
+def test_a_checkpoint_is_sealed_and_never_overwritten_by_a_run_that_does_not_resume(digits, tmp_path):
+    from fyi_apps.distill import DistillConfig, Distiller
+
+    cfg = DistillConfig("dm", "digits", 1, iterations=6, checkpoint_every=2, arch="mlp")
+    out = tmp_path / "s.safetensors"
+    Distiller(cfg, digits, device="cpu").run(out, progress=False, stop_after=2)
+    ckpt = tmp_path / "s.ckpt.pt"
+    with pytest.raises(FyiError, match=f"{ckpt} holds the checkpoint of an earlier, unfinished run.*add resume"):
+        Distiller(cfg, digits, device="cpu").run(out, progress=False)  # forgot resume: the progress is kept
+    data = bytearray(ckpt.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    ckpt.write_bytes(bytes(data))
+    with pytest.raises(FyiError, match=r"checkpoint .* is not usable \(its content hash does not match"):
+        Distiller(cfg, digits, device="cpu").run(out, progress=False, resume=True)
+
+
+def test_a_resumed_run_stopped_before_its_next_checkpoint_names_the_one_it_resumed(tmp_path, monkeypatch, capsys):
+    from fyi_apps import runtime
+    from fyi_apps.cli import main
+    from fyi_apps.distill.dm import DM
+
+    out = tmp_path / "s.safetensors"
+    assert main(_dm_argv(out, "--iterations", "2")) == 0 and not (tmp_path / "s.ckpt.pt").exists()
+    monkeypatch.setattr(runtime, "_KEPT", {})
+    step, calls, stop_at = DM.step, [], [3]
+
+    def stopped(self, it):
+        calls.append(it)
+        if len(calls) == stop_at[0]:
+            raise KeyboardInterrupt
+        return step(self, it)
+
+    monkeypatch.setattr(DM, "step", stopped)
+    assert main(_dm_argv(out)) == 130  # stopped after the checkpoint of iteration 2
+    monkeypatch.setattr(runtime, "_KEPT", {})
+    calls.clear()
+    stop_at[0] = 1
+    capsys.readouterr()
+    assert main(_dm_argv(out, "--resume")) == 130  # resumed at 2, stopped in its first iteration
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"fyi: interrupted; kept the checkpoint {tmp_path / 's.ckpt.pt'} (iteration 2 of 6); to resume, "
+                   f"run: fyi {' '.join(_dm_argv(out, '--resume'))}"]
+    assert main(_dm_argv(out)) == 2  # and a run that forgot --resume does not overwrite it
+    assert "add --resume to continue it" in capsys.readouterr().err
+
+
+def test_a_checkpoint_write_failure_gives_the_resume_command(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from fyi_apps import runtime
+    from fyi_apps.cli import main
+    from fyi_apps.distill import checkpoint
+
+    save, calls = checkpoint.save_sealed_torch, []
+
+    def full_after_one(path, obj, what="file"):
+        calls.append(path)
+        if len(calls) == 2:
+            raise runtime.write_failure(path, OSError(errno.ENOSPC, "No space left on device"), what)
+        return save(path, obj, what)
+
+    monkeypatch.setattr(checkpoint, "save_sealed_torch", full_after_one)
+    monkeypatch.setattr(runtime, "_KEPT", {})
+    out = tmp_path / "s.safetensors"
+    assert main(_dm_argv(out)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    ckpt = tmp_path / "s.ckpt.pt"
+    assert err == [f"fyi: error: could not write checkpoint {ckpt}: no space left on device; free some space or write "
+                   f"to another folder; kept the checkpoint {ckpt} (iteration 2 of 6); to resume, run: fyi "
+                   f"{' '.join(_dm_argv(out))} --resume"]

@@ -18,6 +18,7 @@ import torch
 from fyi_apps import validate
 from fyi_apps.cli import build_parser, main
 from fyi_apps.distill import DistillConfig, Distiller, distill, resolve_config
+from fyi_apps.records import load_sealed_torch
 from fyi_apps.errors import FyiError
 from fyi_apps.networks import check_model_names
 
@@ -357,7 +358,7 @@ def test_the_last_good_checkpoint_survives_a_full_disk(digits, full_disk, monkey
     with pytest.raises(FyiError, match=r"no space left on device.*still holds the checkpoint of iteration 2"):
         Distiller(cfg, digits, device="cpu").run(out, progress=False)
     ckpt = full_disk / "dm.ckpt.pt"
-    assert torch.load(ckpt, weights_only=False)["iteration"] == 2
+    assert load_sealed_torch(ckpt, weights_only=False)["iteration"] == 2
     assert _temp_files(full_disk) == [] and not out.exists()
 
 

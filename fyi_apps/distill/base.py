@@ -28,13 +28,14 @@ from typing import Any, ClassVar, Sequence
 import torch
 
 from .. import validate
-from ..errors import FyiError
-from ..runtime import flush_denormals, make_generator, resolve_device, save_torch
+from ..errors import FyiError, command_line_active
+from ..runtime import flush_denormals, make_generator, resolve_device
 from ..training import normalize_uint8
 from .config import (  # noqa: F401 - re-exported: the loop's public names stay importable from here
     METHODS, PRESET_FIELDS, DistillConfig, MethodOptions, default_output, option, option_names, register_method,
     resolve_config,
 )
+from . import checkpoint
 from .callbacks import Callback
 from .callbacks import from_config as callbacks_from_config
 from .fyi import FYIView, get_view, maybe_expand
@@ -231,14 +232,6 @@ class Method:
         return {}
 
 
-def _stem(path: Path) -> Path:
-    name = path.name
-    for suffix in (".safetensors", ".fyi"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-    return path.with_name(name)
-
-
 def _arch_examples(arch: str) -> list[str]:
     """The names to check for ``--arch``: itself, or for a space every listed model (a named space: its first)."""
     from ..networks.spaces import SPACE_PREFIX, space_arch
@@ -247,13 +240,6 @@ def _arch_examples(arch: str) -> list[str]:
         return [arch]
     names, variant = space_arch(arch)
     return [n + variant for n in (names if len(names) <= 32 else names[:1])]
-
-
-def _read_checkpoint(path: Path) -> dict:
-    try:  # to the CPU: applying the state moves each part where it belongs
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is the same user problem
-        raise FyiError(f"checkpoint {path} is unreadable ({type(e).__name__}); delete it to start over") from None
 
 
 def _drawn_metadata(arch: str, drawn: list[str]) -> dict:
@@ -311,7 +297,7 @@ class Distiller:
 
     # ---------------------------------------------------------------- checkpoints
     def checkpoint_path(self, output: Path) -> Path:
-        return _stem(output).with_name(_stem(output).name + ".ckpt.pt")
+        return checkpoint.checkpoint_path(output)
 
     def _save_checkpoint(self, path: Path, it: int) -> None:
         self.ctx.shard.share_state(self.method)  # class-parallel: every rank's classes into the one checkpoint
@@ -319,16 +305,14 @@ class Distiller:
             self.ctx.shard.on_main(self._write_checkpoint, path, it)
         except FyiError as e:
             kept = self._last_checkpoint
-            note = (f"; {path} still holds the checkpoint of iteration {kept}, resume with --resume" if kept
-                    else "")
-            raise FyiError(f"{e.args[0]}{note}") from None
+            if not kept or command_line_active():  # the fyi command adds the kept checkpoint and its resume line
+                raise
+            raise FyiError(f"{e.args[0]}; {path} still holds the checkpoint of iteration {kept}, resume with "
+                           "--resume") from None
         self._last_checkpoint = it
-        from ..runtime import note_kept
-
-        note_kept("checkpoint", f"the checkpoint {path} (iteration {it} of {self.cfg.iterations})")
 
     def _write_checkpoint(self, path: Path, it: int) -> None:
-        save_torch(path, what="checkpoint", obj={
+        checkpoint.write_checkpoint(path, total=self.cfg.iterations, state={
             "iteration": it,
             "config": self.cfg.identity(),
             "images": self.method.images.detach().cpu(),
@@ -340,7 +324,7 @@ class Distiller:
         })
 
     def _load_checkpoint(self, path: Path) -> None:
-        state = self.ctx.shard.on_main(_read_checkpoint, path)  # class-parallel: rank 0 reads, every rank gets it
+        state = self.ctx.shard.on_main(checkpoint.read_checkpoint, path)  # class-parallel: rank 0 reads it for all
         theirs, ours = self._stored_identity(state.get("config") or {}), self.cfg.identity()
         if theirs != ours:
             diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
@@ -395,8 +379,9 @@ class Distiller:
         images = torch.nn.Parameter(stored)
         self.method.setup(images, labels)
         ckpt = self.checkpoint_path(output) if output else None
-        if resume and ckpt is not None and shard.on_main(ckpt.exists):
+        if ckpt is not None and shard.on_main(checkpoint.check_start, ckpt, resume):
             self._load_checkpoint(ckpt)
+            checkpoint.note(ckpt, self.start_iteration, cfg.iterations)
             if progress:
                 print(f"resuming from {ckpt} at iteration {self.start_iteration}")
         t_start = time.perf_counter()
@@ -489,4 +474,4 @@ class Distiller:
     def _write_log(self, output: Path) -> None:
         from .logs import write_log
 
-        write_log(_stem(output), self.cfg, self.log)
+        write_log(checkpoint.stem(output), self.cfg, self.log)

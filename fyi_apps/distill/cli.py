@@ -33,6 +33,7 @@ def run_distill_command(args) -> None:
     from ..distributed import distributed_session
     from ..synset import export_grid
     from .base import Distiller, default_output
+    from .checkpoint import check_start, checkpoint_path
 
     options = parse_options(args.option)
     if args.experts:
@@ -44,6 +45,7 @@ def run_distill_command(args) -> None:
     cfg = resolve_config(cfg)  # once: unknown method / bad option fail before loading data
     out = Path(args.output) if args.output else default_output(cfg, args.out)
     V.output_file(out, "synthetic-set file")  # an unwritable target fails now, not after the last iteration
+    check_start(checkpoint_path(out), args.resume)  # an earlier run's checkpoint: named now, resumed or refused
     ds = load_dataset(args.dataset, root=args.data_root, extend_flip=args.extend_flip)
     with distributed_session(args.device) as device:  # torchrun: each process distils a share of the classes
         d = Distiller(cfg, ds, device=device)

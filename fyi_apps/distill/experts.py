@@ -303,7 +303,8 @@ def train_experts(
                 traj, losses, accs, start_epoch = list(st["trajectory"]), st["losses"], st["accs"], st["epoch"]
                 t0 -= st.get("seconds", 0.0)
             except Exception as e:  # noqa: BLE001 - a damaged partial state: said, and this expert starts over
-                why = str(e) if isinstance(e, ValueError) else f"unreadable ({type(e).__name__})"
+                why = getattr(e, "reason", None) or (str(e) if isinstance(e, ValueError) else
+                                                      f"unreadable ({type(e).__name__})")
                 print(f"fyi: warning: partial expert state {part} is not usable ({why}); it only saves time, so "
                       f"expert {i} starts over", file=sys.stderr)
                 net = trainer.new_net(i)
