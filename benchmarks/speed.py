@@ -287,35 +287,18 @@ def precision_section(args, ds, ceils) -> dict:
     """Iterations of DM, DSA, IDC and MTT and an evaluation epoch: ``--precision auto`` against fp32, interleaved.
 
     Each method's units (:func:`timing.iteration_units`) run A B A B ...; a row records what ``auto`` ran
-    (``precision_used``: bf16 only with native bf16; MTT always fp32).  Evaluation has no ``auto`` (it stays fp32): its row is fp32
-    against bf16 autocast (``EvalConfig(bf16=True)``), what ``auto`` would give it.
+    (``precision_used``: bf16 only with native bf16; MTT always fp32, so its row is the same code twice).
+    Evaluation has no ``auto`` (it stays fp32): its row is fp32 against bf16 autocast (``EvalConfig(bf16=True)``).
     """
-    import warnings
+    import tempfile
 
     from fyi_apps.baselines import random_subset
     from fyi_apps.evaluate import EvalConfig, train_network
     from fyi_apps.runtime import make_generator
 
-    rows: dict = {}
-    for method in PRECISION_METHODS:
-        opts = expert_options(ds) if method == "mtt" else {}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # MTT under auto: "has no real-image pass, the run is fp32"
-            arms = {p: stepping(ds, method, args.ipc, args.batch_real, precision=p, options=opts)
-                    for p in ("fp32", "auto")}
-        units = {p: iteration_units(d) for p, d in arms.items()}
-        row: dict = {"precision_used": {p: d.ctx.precision for p, d in arms.items()}, "units": {}}
-        for name, (fn, n) in units["fp32"].items():
-            times = interleave({p: units[p][name][0] for p in arms}, args.rounds)
-            row["units"][name] = {"per_iteration": n, "times": summary(times), "flops": count_flops(fn),
-                                  "auto_vs_fp32": paired(times, "auto", "fp32")}
-        per_it = {p: sum(u["times"][p]["median_s"] * u["per_iteration"] for u in row["units"].values()) for p in arms}
-        flops = sum(u["flops"] * u["per_iteration"] for u in row["units"].values())
-        row.update(setting=f"{method.upper()}, IPC {args.ipc}, {args.batch_real} real/class, " + ", ".join(
-                       f"{k} x {u['per_iteration']}" for k, u in row["units"].items()),
-                   seconds_per_iteration=per_it, auto_vs_fp32=per_it["auto"] / per_it["fp32"],
-                   fraction_of_fp32_matmul={p: flops / t / 1e9 / ceils["one_thread"] for p, t in per_it.items()})
-        rows[method] = row
+    with tempfile.TemporaryDirectory(prefix="speed-experts-") as experts:
+        rows = {m: _precision_row(args, ds, ceils, m, expert_options(ds, experts) if m == "mtt" else {})
+                for m in PRECISION_METHODS}
     s = random_subset(ds, args.ipc, seed=0)
     info = ds.info
 
@@ -330,6 +313,28 @@ def precision_section(args, ds, ceils) -> dict:
                           "seconds_per_epoch": {k: v["median_s"] / args.eval_epochs for k, v in summary(times).items()},
                           "bf16_vs_fp32": paired(times, "bf16", "fp32")}
     return rows
+
+
+def _precision_row(args, ds, ceils, method: str, options: dict) -> dict:
+    """One method's units under fp32 and auto, interleaved; seconds per iteration from the medians."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MTT under auto: "has no real-image pass, the run is fp32"
+        arms = {p: stepping(ds, method, args.ipc, args.batch_real, precision=p, options=options)
+                for p in ("fp32", "auto")}
+    units = {p: iteration_units(d) for p, d in arms.items()}
+    row: dict = {"precision_used": {p: d.ctx.precision for p, d in arms.items()}, "units": {}}
+    for name, (fn, n) in units["fp32"].items():
+        times = interleave({p: units[p][name][0] for p in arms}, args.rounds)
+        row["units"][name] = {"per_iteration": n, "times": summary(times), "flops": count_flops(fn),
+                              "auto_vs_fp32": paired(times, "auto", "fp32")}
+    per_it = {p: sum(u["times"][p]["median_s"] * u["per_iteration"] for u in row["units"].values()) for p in arms}
+    flops = sum(u["flops"] * u["per_iteration"] for u in row["units"].values())
+    return {**row, "setting": f"{method.upper()}, IPC {args.ipc}, {args.batch_real} real/class, " + ", ".join(
+                f"{k} x {u['per_iteration']}" for k, u in row["units"].items()),
+            "seconds_per_iteration": per_it, "auto_vs_fp32": per_it["auto"] / per_it["fp32"],
+            "fraction_of_fp32_matmul": {p: flops / t / 1e9 / ceils["one_thread"] for p, t in per_it.items()}}
 
 
 # --------------------------------------------------------------------------- per-method table (worker processes)
@@ -476,8 +481,9 @@ def _print_section(name: str, r: dict) -> None:
                       f"({v['bf16_vs_fp32']:.2f}x; evaluation stays fp32)")
             elif isinstance(v, dict) and "seconds_per_iteration" in v:
                 t, used = v["seconds_per_iteration"], v["precision_used"]["auto"]
+                pairs = ", ".join(f"{k} {u['auto_vs_fp32']:.2f}x" for k, u in v["units"].items())
                 print(f"[precision] {v['setting']}: fp32 {t['fp32']:.3f} s/it, auto ({used}) {t['auto']:.3f} s/it "
-                      f"({v['auto_vs_fp32']:.2f}x)")
+                      f"({v['auto_vs_fp32']:.2f}x; paired per unit: {pairs})")
     elif name == "compile":
         for k, v in r.items():
             if k == "measured":

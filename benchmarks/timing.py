@@ -137,13 +137,10 @@ def iteration_units(d) -> dict[str, tuple]:
     return {"match step": (match, outer), "inner epoch": (epoch, (outer - 1) * inner)}
 
 
-def expert_options(ds) -> dict:
-    """MTT's options on a short expert trained now (a temporary folder): what an iteration needs to run."""
-    import tempfile
-
+def expert_options(ds, folder: str | Path) -> dict:
+    """MTT's options on a short expert trained now into ``folder``: what an iteration needs to run."""
     from fyi_apps.distill import ExpertConfig, train_experts
 
-    folder = Path(tempfile.mkdtemp(prefix="speed-experts-"))
-    train_experts(ExpertConfig(dataset=ds.info.name, experts=1, epochs=3, train_per_class=50), ds, folder,
+    train_experts(ExpertConfig(dataset=ds.info.name, experts=1, epochs=3, train_per_class=50), ds, Path(folder),
                   device="cpu", progress=False)
     return {"experts": str(folder), "expert_epochs": 2, "max_start_epoch": 1, "lr_lr": 0.0}  # timing: the lr stays
