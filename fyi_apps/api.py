@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence, overload
 
+from . import validate
 from .errors import FyiError
 
 if TYPE_CHECKING:
@@ -182,6 +183,9 @@ def show(
     from .plots import class_grid, grid_figure
     from .synset import SyntheticSet
 
+    validate.integer(padding, "padding", min=0)
+    if labels is not None and not isinstance(x, torch.Tensor):
+        raise FyiError("labels applies only when x is an image tensor; a set or a dataset has its own labels")
     if isinstance(x, (str, os.PathLike)):
         from .evaluate import _synset
 
@@ -257,8 +261,6 @@ def score(
 
         x = _synset(x)
     if isinstance(x, Dataset):
-        from . import validate
-
         x = random_subset(x, validate.ipc(10 if ipc is None else ipc, "ipc"), seed=seed)
     elif ipc is not None:
         raise FyiError("ipc applies only when x is a dataset (a real subset is drawn); a set is scored whole")
@@ -307,9 +309,13 @@ def rank(
     if not isinstance(cfg, dict):
         raise FyiError(f"cfg must be a NasConfig (or a dict of its fields), got {type(cfg).__name__}")
     merged = {**cfg, **fields}
+    validate.text(cache_dir, "cache_dir")
     if isinstance(dataset, str):
         merged.setdefault("dataset", dataset)
         dataset = None
     elif dataset is not None:
+        from .data import as_dataset
+
+        dataset = as_dataset(dataset)
         merged.setdefault("dataset", dataset.info.name)
     return run_ranking(merged, cache_dir=cache_dir, dataset=dataset, device=device, progress=progress)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from . import validate
 from .runtime import derive_seed, make_generator, resolve_device
 from .synset import SyntheticSet
 
@@ -35,15 +36,26 @@ def _make_set(dataset, idx: torch.Tensor, method: str, ipc: int, seed: int, conf
     )
 
 
+def _checked(dataset, ipc, seed):
+    """The dataset (a name is loaded) once ``ipc`` and ``seed`` are checked: a bad one is one line naming it."""
+    from .data import as_dataset
+
+    dataset = as_dataset(dataset)
+    dataset.check_ipc(ipc)
+    validate.integer(seed, "seed", min=0)
+    return dataset
+
+
 def random_indices(dataset, ipc: int, seed: int = 0) -> torch.Tensor:
     """Indices of ``ipc`` random training images per class, class-ordered."""
-    dataset.check_ipc(ipc)
+    dataset = _checked(dataset, ipc, seed)
     g = make_generator(derive_seed(seed, "random-subset"))
     return torch.cat([dataset.train.sample_indices(c, ipc, g) for c in range(dataset.info.num_classes)])
 
 
 def random_subset(dataset, ipc: int, seed: int = 0) -> SyntheticSet:
-    """A class-balanced random real subset as a synthetic-set object."""
+    """A class-balanced random real subset (of a :class:`~fyi_apps.data.Dataset` or a dataset name) as a set."""
+    dataset = _checked(dataset, ipc, seed)
     return _make_set(dataset, random_indices(dataset, ipc, seed), "random", ipc, seed, {})
 
 
@@ -91,7 +103,8 @@ def herding_subset(
     from .evaluate import EvalConfig, train_network
     from .networks import create_model
 
-    dataset.check_ipc(ipc)
+    dataset = _checked(dataset, ipc, seed)
+    validate.integer(feature_epochs, "feature_epochs", min=0)
     device = resolve_device(device)
     info = dataset.info
     net = create_model(arch, channels=info.channels, num_classes=info.num_classes, image_size=info.image_size,

@@ -304,13 +304,9 @@ def _eval_config(cfg) -> "EvalConfig":
 
 def _dataset(dataset):
     """A loaded dataset, or a dataset name to load (e.g. "digits")."""
-    from .data import Dataset, load_dataset
+    from .data import as_dataset
 
-    if isinstance(dataset, Dataset):
-        return dataset
-    if isinstance(dataset, str):
-        return load_dataset(dataset)
-    raise FyiError(f"dataset must be a Dataset or a dataset name (e.g. 'cifar10'), got {type(dataset).__name__}")
+    return as_dataset(dataset)
 
 
 def _synset(synset):

@@ -57,6 +57,14 @@ def normalize_name(name: str) -> str:
     return str(name).strip().lower().replace("_", "-")
 
 
+def check_pattern(pattern) -> str:
+    """A wildcard a ``list_*`` function filters names with: a string (anything else is one line)."""
+    if not isinstance(pattern, str):
+        raise FyiError(f"pattern must be a wildcard string such as 'cifar*', got {pattern!r} "
+                       f"(a {type(pattern).__name__})")
+    return pattern
+
+
 class Registry(Mapping[str, T]):
     """Names -> objects of one kind (``what``: ``"model"``, ``"dataset"``, ...), with aliases.
 
@@ -199,7 +207,7 @@ class Registry(Mapping[str, T]):
         self._loaded()
         out = [self._display[k] for k in self._entries]
         if pattern is not None:
-            pat = normalize_name(pattern)
+            pat = normalize_name(check_pattern(pattern))
             out = [n for n in out if fnmatch.fnmatchcase(normalize_name(n), pat)]
         return out
 

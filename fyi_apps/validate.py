@@ -106,6 +106,9 @@ def ipc(value: Any, name: str = "ipc", *, strings: bool = False, parsed: bool = 
     too small one reads ``--ipc must be at least 1, got N``.
     """
     if parsed:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):  # a count handed over unchecked
+            raise FyiError(f"{name} must be a positive integer, got {_shown(value)} (a {_kind(value)}); use a whole "
+                           f"number of {MIN_IPC} or more")
         if value < MIN_IPC:
             raise FyiError(f"--ipc must be at least {MIN_IPC}, got {value}")
         return value

@@ -193,6 +193,13 @@ def test_a_damaged_cl_run_file_is_reported_and_run_again(tmp_path, capsys):
     assert again["aggregate"]["random"]["final_acc"] == first["aggregate"]["random"]["final_acc"]
 
 
+def _cl_checked(**fields):
+    from fyi_apps.options import check_fields
+    from fyi_apps.tasks import continual as cl
+
+    check_fields(cl.CLConfig(**fields))  # what run_experiment does first
+
+
 @pytest.mark.parametrize("call, says", [
     (lambda fyi, ds, s: fyi.evaluate(s, ds, seeds=[]), "seeds needs at least one seed"),
     (lambda fyi, ds, s: fyi.evaluate(s, ds, seeds=2), "seeds must be a list"),
@@ -211,6 +218,25 @@ def test_a_damaged_cl_run_file_is_reported_and_run_again(tmp_path, capsys):
     (lambda fyi, ds, s: fyi.NasConfig(proxies=3), "proxies must be a name or a list"),
     (lambda fyi, ds, s: fyi.NasConfig(proxy_epochs=0), "proxy_epochs must be a positive integer"),
     (lambda fyi, ds, s: nas.check_config(fyi.NasConfig(topk=[0])), "positive counts"),
+    # the same kinds of mistake in the other public functions
+    (lambda fyi, ds, s: fyi.load_dataset("digits", root=5), "root must be a folder path"),
+    (lambda fyi, ds, s: fyi.random_subset(ds, "2"), "ipc must be a positive integer, got '2'"),
+    (lambda fyi, ds, s: fyi.herding_subset(ds, 1.5), "ipc must be a positive integer, got 1.5"),
+    (lambda fyi, ds, s: fyi.random_subset(ds, 1, seed="x"), "seed must be an integer >= 0"),
+    (lambda fyi, ds, s: fyi.random_subset(3, 1), "dataset must be a Dataset or a dataset name"),
+    (lambda fyi, ds, s: fyi.list_models(3), "pattern must be a wildcard string"),
+    (lambda fyi, ds, s: fyi.list_datasets(3), "pattern must be a wildcard string"),
+    (lambda fyi, ds, s: fyi.show(s, padding=-1), "padding must be an integer >= 0"),
+    (lambda fyi, ds, s: fyi.show(s, labels=[1]), "labels applies only when x is an image tensor"),
+    (lambda fyi, ds, s: fyi.distill("dm", ds, 1, iterations=1, callbacks=print), "callbacks must be a list"),
+    (lambda fyi, ds, s: fyi.save_synset("x.safetensors", "s"), "synset must be a SyntheticSet"),
+    (lambda fyi, ds, s: fyi.save_synset(s, "x.safetensors"), "the two arguments are swapped"),
+    (lambda fyi, ds, s: fyi.rank(fyi.NasConfig(dataset="digits"), cache_dir=3), "cache_dir must be a string"),
+    (lambda fyi, ds, s: fyi.rank(fyi.NasConfig(dataset="digits"), dataset=3), "dataset must be a Dataset"),
+    (lambda fyi, ds, s: fyi.make_memory("random", ipc=1, num_classes=10, seed="x"), "seed must be an integer"),
+    (lambda fyi, ds, s: fyi.unequalness(s.images, None, 10), "labels as a 1-D tensor of class ids"),
+    (lambda fyi, ds, s: fyi.unequalness(s.images, s.labels + 5, 10), "labels must be class ids from 0 to 9"),
+    (lambda fyi, ds, s: _cl_checked(seeds=2), "seeds must be a list of integer seeds"),
 ])
 def test_python_api_mistakes_are_one_fyi_error(digits, call, says):
     import fyi_apps as fyi
@@ -231,6 +257,8 @@ def test_python_api_accepts_what_a_user_has_at_hand(digits, tmp_path):
     assert list(res) == ["mlp"] and 0 <= res["mlp"].mean <= 1
     assert fyi.NasConfig(proxies="random").proxies == ["random"]  # one string is one proxy, not six letters
     assert fyi.NasConfig(include="vgg11,resnet18").include == ["vgg11", "resnet18"]
+    assert fyi.NasConfig(curve="5,10").curve == [5, 10] and fyi.NasConfig(topk="5,10%").topk == [5, "10%"]
+    assert fyi.random_subset("digits", 1).dataset == "digits"  # a dataset name, as fyi.evaluate takes
 
 
 def test_a_changed_expert_file_or_index_is_named(digits, tmp_path):

@@ -66,8 +66,8 @@ from __future__ import annotations
 from .base import DIGIT_CLASSES, IMAGENET_MEAN, IMAGENET_STD, Dataset, DatasetInfo, LoadRequest, Split, flip_extend
 from .cache import FORMAT_VERSION, cached_dataset, stat_fingerprint
 from .decode import channel_stats, decode_files, decode_images, list_image_folder, split_from_samples
-from .registry import (DATASETS, DEFAULT_SEARCH_DIRS, DatasetFamily, dataset_info, list_datasets, load_dataset,
-                       missing_files, register_dataset)
+from .registry import (DATASETS, DEFAULT_SEARCH_DIRS, DatasetFamily, as_dataset, dataset_info, list_datasets,
+                       load_dataset, missing_files, register_dataset)
 
 # importing the family modules registers them (in this order: list_datasets() keeps it)
 from . import cifar, mnist, svhn, tinyimagenet, imagenet, digits, imagefolder  # noqa: E402,F401,I001
@@ -77,7 +77,7 @@ from .mnist import FASHION_CLASSES  # noqa: E402
 
 __all__ = [
     "DatasetInfo", "Split", "Dataset", "LoadRequest", "DatasetFamily", "DATASETS", "FORMAT_VERSION",
-    "list_datasets", "dataset_info", "load_dataset", "flip_extend", "register_dataset",
+    "list_datasets", "dataset_info", "load_dataset", "as_dataset", "flip_extend", "register_dataset",
     "CIFAR10_CLASSES", "CIFAR100_CLASSES", "IMAGENET_SUBSETS",
     # for dataset families: decoding, caching
     "cached_dataset", "stat_fingerprint", "decode_images", "decode_files", "list_image_folder", "split_from_samples",

@@ -184,6 +184,8 @@ def _request(family: DatasetFamily, root, option: str | None, image_size: int | 
         raise FyiError(f"dataset {family.name} takes no ':...' suffix; point at its files with "
                        "--data-root DIR / root=DIR or FYI_DATA")
     if root is not None:
+        if not isinstance(root, (str, os.PathLike)):
+            raise FyiError(f"root must be a folder path, got {root!r} (a {type(root).__name__})")
         r = Path(root).expanduser()
         if not r.exists():
             raise FyiError(f"data root {r} does not exist; pass an existing folder with "
@@ -206,6 +208,15 @@ def dataset_info(name: str, root=None) -> DatasetInfo:
     if isinstance(family.static_info, DatasetInfo):
         return family.static_info
     return family.info(_request(family, root, option, None, True))
+
+
+def as_dataset(dataset, what: str = "dataset") -> Dataset:
+    """``dataset`` itself when loaded, a name loaded with :func:`load_dataset`; anything else is one line."""
+    if isinstance(dataset, Dataset):
+        return dataset
+    if isinstance(dataset, str):
+        return load_dataset(dataset)
+    raise FyiError(f"{what} must be a Dataset or a dataset name (e.g. 'cifar10'), got {type(dataset).__name__}")
 
 
 def load_dataset(name: str, root: str | Path | None = None, *, extend_flip: bool = False,

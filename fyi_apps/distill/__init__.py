@@ -73,6 +73,7 @@ def distill(
                                             options=dict(options), **overrides))
 
     cfg = config(name or (dataset if isinstance(dataset, str) else dataset.info.name))
+    callbacks = check_callbacks(callbacks)
     if isinstance(dataset, str):  # every argument checked: now load
         dataset = load_dataset(dataset, extend_flip=cfg.extend_flip)
         if cfg.dataset != (name or dataset.info.name):
@@ -81,7 +82,7 @@ def distill(
                                                       callbacks=callbacks)
 
 
-from .callbacks import Callback, EvalCallback, ScoreCallback  # noqa: E402
+from .callbacks import Callback, EvalCallback, ScoreCallback, check_callbacks  # noqa: E402
 
 __all__ = [
     "Callback", "EvalCallback", "ScoreCallback", "DistillConfig", "Distiller", "FYIView", "METHODS", "Method", "MethodOptions", "distill", "get_view",

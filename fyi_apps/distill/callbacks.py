@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..errors import FyiError
+
 if TYPE_CHECKING:
     from .base import Distiller
 
@@ -33,6 +35,18 @@ class Callback:
 
     def on_iteration(self, distiller: "Distiller", iteration: int, row: dict) -> None:  # pragma: no cover - hook
         pass
+
+
+def check_callbacks(callbacks) -> list:
+    """``callbacks`` as a list of objects with ``on_iteration`` (a single one, a function ... is one line)."""
+    if not isinstance(callbacks, (list, tuple)):
+        raise FyiError(f"callbacks must be a list of objects with on_iteration(distiller, iteration, row) "
+                       f"(fyi_apps.distill.Callback), got {type(callbacks).__name__}")
+    bad = [c for c in callbacks if not callable(getattr(c, "on_iteration", None))]
+    if bad:
+        raise FyiError(f"callbacks: {bad[0]!r} has no on_iteration(distiller, iteration, row) method; subclass "
+                       "fyi_apps.distill.Callback")
+    return list(callbacks)
 
 
 def current_images(distiller: "Distiller") -> tuple[torch.Tensor, torch.Tensor]:

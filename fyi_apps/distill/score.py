@@ -89,12 +89,17 @@ def unequalness(
         raise FyiError(f"unequalness needs images [N, C, H, W], got {tuple(getattr(images, 'shape', ())) or images!r}")
     if distance not in ("dm", "dc"):
         raise FyiError(f"unknown distance {distance!r} for the unequalness score; use dm or dc")
-    num_nets = validate.integer(num_nets, "num_nets (--nets)", min=1)
+    num_nets = validate.integer(num_nets, "--nets", min=1)
     num_classes = validate.integer(num_classes, "num_classes", min=1)
     batch_size = validate.integer(batch_size, "batch_size", min=1)
+    if not isinstance(labels, torch.Tensor) or labels.dim() != 1 or labels.is_floating_point():
+        raise FyiError(f"unequalness needs labels as a 1-D tensor of class ids, got {type(labels).__name__}")
     if images.shape[0] == 0 or labels.numel() != images.shape[0]:
         raise FyiError(f"unequalness needs one label per image, got {images.shape[0]} images and "
                        f"{labels.numel()} labels; pass a non-empty set")
+    if int(labels.min()) < 0 or int(labels.max()) >= num_classes:
+        raise FyiError(f"labels must be class ids from 0 to {num_classes - 1} (num_classes={num_classes}), got "
+                       f"{int(labels.min())} to {int(labels.max())}")
     device = resolve_device(device)
     images, labels = images.float().to(device), labels.long().to(device)
     present = torch.bincount(labels, minlength=num_classes) > 0

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import FyiError
-from ..registry import Registry
+from ..registry import Registry, check_pattern
 from .layers import check_sizes
 
 
@@ -84,7 +84,7 @@ def list_models(pattern: str | None = None, *, timm_models: bool = False) -> lis
     names = sorted(MODELS.names())
     if pattern is None and not timm_models:
         return names
-    pat = (pattern or "*").strip().lower()
+    pat = ("*" if pattern is None else check_pattern(pattern)).strip().lower() or "*"
     if pat.startswith("nb201:"):
         from .nb201 import PREFIX, all_cells
 

@@ -111,6 +111,14 @@ def save_synset(path: str | os.PathLike, synset: SyntheticSet) -> str:
     """
     import safetensors.torch
 
+    from ..validate import path_value
+
+    if isinstance(path, SyntheticSet):
+        raise FyiError("save_synset takes (path, synset): the two arguments are swapped")
+    if not isinstance(synset, SyntheticSet):
+        raise FyiError(f"synset must be a SyntheticSet (from fyi.distill, fyi.random_subset ...), got "
+                       f"{type(synset).__name__}")
+    path = path_value(path, "path")
     _validate(synset, "save")
     if not synset.versions:
         synset.versions = runtime.package_versions()

@@ -17,16 +17,13 @@ from typing import Any
 from ... import validate as V
 from ...augment import MODES
 from ...deprecated import renamed_fields, renamed_keys
-from ...errors import FyiError
 from ...options import key_values, option
 from .choices import ORDER_RULES, STREAM_AUG_NAMES
 from .registry import PROTOCOLS
 
 
 def _seed_list(value: Any, name: str) -> list[int]:
-    if not isinstance(value, (list, tuple, range)) or not value:
-        raise FyiError("--seeds must be at least 1")
-    return [V.integer(s, name, min=0) for s in value]
+    return V.seed_list(value, name)  # the class orders' seeds (the command line's --seeds N is their number)
 
 
 @renamed_fields  # the old field names (fyi_apps.deprecated.FIELDS) still work, with a warning

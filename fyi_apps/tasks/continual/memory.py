@@ -193,6 +193,9 @@ def make_memory(kind: str, *, ipc: int, num_classes: int | None = None, max_size
     if unknown:
         raise FyiError(f"make_memory got unknown options {sorted(unknown)}; "
                        f"use {', '.join(sorted(MemoryOptions.__dataclass_fields__))}")
+    for name, rule in (("seed", 0), ("herding_epochs", 0)):  # the counts among the options
+        if name in options:
+            V.integer(options[name], name, min=rule)
     spec = parse_memory_spec(kind)
     if spec.kind not in MEMORIES:
         raise unknown_memory(spec.text)

@@ -59,11 +59,15 @@ def _candidates(value: Any, name: str) -> list[str] | None:
 def _epochs(value: Any, name: str) -> list[int]:
     if isinstance(value, int) and not isinstance(value, bool):
         value = [value]
+    if isinstance(value, str):  # "5,10" read as the command line reads it, not letter by letter
+        value = curve_list(value)
     return [V.integer(e, name, min=1) for e in (value or [])]
 
 
 def _topk(value: Any, name: str) -> list:
-    return [value] if isinstance(value, (str, int)) else list(value)
+    if isinstance(value, str):  # "5,10%" read as the command line reads it
+        return topk_list(value)
+    return [value] if isinstance(value, int) else list(value)
 
 
 def _path_or_none(value: Any, name: str) -> Any:
