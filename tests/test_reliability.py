@@ -123,6 +123,36 @@ def test_options_that_do_not_apply_are_refused(tmp_path):
             nas.topk_list(bad)
 
 
+_CL = ["cl", "--benchmark", "split-digits", "--memory", "random", "--ipc", "1", "--seeds", "1", "--arch", "mlp"]
+
+
+@pytest.mark.parametrize("argv, says", [
+    ([*_CL, "--strategy", "ewc"], "--strategy ewc does not apply to this run: the gdumb protocol does not read it; "
+                                  "drop it or use --protocol replay"),
+    ([*_CL, "--train-epochs", "2"], "--train-epochs 2 does not apply to this run: the gdumb protocol"),
+    ([*_CL, "--protocol", "replay", "--epochs", "5"], "--epochs 5 does not apply to this run: the replay protocol"),
+    ([*_CL, "--protocol", "replay", "--no-dsa"], "--no-dsa does not apply to this run: the replay protocol"),
+    ([*_CL, "--iterations", "dm=3"], "--iterations dm=3 does not apply to this run: no memory is distilled online"),
+    ([*_CL, "--lr-img", "0.1"], "--lr-img 0.1 does not apply to this run: no memory is distilled online"),
+    ([*_CL, "--herding-epochs", "3"], "--herding-epochs 3 does not apply to this run: no memory is herding"),
+    (["baseline", "--dataset", "digits", "--ipc", "2", "--herding-epochs", "3"], "--herding-epochs 3 does not apply"),
+    (["baseline", "--dataset", "digits", "--ipc", "2", "--arch", "mlp"], "--arch mlp does not apply"),
+    (["score", "SET", "--dataset", "digits", "--sizes", "1,2"], "--dataset digits, --sizes 1,2 do not apply"),
+    (["score", "SET", "--repeats", "3"], "--repeats 3 does not apply: a set is scored whole"),
+])
+def test_command_line_options_the_run_would_not_read_are_refused(digits, tmp_path, capsys, argv, says):
+    import fyi_apps as fyi
+    from fyi_apps.cli import main
+
+    path = tmp_path / "s.safetensors"
+    fyi.save_synset(path, fyi.random_subset(digits, 1))
+    argv = [str(path) if a == "SET" else a for a in argv]
+    assert main([*argv, "--out", str(tmp_path / "out"), "--device", "cpu", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"fyi: error: {says}") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()  # refused before anything ran
+
+
 def test_constant_data_is_named(tmp_path, capsys):
     from PIL import Image
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from .. import validate as V
-from ..errors import FyiError  # noqa: F401 - commands raise it
+from ..errors import FyiError
 
 GLOBAL_DEFAULTS = {"device": "auto", "seed": 0, "data_root": None, "out": "fyi-runs", "quiet": False}
 
@@ -58,6 +58,14 @@ def load(args, name: str, extend_flip: bool = False):
     from ..data import load_dataset
 
     return load_dataset(name, root=args.data_root, extend_flip=extend_flip)
+
+
+def refuse_unread(given: dict[str, object], why: str) -> None:
+    """Refuse the flags of ``given`` (flag -> value, None when not given) the run would not read: one line."""
+    named = [f"{flag} {value}" for flag, value in given.items() if value is not None]
+    if named:
+        raise FyiError(f"{', '.join(named)} {'does' if len(named) == 1 else 'do'} not apply: {why}; drop "
+                       f"{'it' if len(named) == 1 else 'them'}")
 
 
 def existing(path: str, what: str = "file") -> Path:

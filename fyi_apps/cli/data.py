@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .. import validate as V
 from ..errors import FyiError
-from .common import load, progress, result_path, write_result
+from .common import load, progress, refuse_unread, result_path, write_result
 
 
 def cmd_data(args) -> None:
@@ -50,6 +50,11 @@ def cmd_baseline(args) -> None:
     from ..baselines import herding_subset, random_subset
     from ..synset import save_synset
 
+    if args.kind == "random":  # no feature network to choose
+        refuse_unread({"--arch": args.arch, "--herding-epochs": args.herding_epochs},
+                      "a random subset trains no feature network (--kind herding does)")
+    arch = args.arch or "convnet"
+    herding_epochs = 1 if args.herding_epochs is None else args.herding_epochs
     if args.output:
         V.output_file(args.output, "synthetic-set file")
     ds = load(args, args.dataset, extend_flip=args.extend_flip)
@@ -59,7 +64,7 @@ def cmd_baseline(args) -> None:
     if args.kind == "random":
         s = random_subset(ds, args.ipc, seed=args.seed)
     else:
-        s = herding_subset(ds, args.ipc, seed=args.seed, arch=args.arch, feature_epochs=args.herding_epochs,
+        s = herding_subset(ds, args.ipc, seed=args.seed, arch=arch, feature_epochs=herding_epochs,
                            device=args.device, progress=progress(args))
     digest = save_synset(out, s)
     print(f"{args.kind} subset of {ds.info.name}: {len(s.labels)} images ({args.ipc} per class) -> {out}")
@@ -75,7 +80,8 @@ def add_baseline_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--dataset", required=True)
     sp.add_argument("--ipc", type=V.positive_int, required=True, help="images per class")
     sp.add_argument("--kind", default="random", choices=["random", "herding"])
-    sp.add_argument("--arch", default="convnet", help="feature network for herding")
-    sp.add_argument("--herding-epochs", type=V.non_negative_int, default=1, help="epochs of full-data training for herding features (0: random network)")
+    sp.add_argument("--arch", help="feature network for herding (default convnet)")
+    sp.add_argument("--herding-epochs", type=V.non_negative_int,
+                    help="epochs of full-data training for herding features (0: random network; default 1)")
     sp.add_argument("--extend-flip", action="store_true")
     sp.add_argument("-o", "--output", help="output file (default: OUT/<kind>_<dataset>_ipc<N>_seed<S>.safetensors)")

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import sys
 from pathlib import Path
 
 from ... import validate as V
 from ...errors import FyiError
-from ...options import add_arguments, default_of, from_namespace, key_values
+from ...options import add_arguments, default_of, flag_of, from_namespace, key_values
 from .config import NO_FLAG, CLConfig
 
 #: ``["k=v", ...]`` -> ``{k: v}`` (``--distill-option``)
@@ -105,7 +106,37 @@ def configs_from_args(args) -> list:
         key, _, n = resolve_benchmark(benchmark, n_exp)
         configs.append(from_namespace(CLConfig, args, defaults=preset, benchmark=key, experiences=n,
                                       **copy.deepcopy(fixed)))
+    protocol().check(configs[0])  # its own refusals first (the other protocol's augmentation)
+    refuse_unread(configs[0], protocol, preset_or_default)
     return configs
+
+
+def refuse_unread(cfg: CLConfig, protocol, preset_or_default) -> None:
+    """Refuse an option the run would not read (set away from its preset or default): never ignored silently.
+
+    The other protocol's training options (:attr:`~.protocols.CLProtocol.ignores`), online-distillation options
+    without a distilled memory, ``--herding-epochs`` without a herding memory with its own feature network.
+    """
+    from .memory import parse_memory_spec
+
+    kinds = {parse_memory_spec(m).kind for m in cfg.memories}
+    other = "gdumb" if protocol.uses_learner else "replay"  # the protocol that reads what this one ignores
+    unread = {name: f"the {protocol.name} protocol does not read it; drop it or use --protocol {other}"
+              for name in protocol.ignores}
+    if not kinds & set(ONLINE):
+        unread.update(dict.fromkeys(("iterations", "batch_real", "lr_img", "distill_options"),
+                                    "no memory is distilled online (dm, dsa, dc, +fyi); drop it"))
+    if "herding" not in kinds or protocol.uses_learner:
+        unread["herding_epochs"] = ("herding takes the learner's features" if "herding" in kinds
+                                    else "no memory is herding") + "; drop it"
+    fields = {f.name: f for f in dataclasses.fields(CLConfig)}
+    for name, why in unread.items():
+        value, base = getattr(cfg, name), preset_or_default(name)
+        if value != base:
+            if isinstance(value, dict):  # the entries given (METHOD=N over the preset's)
+                value = ",".join(f"{k}={v}" for k, v in value.items() if not isinstance(base, dict) or base.get(k) != v)
+            shown = "" if isinstance(value, bool) else f" {value}"
+            raise FyiError(f"{flag_of(fields[name])}{shown} does not apply to this run: {why}")
 
 
 def run_cl_command(args) -> None:

@@ -261,12 +261,14 @@ class CLProtocol:
     (the CLI applies them to options the user did not give); ``experiences``:
     the step counts the CLI runs by default (``None``: the benchmark's).
     ``uses_learner``: herding memories take their features from the learner.
+    ``ignores``: :class:`~.config.CLConfig` fields it does not read (``fyi cl`` refuses a flag that sets one).
     """
 
     name = "protocol"
     defaults: dict = {}
     experiences: tuple[int, ...] | None = None
     uses_learner = False
+    ignores: tuple[str, ...] = ()
 
     def check(self, cfg) -> None:
         """Refuse a config this protocol cannot run (before anything is computed)."""
@@ -282,6 +284,8 @@ class CLProtocol:
 @register_protocol("gdumb")
 class GDumbProtocol(CLProtocol):
     """GDumb (Prabhu et al., 2020) with our memory: a fresh network trained on the memory only at every step."""
+
+    ignores = ("strategy", "train_epochs", "batch_size", "batch_size_mem")  # the stream strategies' training
 
     def check(self, cfg) -> None:
         if getattr(cfg, "stream_aug", "none") != "none":
@@ -306,6 +310,7 @@ class DMPaper(GDumbProtocol):
 @register_protocol("replay", "stream")
 class StreamReplay(CLProtocol):
     uses_learner = True
+    ignores = ("epochs", "dsa", "herding_epochs")  # GDumb's training on the memory; herding uses the learner
 
     def check(self, cfg) -> None:
         STRATEGIES.canonical(cfg.strategy)
