@@ -513,3 +513,11 @@ def test_a_checkpoint_write_failure_gives_the_resume_command(tmp_path, monkeypat
     assert err == [f"fyi: error: could not write checkpoint {ckpt}: no space left on device; free some space or write "
                    f"to another folder; kept the checkpoint {ckpt} (iteration 2 of 6); to resume, run: fyi "
                    f"{' '.join(_dm_argv(out))} --resume"]
+
+
+def test_a_periodic_callback_that_would_never_run_is_said(digits, capsys):
+    from fyi_apps.distill import distill
+
+    distill("dm", digits, ipc=1, iterations=2, eval_every=5, batch_real=8, arch="mlp", progress=False)
+    assert capsys.readouterr().err.strip() == ("fyi: warning: eval_every=5 is more than iterations=2, so it never "
+                                               "runs; use eval_every=2 or less")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..errors import FyiError
+from ..errors import FyiError, command_line_active, python_spelling
 
 if TYPE_CHECKING:
     from .base import Distiller
@@ -93,6 +93,13 @@ class EvalCallback(Callback):
 def from_config(cfg) -> list[Callback]:
     """The built-in callbacks a config asks for (``score_every``, ``eval_every``), in that order."""
     out: list[Callback] = []
+    for flag, every in (("--score-every", cfg.score_every), ("--eval-every", cfg.eval_every)):
+        if every and every > cfg.iterations:  # it would never fire: harmless, but not ignored silently
+            import sys
+
+            text = (f"{flag} {every} is more than --iterations {cfg.iterations}, so it never runs; use {flag} "
+                    f"{cfg.iterations} or less")
+            print(f"fyi: warning: {text if command_line_active() else python_spelling(text)}", file=sys.stderr)
     if cfg.score_every:
         out.append(ScoreCallback(cfg.score_every))
     if cfg.eval_every:
