@@ -319,10 +319,11 @@ def test_a_stop_says_what_is_kept_and_how_to_resume(tmp_path, sig, code, says):
 
     out = tmp_path / "s.safetensors"
     cmd = [sys.executable, "-m", "fyi_apps.cli", "distill", "--dataset", "digits", "--method", "dm", "--ipc", "2",
-           "--iterations", "100000", "--checkpoint-every", "5", "-o", str(out), "--device", "cpu", "--quiet"]
+           "--iterations", "100000", "--checkpoint-every", "5", "--arch", "mlp", "-o", str(out), "--device", "cpu",
+           "--quiet"]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     ckpt = tmp_path / "s.ckpt.pt"
-    for _ in range(600):
+    for _ in range(3000):  # a loaded machine may take a minute or more to the first checkpoint
         if ckpt.exists():
             break
         time.sleep(0.1)
@@ -457,6 +458,20 @@ def test_a_checkpoint_is_sealed_and_never_overwritten_by_a_run_that_does_not_res
     ckpt.write_bytes(bytes(data))
     with pytest.raises(FyiError, match=r"checkpoint .* is not usable \(its content hash does not match"):
         Distiller(cfg, digits, device="cpu").run(out, progress=False, resume=True)
+
+
+def test_a_run_with_new_settings_replaces_a_checkpoint_it_could_not_resume_and_says_so(digits, tmp_path, capsys):
+    from fyi_apps.distill import DistillConfig, Distiller
+
+    cfg = DistillConfig("dm", "digits", 1, iterations=6, checkpoint_every=2, arch="mlp")
+    out = tmp_path / "s.safetensors"
+    Distiller(cfg, digits, device="cpu").run(out, progress=False, stop_after=2)
+    capsys.readouterr()
+    lower = DistillConfig("dm", "digits", 1, iterations=6, checkpoint_every=2, arch="mlp", lr_img=0.5)
+    s = Distiller(lower, digits, device="cpu").run(out, progress=False)  # advice followed: "lower --lr-img"
+    assert s is not None and out.exists() and not (tmp_path / "s.ckpt.pt").exists()
+    assert capsys.readouterr().err.strip() == (f"fyi: warning: checkpoint {tmp_path / 's.ckpt.pt'} was made with "
+                                               "other settings (lr_img); this run starts over and replaces it")
 
 
 def test_a_resumed_run_stopped_before_its_next_checkpoint_names_the_one_it_resumed(tmp_path, monkeypatch, capsys):

@@ -340,6 +340,11 @@ class Distiller:
         self.ctx.drawn = list(state.get("drawn") or [])
         self.start_iteration = self._last_checkpoint = state["iteration"]
 
+    def _settings_diff(self, state: dict) -> list[str]:
+        """The settings a checkpoint was made with that differ from this run's (none: this run can resume it)."""
+        theirs, ours = self._stored_identity(state.get("config") or {}), self.cfg.identity()
+        return sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+
     def _stored_identity(self, theirs: dict) -> dict:
         """A checkpoint's config with options added since it was written set to their defaults."""
         opts = theirs.get("options")
@@ -379,7 +384,7 @@ class Distiller:
         images = torch.nn.Parameter(stored)
         self.method.setup(images, labels)
         ckpt = self.checkpoint_path(output) if output else None
-        if ckpt is not None and shard.on_main(checkpoint.check_start, ckpt, resume):
+        if ckpt is not None and shard.on_main(checkpoint.check_start, ckpt, resume, self._settings_diff):
             self._load_checkpoint(ckpt)
             checkpoint.note(ckpt, self.start_iteration, cfg.iterations)
             if progress:

@@ -2,12 +2,14 @@
 
 :class:`~.base.Distiller` writes it every ``checkpoint_every`` iterations and removes it once the set is
 written; ``--resume`` (``resume=True``) continues from it.  A changed byte is noticed on read (never
-resumed from), a run that does not resume refuses to overwrite an earlier run's checkpoint, and what a
-stopped run keeps is noted for the ``fyi`` command's resume line (:func:`fyi_apps.runtime.note_kept`).
+resumed from), a run that does not resume refuses to overwrite a checkpoint it could continue
+(:func:`check_start`), and what a stopped run keeps is noted for the ``fyi`` command's resume line
+(:func:`fyi_apps.runtime.note_kept`).
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from ..errors import FyiError
 from ..records import load_sealed_torch, save_sealed_torch
@@ -50,12 +52,27 @@ def read_checkpoint(path: Path) -> dict:
         raise FyiError(f"checkpoint {path} is unreadable ({type(e).__name__}); delete it to start over") from None
 
 
-def check_start(path: Path, resume: bool) -> bool:
-    """Whether the run resumes from ``path``; a run that does not resume refuses to replace an earlier one's."""
+def check_start(path: Path, resume: bool, settings_diff: Callable[[dict], list[str]] | None = None) -> bool:
+    """Whether the run resumes from ``path``.
+
+    A run that does not resume refuses to replace the checkpoint of an earlier run it could continue (same
+    settings: ``settings_diff(state)`` is empty; --resume was forgotten).  One it could not continue (other
+    settings, as when a message's advice is followed, or a damaged file) is replaced, and a warning says so.
+    """
     if not path.exists():
         return False
     if resume:
         note(path)  # a stop before the state is read still names it
         return True
-    raise FyiError(f"{path} holds the checkpoint of an earlier, unfinished run of this set; add --resume to continue "
-                   "it, or delete it to start over")
+    try:
+        diff = settings_diff(read_checkpoint(path)) if settings_diff is not None else []
+        why = f"was made with other settings ({', '.join(diff)})"
+    except FyiError as e:
+        diff, why = None, f"is not usable ({getattr(e, 'reason', e)})"
+    if diff == []:
+        raise FyiError(f"{path} holds the checkpoint of an earlier, unfinished run with these settings; add --resume "
+                       "to continue it, or delete it to start over")
+    import sys
+
+    print(f"fyi: warning: checkpoint {path} {why}; this run starts over and replaces it", file=sys.stderr)
+    return False

@@ -45,7 +45,8 @@ def run_distill_command(args) -> None:
     cfg = resolve_config(cfg)  # once: unknown method / bad option fail before loading data
     out = Path(args.output) if args.output else default_output(cfg, args.out)
     V.output_file(out, "synthetic-set file")  # an unwritable target fails now, not after the last iteration
-    check_start(checkpoint_path(out), args.resume)  # an earlier run's checkpoint: named now, resumed or refused
+    if args.resume:
+        check_start(checkpoint_path(out), resume=True)  # the checkpoint resumed: named from now on
     ds = load_dataset(args.dataset, root=args.data_root, extend_flip=args.extend_flip)
     with distributed_session(args.device) as device:  # torchrun: each process distils a share of the classes
         d = Distiller(cfg, ds, device=device)
