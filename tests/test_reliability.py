@@ -436,7 +436,7 @@ def test_a_stop_while_the_command_starts_is_one_line(monkeypatch, capsys):
 
     monkeypatch.setattr(cli, "build_parser", slow_import)
     assert cli.main(["eval", "s.safetensors", "--dataset", "digits"]) == 130
-    assert capsys.readouterr().err == "fyi: interrupted\n"
+    assert capsys.readouterr().err == "fyi: interrupted while starting (nothing ran)\n"
 
 
 def _dm_argv(out, *more):

@@ -229,8 +229,8 @@ def _main(argv: list[str] | None) -> int:
     except FyiError as e:
         print(f"fyi: error: {e}", file=sys.stderr)
         return _restore_sigterm(previous, 2)
-    except (KeyboardInterrupt, Terminated) as e:  # nothing has run yet: nothing kept
-        print(f"fyi: {_stopped(e)}", file=sys.stderr)
+    except (KeyboardInterrupt, Terminated) as e:  # nothing has run yet: nothing new kept
+        print(f"fyi: {_stopped(e)} while starting (nothing ran)", file=sys.stderr)
         return _restore_sigterm(previous, _stop_code(e))
     for k, v in GLOBAL_DEFAULTS.items():
         if not hasattr(args, k):
