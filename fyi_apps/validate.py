@@ -260,6 +260,10 @@ def seed_list(value: Any, name: str = "seeds") -> list[int]:
     """A list (or tuple, or range) of integer seeds, at least one: ``[0, 1, 2]``; a bare int is refused."""
     if isinstance(value, (list, tuple, range)):
         out = [integer(v, name, min=0) for v in value]
+        twice = sorted({s for s in out if out.count(s) > 1})
+        if twice:  # the same run again: a spread of 0 that means nothing
+            raise FyiError(f"{_label(name)}has {', '.join(map(str, twice))} more than once, and a seed gives the same "
+                           f"run each time; give distinct seeds, e.g. {list(range(len(out)))}")
         if out:
             return out
         raise FyiError(f"{_label(name)}needs at least one seed, got {value!r}; e.g. [0, 1, 2]")

@@ -267,6 +267,7 @@ def _cl_checked(**fields):
     (lambda fyi, ds, s: fyi.unequalness(s.images, None, 10), "labels as a 1-D tensor of class ids"),
     (lambda fyi, ds, s: fyi.unequalness(s.images, s.labels + 5, 10), "labels must be class ids from 0 to 9"),
     (lambda fyi, ds, s: _cl_checked(seeds=2), "seeds must be a list of integer seeds"),
+    (lambda fyi, ds, s: fyi.evaluate(s, ds, seeds=(0, 0)), "seeds has 0 more than once"),
 ])
 def test_python_api_mistakes_are_one_fyi_error(digits, call, says):
     import fyi_apps as fyi
@@ -536,3 +537,12 @@ def test_a_periodic_callback_that_would_never_run_is_said(digits, capsys):
     distill("dm", digits, ipc=1, iterations=2, eval_every=5, batch_real=8, arch="mlp", progress=False)
     assert capsys.readouterr().err.strip() == ("fyi: warning: eval_every=5 is more than iterations=2, so it never "
                                                "runs; use eval_every=2 or less")
+
+
+def test_resume_without_a_checkpoint_says_it_starts_over(tmp_path, capsys):
+    from fyi_apps.cli import main
+
+    out = tmp_path / "typo.safetensors"
+    assert main(_dm_argv(out, "--iterations", "2", "--resume")) == 0
+    assert capsys.readouterr().err.strip() == (f"fyi: warning: --resume found no checkpoint {tmp_path / 'typo.ckpt.pt'} "
+                                               "(a finished run removes it); starting from iteration 0")

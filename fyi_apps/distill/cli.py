@@ -6,6 +6,7 @@ a new field is a new flag.  Only what is not part of the config is declared here
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .. import validate as V
@@ -45,8 +46,9 @@ def run_distill_command(args) -> None:
     cfg = resolve_config(cfg)  # once: unknown method / bad option fail before loading data
     out = Path(args.output) if args.output else default_output(cfg, args.out)
     V.output_file(out, "synthetic-set file")  # an unwritable target fails now, not after the last iteration
-    if args.resume:
-        check_start(checkpoint_path(out), resume=True)  # the checkpoint resumed: named from now on
+    if args.resume and not check_start(checkpoint_path(out), resume=True):  # resumed: named from now on
+        print(f"fyi: warning: --resume found no checkpoint {checkpoint_path(out)} (a finished run removes it); "
+              "starting from iteration 0", file=sys.stderr)
     ds = load_dataset(args.dataset, root=args.data_root, extend_flip=args.extend_flip)
     with distributed_session(args.device) as device:  # torchrun: each process distils a share of the classes
         d = Distiller(cfg, ds, device=device)
