@@ -86,7 +86,7 @@ def commands(args, work: Path) -> list[tuple[str, list[str]]]:
     dm = str(work / "dm.safetensors")
     rows += [
         ("eval", ["eval", dm, "--dataset", ds, "--epochs", "2" if dry else "20", "--seeds", "1", *common]),
-        ("score", ["score", dm, "--dataset", ds, "--nets", "1", *common]),
+        ("score", ["score", dm, "--nets", "1", *common]),
         ("cl", ["cl", "--benchmark", f"split-{ds}", "--memory", "random,dm", "--ipc", "1", "--seeds", "1",
                 "--epochs", "2", "--iterations", "2", "--fresh", *common]),
         ("nas", ["nas", "--dataset", ds, "--space", "classic" if not dry else "convnet,mlp,mlp:width=32",
