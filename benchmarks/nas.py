@@ -147,7 +147,8 @@ def space_sets(args, ds) -> list[str]:
         path = folder / f"space-dm{'-fyi' if fyi_view else ''}_nb201c1_ipc{ipc}_{its}it_b64.safetensors"
         if not path.exists():
             cfg = fyi.DistillConfig("dm", ds.info.name, ipc, fyi=fyi_view, iterations=its, batch_real=64,
-                                    arch="space:nb201;cells=1", seed=args.seed, checkpoint_every=25)
+                                    arch="space:nb201;cells=1", seed=args.seed, checkpoint_every=25,
+                                    precision="fp32")  # as the ablation's sets (and the checkpoints on disk)
             fyi.Distiller(cfg, ds, device=args.device).run(path, resume=True, progress=not args.no_progress)
         paths.append(str(path))
     return paths

@@ -69,6 +69,9 @@ def distill(
         callbacks: objects with ``on_iteration(distiller, iteration, row)`` (``fyi_apps.distill.Callback``).
         **options: other :class:`~fyi_apps.distill.DistillConfig` fields (``lr_img``, ``batch_real``, ``init``,
             ``precision``...) or the method's own options (``outer_loop``, ``syn_steps``, ``expert_dir``...).
+            ``precision="auto"`` runs the real-image passes in bf16 where the hardware runs bf16 natively,
+            ``"fp32"`` never; left out, the method's default (``fyi_apps.runtime.DEFAULT_PRECISION``: ``auto``
+            where its accuracy was measured unchanged, else ``fp32``); the set records it (``precision_used``).
 
     Returns:
         The :class:`~fyi_apps.synset.SyntheticSet` (also written to ``output`` when given).

@@ -467,13 +467,10 @@ BF16_PASSES = (
 
 def _cpu_flags() -> set[str]:
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
         return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
+    return next((set(ln.split(":", 1)[1].split()) for ln in lines if ln.startswith("flags")), set())
 
 
 def native_bf16(device: torch.device | str) -> bool:
@@ -481,9 +478,17 @@ def native_bf16(device: torch.device | str) -> bool:
     device = torch.device(device)
     if device.type == "cuda":
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    if device.type == "cpu":
-        return bool(_cpu_flags() & {"amx_bf16", "avx512_bf16"})
-    return False
+    return device.type == "cpu" and bool(_cpu_flags() & {"amx_bf16", "avx512_bf16"})
+
+
+#: a method's precision when none is given: ``auto`` where its sets under auto and fp32 (same seed) differ by no more
+#: than the evaluation seeds' spread (``benchmarks/precision.py``, docs/speed.md#precision), else ``fp32``
+DEFAULT_PRECISION: dict[str, str] = {"dm": "auto"}
+
+
+def default_precision(method: str) -> str:
+    """The precision ``method`` runs in when none is given (:data:`DEFAULT_PRECISION`, else ``fp32``)."""
+    return DEFAULT_PRECISION.get(str(method).strip().lower(), "fp32")
 
 
 def resolve_precision(precision: str, device: torch.device | str) -> str:
@@ -491,6 +496,4 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
     p = str(precision).strip().lower()
     if p not in PRECISIONS:
         raise FyiError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if p == "auto":
-        return "bf16" if native_bf16(device) else "fp32"
-    return p
+    return ("bf16" if native_bf16(device) else "fp32") if p == "auto" else p

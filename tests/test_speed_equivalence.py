@@ -128,7 +128,7 @@ def test_dm_loss_matches_layer_by_layer_reference():
 
     ds = _cifar_like()
     d = Distiller(DistillConfig(method="dm", dataset="toy32", ipc=2, iterations=1, batch_real=12, seed=0,
-                                options={"real_chunk": 5}), ds, device="cpu")
+                                precision="fp32", options={"real_chunk": 5}), ds, device="cpu")  # the fp32 layers
     stored, labels = d.init_images()
     syn = torch.nn.Parameter(stored)
     d.method.setup(syn, labels)

@@ -55,10 +55,11 @@ class Context:
         self.view: FYIView | None = get_view(cfg.fyi)
         self.aug = None
         self.drawn: list[str] = []  # networks drawn from a space (--arch space:...), in order
-        from ..runtime import resolve_precision
+        from ..runtime import default_precision, resolve_precision
 
         #: the precision of the real-image passes (runtime.BF16_PASSES): cfg.precision resolved for this device
-        self.precision = "bf16" if cfg.bf16 else resolve_precision(cfg.precision, device)
+        asked = cfg.precision or default_precision(cfg.method)
+        self.precision = "bf16" if cfg.bf16 else resolve_precision(asked, device)
         self._mean = torch.tensor(self.info.mean, device=device).view(1, -1, 1, 1)
         self._std = torch.tensor(self.info.std, device=device).view(1, -1, 1, 1)
         self.train_images = dataset.train.images.to(device)  # uint8, normalised per batch
@@ -328,9 +329,12 @@ class Distiller:
         theirs, ours = self._stored_identity(state.get("config") or {}), self.cfg.identity()
         if theirs != ours:
             diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+            fp32 = "precision" in diff and theirs.get("precision", "fp32") == "fp32"  # made before the default changed
             raise FyiError(
                 f"checkpoint {path} was made with different settings ({', '.join(diff)}); "
-                "use the same command to resume, or delete the checkpoint to start over"
+                + ("it ran in fp32: add --precision fp32 to resume it, " if fp32 else
+                   "use the same command to resume, ")
+                + "or delete the checkpoint to start over"
             )
         with torch.no_grad():
             self.method.images.copy_(state["images"].to(self.device))
@@ -479,4 +483,4 @@ class Distiller:
     def _write_log(self, output: Path) -> None:
         from .logs import write_log
 
-        write_log(checkpoint.stem(output), self.cfg, self.log)
+        write_log(checkpoint.stem(output), self.cfg, self.log, precision_used=self.ctx.precision)

@@ -56,7 +56,8 @@ def run_distill_command(args) -> None:
         if not d.ctx.shard.is_main:  # rank 0 wrote the set and reports it
             return
     print(f"{cfg.method}{' + FYI (' + d.cfg.fyi + ')' if d.cfg.fyi else ''} on {ds.info.name}, ipc {cfg.ipc}: "
-          f"{len(synset.labels)} stored images, final loss {synset.extra['final_loss']:.6g} -> {out}")
+          f"{len(synset.labels)} stored images, final loss {synset.extra['final_loss']:.6g}, precision "
+          f"{d.ctx.precision} -> {out}")
     if not args.no_grid:
         png = out.with_name(out.name.replace(".safetensors", "") + ".png")
         export_grid(synset, png)

@@ -23,7 +23,7 @@ from ..augment import DEFAULT_STRATEGY, MODES
 from ..errors import FyiError
 from ..options import check_fields, check_value, config, key_values, opt_of, option
 from ..registry import Registry
-from ..runtime import PRECISIONS
+from ..runtime import DEFAULT_PRECISION, PRECISIONS, default_precision
 from .fyi import VIEWS, get_view
 
 if TYPE_CHECKING:
@@ -71,6 +71,11 @@ def _options_value(value: Any, name: str) -> Mapping[str, Any]:
     return dict(value)
 
 
+def _default_precisions() -> str:
+    auto = sorted(m for m, p in DEFAULT_PRECISION.items() if p == "auto")
+    return f"auto for {', '.join(auto)}, fp32 for the others" if auto else "fp32"
+
+
 @config
 class DistillConfig:
     """Everything that defines a distillation run (stored in the synthetic-set file; frozen).
@@ -110,9 +115,10 @@ class DistillConfig:
         default_factory=dict, flag="--option", append=True, metavar="KEY=VALUE", parse=key_values, cli_default=[],
         convert=_options_value, help="method option, e.g. outer_loop=10, lr_net=0.01, fyi_inner=false "
                                      "(repeatable; an unknown key is refused with the method's options listed)")
-    precision: str = option("fp32", choices=PRECISIONS, help=(
+    precision: str | None = option(None, choices=PRECISIONS, help=(
         "bf16 for the real-image passes only (DM's real embeddings, the real gradients of DC/DSA/IDC); auto: bf16 "
-        "where the device runs it natively (AMX/AVX512-BF16 CPUs, bf16 GPUs), else fp32"))
+        "where the device runs it natively (AMX/AVX512-BF16 CPUs, bf16 GPUs), else fp32 (default: the method's, "
+        f"{_default_precisions()})"))
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -214,6 +220,8 @@ def resolve_config(cfg: DistillConfig) -> DistillConfig:
     values = {**{k: v for k, v in p.items() if k not in PRESET_FIELDS}, **cfg.options}
     fields = tuple(f.name for f in dataclasses.fields(DistillConfig))
     changes["options"] = cls.Options.build(cfg.method, values, also_valid=fields)  # typed, kept typed
+    if cfg.precision is None:
+        changes["precision"] = default_precision(cfg.method)
     if cfg.fyi is not None:
         view = get_view(cfg.fyi)
         changes["fyi"] = view.name if view else None

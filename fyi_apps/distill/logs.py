@@ -9,16 +9,17 @@ from pathlib import Path
 from ..runtime import atomic_path, write_json
 
 
-def write_log(stem: Path, cfg, log: list[dict]) -> None:
+def write_log(stem: Path, cfg, log: list[dict], *, precision_used: str | None = None) -> None:
     """``<stem>.log.json`` (config and rows), ``<stem>.log.csv`` (one row per iteration), ``<stem>.curves.png``.
 
     Args:
         stem: the output file's path without its suffix (``out/dm_digits_ipc1``).
         cfg: the run's resolved :class:`~fyi_apps.distill.config.DistillConfig`.
         log: one dict of metrics per iteration (``iteration``, ``loss``, ``seconds``, ...).
+        precision_used: the precision the real-image passes ran in (``cfg.precision`` resolved for the device).
     """
-    write_json(stem.with_name(stem.name + ".log.json"), {"config": dataclasses.asdict(cfg), "log": log},
-               what="distillation log")
+    config = {**dataclasses.asdict(cfg), **({"precision_used": precision_used} if precision_used else {})}
+    write_json(stem.with_name(stem.name + ".log.json"), {"config": config, "log": log}, what="distillation log")
     keys: list[str] = []
     for row in log:
         keys += [k for k in row if k not in keys]
