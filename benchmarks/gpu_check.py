@@ -104,7 +104,6 @@ def time_paper_budgets(args, dataset) -> list[dict]:
 
     import fyi_apps as fyi
     from fyi_apps.distill import ExpertConfig, train_experts
-    from fyi_apps.runtime import resolve_precision
 
     n_it = args.iterations or (1 if args.dry else 5)
     out = []
@@ -137,7 +136,7 @@ def time_paper_budgets(args, dataset) -> list[dict]:
             times = [row["seconds"] for row in d.log]
             per = sum(times[1:]) / max(1, len(times) - 1)  # the first iteration includes warm-up
             out.append({"method": method, "ipc": cfg.ipc, "precision": precision,
-                        "precision_used": resolve_precision(precision, d.device), "seconds_per_iteration": per,
+                        "precision_used": d.ctx.precision, "seconds_per_iteration": per,
                         "paper_iterations": total, "paper_hours": per * total / 3600, "timed_iterations": n_it})
             print(f"  {method} IPC {cfg.ipc} {precision:>4}: {per:.3f} s/it -> {per * total / 3600:.2f} h for "
                   f"{total} iterations", flush=True)
@@ -167,10 +166,10 @@ def main(argv=None) -> int:
                  ["step", "exit", "seconds", "error"])
     dataset = fyi.load_dataset(args.dataset, root=args.data_root)
     timings = time_paper_budgets(args, dataset)
-    H.show_table([[t["method"], t["precision"], t.get("precision_used", "-"),
+    H.show_table([[t["method"], t.get("ipc", "-"), t["precision"], t.get("precision_used", "-"),
                    f"{t['seconds_per_iteration']:.3f}" if "error" not in t else t["error"][:60],
                    f"{t['paper_hours']:.2f}" if "error" not in t else "-"] for t in timings],
-                 ["method (IPC 10)", "precision", "used", "s / iteration", "paper budget (h)"])
+                 ["method", "IPC", "precision", "used", "s / iteration", "paper budget (h)"])
     H.write_result(out / "gpu_check.json", {
         "device": str(device), "device_name": name, "native_bf16": native_bf16(device), "dry": args.dry,
         "dataset": args.dataset, "steps": rows, "timings": timings, "argv": sys.argv[1:] if argv is None else argv,

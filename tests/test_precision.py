@@ -145,6 +145,8 @@ def test_the_gpu_check_runs_dry_on_the_cpu(tmp_path, capsys):
     assert {(t["method"], t["precision"]) for t in report["timings"]} == \
         {(m, p) for m in ("dm", "dsa", "mtt") for p in ("fp32", "auto")}
     assert all(t["seconds_per_iteration"] > 0 for t in report["timings"])
+    used = {(t["method"], t["precision"]): t["precision_used"] for t in report["timings"]}
+    assert used[("mtt", "auto")] == "fp32" and used[("dm", "auto")] == runtime.resolve_precision("auto", "cpu")
     assert "18/18 steps passed" in capsys.readouterr().out
 
 
