@@ -55,11 +55,11 @@ class Context:
         self.view: FYIView | None = get_view(cfg.fyi)
         self.aug = None
         self.drawn: list[str] = []  # networks drawn from a space (--arch space:...), in order
-        from ..runtime import default_precision, resolve_precision
+        from ..runtime import resolve_precision
 
-        #: the precision of the real-image passes (runtime.BF16_PASSES): cfg.precision resolved for this device
-        asked = cfg.precision or default_precision(cfg.method)
-        self.precision = "bf16" if cfg.bf16 else resolve_precision(asked, device)
+        #: the precision of the real-image passes (runtime.BF16_PASSES): the resolved config's (resolve_config fills
+        #: the method's default) for this device
+        self.precision = "bf16" if cfg.bf16 else resolve_precision(cfg.precision, device)
         self._mean = torch.tensor(self.info.mean, device=device).view(1, -1, 1, 1)
         self._std = torch.tensor(self.info.std, device=device).view(1, -1, 1, 1)
         self.train_images = dataset.train.images.to(device)  # uint8, normalised per batch
@@ -326,9 +326,9 @@ class Distiller:
 
     def _load_checkpoint(self, path: Path) -> None:
         state = self.ctx.shard.on_main(checkpoint.read_checkpoint, path)  # class-parallel: rank 0 reads it for all
-        theirs, ours = self._stored_identity(state.get("config") or {}), self.cfg.identity()
-        if theirs != ours:
-            diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        diff = self._settings_diff(state)
+        if diff:
+            theirs = self._stored_identity(state.get("config") or {})
             fp32 = "precision" in diff and theirs.get("precision", "fp32") == "fp32"  # made before the default changed
             raise FyiError(
                 f"checkpoint {path} was made with different settings ({', '.join(diff)}); "
