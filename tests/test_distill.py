@@ -77,6 +77,8 @@ def test_resume_gives_the_same_final_set(digits, tmp_path, method):
     assert torch.equal(full.images, resumed.images)
     assert not ckpt.exists()  # removed once the set is written
     assert torch.equal(load_synset(out).images, full.images)
+    before = sum(r["seconds"] for r in second.log[:3])  # the first call's iterations count in the recorded cost
+    assert resumed.extra["seconds"] >= before + sum(r["seconds"] for r in second.log[3:])
 
 
 def test_resume_refuses_a_checkpoint_with_other_settings(digits, tmp_path):

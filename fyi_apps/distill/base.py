@@ -420,7 +420,9 @@ class Distiller:
             if stop_after is not None and done_here >= stop_after and not last:
                 return None
         shard.share_rows(self.method.images)  # class-parallel: every rank's classes
-        synset = self.synthetic_set(seconds=time.perf_counter() - t_start)
+        # the whole run's cost: this call's time plus the iterations of earlier calls a checkpoint carried over
+        earlier = sum(r.get("seconds", 0.0) for r in self.log if r.get("iteration", 0) <= self.start_iteration)
+        synset = self.synthetic_set(seconds=earlier + time.perf_counter() - t_start)
         if output is not None:
             shard.on_main(self._write_outputs, output, synset, write_report, ckpt)
             from ..runtime import note_kept
