@@ -64,7 +64,6 @@ def bootstrap_intervals(proxy: Sequence[float], truth: Sequence[float], *, resam
     :func:`scipy.stats.bootstrap` with ``paired=True``.
     """
     import numpy as np
-    from scipy import stats
 
     p = np.asarray(proxy, dtype=float)
     t = np.asarray(truth, dtype=float)
@@ -75,14 +74,24 @@ def bootstrap_intervals(proxy: Sequence[float], truth: Sequence[float], *, resam
     small = p.size <= 200
     for name, fn, vec in (("spearman", _spearman_axis, True),
                           ("kendall", _kendall_axis if small else _kendall_one, small)):
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a degenerate resample gives an undefined (None) interval
-            res = stats.bootstrap((p, t), fn, paired=True, vectorized=vec, n_resamples=int(resamples),
-                                  confidence_level=confidence, method="percentile", batch=100,
-                                  random_state=np.random.default_rng(seed))
-        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
-        out[name] = [lo, hi] if np.isfinite(lo) and np.isfinite(hi) else None
+        out[name] = _paired_interval((p, t), fn, vectorized=vec, resamples=resamples, seed=seed,
+                                     confidence=confidence)
     return out
+
+
+def _paired_interval(data: tuple, fn, *, vectorized: bool, resamples: int, seed: int,
+                     confidence: float) -> list[float] | None:
+    """The percentile-bootstrap interval of ``fn(*data)``, resampling the candidates (paired); None if undefined."""
+    import numpy as np
+    from scipy import stats
+
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a degenerate resample gives an undefined (None) interval
+        res = stats.bootstrap(data, fn, paired=True, vectorized=vectorized, n_resamples=int(resamples),
+                              confidence_level=confidence, method="percentile", batch=100,
+                              random_state=np.random.default_rng(seed))
+    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return [lo, hi] if np.isfinite(lo) and np.isfinite(hi) else None
 
 
 def rho_difference(a: Sequence[float], b: Sequence[float], truth: Sequence[float], *, resamples: int = 1000,
@@ -95,7 +104,6 @@ def rho_difference(a: Sequence[float], b: Sequence[float], truth: Sequence[float
     either correlation is undefined (a constant input).
     """
     import numpy as np
-    from scipy import stats
 
     x, y, t = (np.asarray(v, dtype=float) for v in (a, b, truth))
     if not (x.shape == y.shape == t.shape) or x.ndim != 1:
@@ -110,13 +118,8 @@ def rho_difference(a: Sequence[float], b: Sequence[float], truth: Sequence[float
     def fn(xa, ya, ta, axis=-1):
         return _spearman_axis(xa, ta, axis=axis) - _spearman_axis(ya, ta, axis=axis)
 
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = stats.bootstrap((x, y, t), fn, paired=True, vectorized=True, n_resamples=int(resamples),
-                              confidence_level=confidence, method="percentile", batch=100,
-                              random_state=np.random.default_rng(seed))
-    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    out["ci"] = [lo, hi] if np.isfinite(lo) and np.isfinite(hi) else None
+    out["ci"] = _paired_interval((x, y, t), fn, vectorized=True, resamples=resamples, seed=seed,
+                                 confidence=confidence)
     return out
 
 
