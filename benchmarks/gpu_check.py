@@ -36,6 +36,9 @@ def parse_args(argv=None):
     p.add_argument("--dry", action="store_true", help="digits, the smallest budgets, one timed iteration")
     H.add_common_arguments(p, "data_root", dataset={"help": "dataset (default cifar10; digits with --dry)"})
     p.add_argument("--iterations", type=int, default=None, help="timed iterations per paper-budget run (default 5)")
+    p.add_argument("--budget-s", type=float, default=540.0,
+                   help="wall-clock budget: a step that would start after it is skipped (recorded as such), "
+                        "so the whole check ends inside the device's 9 minutes")
     H.add_common_arguments(p, out={"default": str(H.RESULTS / "gpu-check")})
     return p.parse_args(argv)
 
@@ -98,8 +101,25 @@ def commands(args, work: Path) -> list[tuple[str, list[str]]]:
     return rows
 
 
-def time_paper_budgets(args, dataset) -> list[dict]:
-    """Seconds per iteration at the papers' budgets, fp32 and auto, and the extrapolated totals."""
+class Deadline:
+    """The wall-clock budget of one check: ``left()`` seconds remain; ``over()`` once they are spent."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.t0 = float(seconds), time.perf_counter()
+
+    def left(self) -> float:
+        return self.seconds - (time.perf_counter() - self.t0)
+
+    def over(self) -> bool:
+        return self.left() <= 0
+
+
+def time_paper_budgets(args, dataset, deadline: Deadline | None = None, partial=None) -> list[dict]:
+    """Seconds per iteration at the papers' budgets, fp32 and auto, and the extrapolated totals.
+
+    A run that would start after ``deadline`` is recorded as skipped; ``partial(rows)`` is
+    called after each row (the caller writes what it has, so a killed check leaves its numbers).
+    """
     import torch
 
     import fyi_apps as fyi
@@ -108,12 +128,16 @@ def time_paper_budgets(args, dataset) -> list[dict]:
     n_it = args.iterations or (1 if args.dry else 5)
     out = []
     experts = Path(args.out) / "paper-experts"
-    if not (experts / "experts.json").exists():  # the index train_experts writes
+    if not (experts / "experts.json").exists() and not (deadline is not None and deadline.over()):
         train_experts(ExpertConfig(dataset=dataset.info.name, experts=1, epochs=3 if args.dry else 4,
                                    train_per_class=40 if args.dry else 500), dataset, experts,
                       device=args.device, progress=False)
     for method, total, options, batch_real in PAPER:
         for precision in ("fp32", "auto"):
+            if deadline is not None and deadline.over():
+                out.append({"method": method, "precision": precision, "skipped": "budget spent"})
+                print(f"  {method} {precision}: skipped (the --budget-s is spent)", flush=True)
+                continue
             opts = dict(options)
             if method == "mtt":  # FTD's IPC-10 table, started from the first epoch of short experts
                 opts.update(experts=str(experts), expert_epochs=2, max_start_epoch=1)
@@ -140,6 +164,8 @@ def time_paper_budgets(args, dataset) -> list[dict]:
                         "paper_iterations": total, "paper_hours": per * total / 3600, "timed_iterations": n_it})
             print(f"  {method} IPC {cfg.ipc} {precision:>4}: {per:.3f} s/it -> {per * total / 3600:.2f} h for "
                   f"{total} iterations", flush=True)
+            if partial is not None:
+                partial(out)
     return out
 
 
@@ -147,7 +173,7 @@ def main(argv=None) -> int:
     import torch
 
     import fyi_apps as fyi
-    from fyi_apps.runtime import native_bf16, resolve_device
+    from fyi_apps.runtime import native_bf16, package_versions, resolve_device, write_json
 
     args = parse_args(argv)
     args.dataset = args.dataset or ("digits" if args.dry else "cifar10")
@@ -157,26 +183,50 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"device {device} ({name}), native bf16: {native_bf16(device)}", flush=True)
+    deadline = Deadline(args.budget_s)
+    record = {"device": str(device), "device_name": name, "native_bf16": native_bf16(device), "dry": args.dry,
+              "dataset": args.dataset, "budget_s": args.budget_s, "steps": [], "timings": [],
+              "argv": sys.argv[1:] if argv is None else argv, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+    def save(final=False, **parts):  # after every step: a check killed at the device's limit still leaves its rows
+        record.update(parts, seconds=round(args.budget_s - deadline.left(), 1), complete=final)
+        if final:
+            H.write_result(out / "gpu_check.json", record)
+        else:
+            write_json(out / "gpu_check.json", {**record, "versions": package_versions()}, what="result")
+
     rows = []
     for label, cmd in commands(args, work):
+        if deadline.over():
+            rows.append({"step": label, "exit": None, "seconds": 0.0, "error": "skipped: budget spent", "argv": cmd})
+            print(f"  {label:<16} skipped (the --budget-s is spent)", flush=True)
+            continue
         code, secs, err = _run(cmd)
         rows.append({"step": label, "exit": code, "seconds": secs, "error": err, "argv": cmd})
         print(f"  {label:<16} exit {code}  {secs:6.1f} s  {err}", flush=True)
+        save(steps=rows)
     H.show_table([[r["step"], r["exit"], f"{r['seconds']:.1f}", r["error"]] for r in rows],
                  ["step", "exit", "seconds", "error"])
     dataset = fyi.load_dataset(args.dataset, root=args.data_root)
-    timings = time_paper_budgets(args, dataset)
-    H.show_table([[t["method"], t.get("ipc", "-"), t["precision"], t.get("precision_used", "-"),
-                   f"{t['seconds_per_iteration']:.3f}" if "error" not in t else t["error"][:60],
-                   f"{t['paper_hours']:.2f}" if "error" not in t else "-"] for t in timings],
+    timings = time_paper_budgets(args, dataset, deadline, partial=lambda t: save(timings=t))
+
+    def per_it(t):
+        return f"{t['seconds_per_iteration']:.3f}" if "seconds_per_iteration" in t else \
+            (t.get("error") or t.get("skipped", ""))[:60]
+
+    H.show_table([[t["method"], t.get("ipc", "-"), t["precision"], t.get("precision_used", "-"), per_it(t),
+                   f"{t['paper_hours']:.2f}" if "paper_hours" in t else "-"] for t in timings],
                  ["method", "IPC", "precision", "used", "s / iteration", "paper budget (h)"])
-    H.write_result(out / "gpu_check.json", {
-        "device": str(device), "device_name": name, "native_bf16": native_bf16(device), "dry": args.dry,
-        "dataset": args.dataset, "steps": rows, "timings": timings, "argv": sys.argv[1:] if argv is None else argv,
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
-    failed = [r["step"] for r in rows if r["exit"] != 0] + [f"timing {t['method']} {t['precision']}"
-                                                             for t in timings if "error" in t]
-    print(f"{len(rows) - len(failed)}/{len(rows)} steps passed" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    save(final=True, steps=rows, timings=timings)
+    print(f"{args.budget_s - deadline.left():.0f} s of the {args.budget_s:.0f} s budget")
+    failed = [r["step"] for r in rows if r["exit"] not in (0, None)] + [
+        f"timing {t['method']} {t['precision']}" for t in timings if "error" in t]
+    skipped = [r["step"] for r in rows if r["exit"] is None] + [
+        f"timing {t['method']} {t['precision']}" for t in timings if "skipped" in t]
+    ran = len(rows) - len([r for r in rows if r["exit"] is None])
+    print(f"{ran - len([r for r in rows if r['exit'] not in (0, None)])}/{ran} steps passed"
+          + (f"; failed: {', '.join(failed)}" if failed else "")
+          + (f"; skipped for time: {', '.join(skipped)}" if skipped else ""))
     return 1 if failed else 0
 
 

@@ -150,6 +150,21 @@ def test_the_gpu_check_runs_dry_on_the_cpu(tmp_path, capsys):
     assert "18/18 steps passed" in capsys.readouterr().out
 
 
+def test_the_gpu_check_keeps_to_its_budget(tmp_path, capsys):
+    import json
+
+    from benchmarks import gpu_check
+
+    assert gpu_check.main(["--device", "cpu", "--dry", "--budget-s", "0", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert report["complete"] and report["budget_s"] == 0
+    assert report["steps"] and all(r["exit"] is None and "budget" in r["error"] for r in report["steps"])
+    assert report["timings"] and all(t.get("skipped") == "budget spent" for t in report["timings"])
+    out = capsys.readouterr().out
+    assert "0/0 steps passed" in out and "skipped for time: experts" in out
+    assert not (tmp_path / "paper-experts").exists()
+
+
 def test_options_without_effect_say_so(digits, tmp_path, capsys):
     import warnings
 
