@@ -1,6 +1,7 @@
 """Synthetic-set files: round trip, verification, atomic writes, IDC encoding, imports, exports."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 from pathlib import Path

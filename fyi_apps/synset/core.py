@@ -169,6 +169,27 @@ class SyntheticSet:
         std = torch.tensor(self.std, dtype=self.images.dtype, device=self.images.device).view(shape)
         return (self.images.detach() * std + mean).clamp(0.0, 1.0)
 
+    def to_uint8(self) -> Tensor:
+        """Stored images as 8-bit pixels ``[N, C, H, W]`` (what an image export stores: :meth:`to_pixels` x 255, rounded)."""
+        return (self.to_pixels() * 255.0).round().clamp(0, 255).to(torch.uint8)
+
+    def quantized(self) -> "SyntheticSet":
+        """A copy whose images went through 8-bit pixels (:meth:`to_uint8`) and back to normalised floats.
+
+        A distilled set is stored as float32, four bytes a value; exported as
+        images it costs one.  Train on this copy to see whether accuracy
+        survives that export.  ``extra["quantized"]`` records it.  Only plain
+        (not encoded) sets.
+        """
+        if self.encoding.get("type", "plain") != "plain":
+            raise FyiError(f"quantized() needs plain stored images; this set is {self.encoding.get('type')}-encoded")
+        shape = (1, -1, 1, 1)
+        mean = torch.tensor(self.mean, dtype=torch.float32, device=self.images.device).view(shape)
+        std = torch.tensor(self.std, dtype=torch.float32, device=self.images.device).view(shape)
+        images = (self.to_uint8().float() / 255.0 - mean) / std
+        return dataclasses.replace(self, images=images.to(self.images.dtype), extra={**self.extra, "quantized": "uint8"},
+                                   versions={}, created="")
+
     def to(self, device) -> "SyntheticSet":
         """A shallow copy with the tensors on ``device``."""
         dev = torch.device(device)

@@ -8,7 +8,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import torch
 
 from .. import runtime
 from ..errors import FyiError
@@ -46,10 +45,10 @@ def export_imagefolder(synset: SyntheticSet, out_dir: str | os.PathLike, *, deco
     if decode:
         imgs, labels = synset.decoded()
         view = dataclasses.replace(synset, images=imgs, labels=labels, soft_labels=None, encoding={"type": "plain"})
-        pixels = view.to_pixels()
+        pixels = view.to_uint8()
     else:
-        pixels, labels = synset.to_pixels(), synset.labels
-    pixels = (pixels.cpu() * 255.0).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        pixels, labels = synset.to_uint8(), synset.labels
+    pixels = pixels.cpu().permute(0, 2, 3, 1).numpy()
     labels = labels.cpu().tolist()
     width = max(3, len(str(max(1, len(labels)))))
 
