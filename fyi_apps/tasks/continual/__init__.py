@@ -66,7 +66,8 @@ _NAMES = {
     "strategies": ("StreamStrategy", "make_strategy", "list_strategies", "seeded_global_rng"),
     "protocols": ("KEY_STREAM_ACC", "KEY_STREAM_FORGET", "CLProtocol", "GDumbProtocol", "DMPaper", "StreamReplay",
                   "run_gdumb", "run_replay", "summarize", "list_protocols"),
-    "experiment": ("CLConfig", "run_one", "aggregate", "results_table", "write_outputs", "run_experiment"),
+    "experiment": ("CLConfig", "run_one", "aggregate", "results_table", "write_outputs", "run_experiment",
+                   "protocol_config", "finished_runs"),
     "registry": ("Registry", "PROTOCOLS", "STRATEGIES", "MEMORIES", "register_protocol", "register_strategy",
                  "register_memory"),
 }
@@ -122,7 +123,8 @@ def __dir__():
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from .benchmarks import (BENCHMARKS, ORDER_RULES, CLBenchmark, class_order, dataset_from_tensors,  # noqa: F401
                              experience_tensors, make_benchmark, resolve_benchmark, split_sizes, tensor_dataset)
-    from .experiment import CLConfig, aggregate, results_table, run_experiment, run_one, write_outputs  # noqa: F401
+    from .experiment import (CLConfig, aggregate, finished_runs, protocol_config, results_table,  # noqa: F401
+                             run_experiment, run_one, write_outputs)
     from .memory import (MEMORY_KINDS, MemoryOptions, MemorySource, MemorySpec, make_memory,  # noqa: F401
                          memory_label, parse_memory_spec)
     from .online import ONLINE_METHODS, OnlineDistillation, method_options  # noqa: F401

@@ -201,6 +201,50 @@ def _run_problem(rec: dict, rkey: str) -> str | None:
     return None
 
 
+def protocol_config(protocol: str, **changes) -> CLConfig:
+    """The :class:`CLConfig` that ``fyi cl --protocol PROTOCOL`` runs, with ``changes`` over its preset.
+
+    The benchmark's experience count is filled in as the command does, so a
+    run of this config finds the command's cached runs (and the reverse).
+
+    Example:
+        >>> cfg = protocol_config("er-ace-avalanche", memories=["native", "dm:sets/dm.safetensors"],
+        ...                       seeds=[0, 1, 2], stream_aug="none")
+    """
+    import copy
+
+    from ...deprecated import renamed_keys
+
+    changes = renamed_keys(changes, CLConfig)
+    known = {f.name for f in dataclasses.fields(CLConfig)}
+    if unknown := sorted(set(changes) - known):
+        raise FyiError(f"protocol_config: {', '.join(unknown)} {'is not a' if len(unknown) == 1 else 'are not'} "
+                       f"CLConfig field{'s' if len(unknown) > 1 else ''}; use {', '.join(sorted(known))}")
+    fields = {**copy.deepcopy(renamed_keys(PROTOCOLS.get(protocol).defaults, CLConfig)), **changes}
+    key, _, n = resolve_benchmark(fields.get("benchmark", default_of(CLConfig, "benchmark")), fields.get("experiences"))
+    fields.update(protocol=PROTOCOLS.canonical(protocol), benchmark=key, experiences=n)
+    cfg = CLConfig(**fields)
+    check_fields(cfg, apply=False)
+    return cfg
+
+
+def finished_runs(cfg: CLConfig, resume_dir: str | Path) -> dict[tuple[str, int], dict]:
+    """The runs of ``cfg`` already kept in ``resume_dir``: ``{(memory, seed): record}``; nothing is run.
+
+    What :func:`run_experiment` would reuse; a report can be drawn from a
+    partly finished experiment with it.
+    """
+    key, _, n_exp = resolve_benchmark(cfg.benchmark, cfg.experiences)
+    out = {}
+    for kind in cfg.memories:
+        for seed in cfg.seeds:
+            rkey = _run_key(cfg, kind, seed)
+            rec = _cached_run(_run_path(cfg, resume_dir, key, n_exp, kind, seed, rkey), rkey)
+            if rec is not None:
+                out[kind, int(seed)] = rec
+    return out
+
+
 def run_experiment(cfg: CLConfig, *, out: str | Path | None = None, root=None, device="auto",
                    progress: bool = True, command: str | None = None, resume_dir: str | Path | None = None) -> dict:
     """Every memory of ``cfg`` on every class order; returns (and writes, if ``out``) the results.

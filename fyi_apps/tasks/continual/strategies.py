@@ -96,7 +96,11 @@ class ERACE(StreamStrategy):
         bsm = int(batch_size_mem or common["train_mb_size"])
         strat = ER_ACE(mem_size=memory.max_size, batch_size_mem=bsm, **common)
         if getattr(memory.source, "native", False):
-            memory.native_policy = strat.storage_policy  # ER-ACE's own class-balanced buffer, kept
+            policy = strat.storage_policy  # ER-ACE's own class-balanced buffer, kept
+            # ER_ACE calls the buffer's update(), deprecated in Avalanche 0.6 with a warning per experience that
+            # no filter silences; update() is post_adapt(strategy, strategy.experience), called here directly
+            policy.update = lambda strategy, **kwargs: policy.post_adapt(strategy, strategy.experience)
+            memory.native_policy = policy
         else:
             strat.storage_policy = memory  # ER-ACE calls storage_policy.update(strategy) before each experience
         return strat
