@@ -229,6 +229,22 @@ def test_ensembles_are_mean_ranks_with_summed_cost(ranking):
         nas.ensemble_parts(cfg, "params", res.proxies)
 
 
+def test_an_ensemble_may_name_a_proxy_whose_label_holds_a_plus():
+    from types import SimpleNamespace
+
+    labels = ["dm [space:nb201] ipc10", "dm [space:nb201]+fyi ipc10", "dm+fyi ipc10", "parameter count", "synflow"]
+    cfg = SimpleNamespace(proxies=["s.safetensors", "sf.safetensors", "f.safetensors", "params", "synflow"])
+    parts = nas.ensemble_parts(cfg, "dm [space:nb201]+fyi ipc10+params", labels)
+    assert parts == ["dm [space:nb201]+fyi ipc10", "parameter count"]
+    assert nas.ensemble_parts(cfg, "dm [space:nb201] ipc10+params", labels) == ["dm [space:nb201] ipc10",
+                                                                               "parameter count"]
+    assert nas.ensemble_parts(cfg, "synflow + DM+FYI ipc10 + params", labels) == ["synflow", "dm+fyi ipc10",
+                                                                                 "parameter count"]
+    short = SimpleNamespace(proxies=["s.safetensors", "params", "synflow"])
+    with pytest.raises(FyiError, match=r"names 'dm \[space:nb201\]'"):
+        nas.ensemble_parts(short, "dm [space:nb201]+fyi ipc10+params", labels[:1] + labels[3:])
+
+
 def test_the_report_has_curve_tables_and_the_compute_figure(ranking, tmp_path):
     _, res, _ = ranking
     paths = nas.write_report(res, tmp_path, name="r", command="fyi nas ...")

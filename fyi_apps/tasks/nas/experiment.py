@@ -167,15 +167,28 @@ VOTE = ("synflow", "jacob_cov", "snip")
 
 def ensemble_parts(cfg: NasConfig, text: str, labels: Sequence[str]) -> list[str]:
     """The proxy labels an ensemble names (``a+b``, matched to proxy labels or to the ``--proxy`` texts)."""
-    names = list(VOTE) if text.strip().lower() == "vote" else [t.strip() for t in text.split("+") if t.strip()]
     by_text = {str(p).strip().lower(): lab for p, lab in zip(cfg.proxies, labels)}
     by_label = {lab.lower(): lab for lab in labels}
+
+    def find(name: str) -> str | None:
+        key = name.strip().lower()
+        return by_label.get(key) or by_text.get(key) or by_label.get(key.replace("-", "_"))
+
+    if text.strip().lower() == "vote":
+        tokens = list(VOTE)
+    else:  # split at '+', but a label may hold one ("dm+fyi ipc10"): the longest run of pieces that names a proxy
+        pieces = [t.strip() for t in text.split("+")]
+        tokens, i = [], 0
+        while i < len(pieces):
+            j = next((j for j in range(len(pieces), i, -1) if find("+".join(pieces[i:j]))), i + 1)
+            tokens.append("+".join(pieces[i:j]))
+            i = j
+        tokens = [t for t in tokens if t.strip()]
     out = []
-    for n in names:
-        key = n.lower()
-        lab = by_label.get(key) or by_text.get(key) or by_label.get(key.replace("-", "_"))
+    for n in tokens:
+        lab = find(n)
         if lab is None:
-            raise FyiError(f"ensemble {text!r} names {n!r}, which is not one of this ranking's proxies "
+            raise FyiError(f"ensemble {text!r} names {n.strip()!r}, which is not one of this ranking's proxies "
                            f"({', '.join(labels)}); add it with --proxy")
         out.append(lab)
     if len(out) < 2:
