@@ -400,3 +400,24 @@ def test_each_candidate_is_built_once_for_fit_params_and_macs(monkeypatch):
     assert not nas.candidate_fits("convnet", channels=1, num_classes=10, image_size=2)
     with pytest.raises(FyiError):
         nas.candidate_params("convnet", channels=1, num_classes=10, image_size=2)
+
+
+def test_a_resumed_set_s_making_counts_its_whole_log(tmp_path):
+    """Sets written before resumed runs added up their segments: the log beside the set counts instead."""
+    from fyi_apps.synset import SyntheticSet, save_synset
+    from fyi_apps.tasks.nas.experiment import _distill_seconds
+
+    s = SyntheticSet(images=torch.zeros(2, 1, 4, 4), labels=torch.tensor([0, 1]), dataset="tiny", class_names=["a", "b"],
+                     mean=[0.5], std=[0.5], method="dm", ipc=1, config={"iterations": 3},
+                     extra={"seconds": 1.5})
+    path = tmp_path / "dm_tiny.fyi.safetensors"
+    save_synset(path, s)
+    assert _distill_seconds(str(path)) == 1.5  # no log: the set's own record
+    log = tmp_path / "dm_tiny.log.json"
+    log.write_text(json.dumps({"config": {}, "log": [{"iteration": i, "seconds": 2.0} for i in (1, 2, 3)]}))
+    assert _distill_seconds(str(path)) == 6.0  # the whole run, three iterations of 2 s
+    log.write_text(json.dumps({"config": {}, "log": [{"iteration": 3, "seconds": 2.0}]}))
+    assert _distill_seconds(str(path)) == 1.5  # a log of part of the run is not the run
+    log.write_text("{not json")
+    assert _distill_seconds(str(path)) == 1.5
+    assert _distill_seconds(None) is None

@@ -134,13 +134,32 @@ def _mean(xs):
 
 
 def _distill_seconds(path: str | None) -> float | None:
-    """The distillation time a synthetic set recorded (None for sets that did not record it)."""
+    """The distillation time a synthetic set recorded (None for sets that did not record it).
+
+    Sets written before resumed runs counted their earlier segments hold only
+    the last segment's seconds; where the run's log (``<stem>.log.json``) lies
+    beside the set and covers every iteration, its summed iteration times count
+    instead when they are larger.
+    """
     if not path:
         return None
+    import json
+
+    from ...distill.checkpoint import stem
     from ...synset import load_synset
 
-    secs = load_synset(path).extra.get("seconds")
-    return float(secs) if isinstance(secs, (int, float)) else None
+    s = load_synset(path)
+    secs = s.extra.get("seconds")
+    secs = float(secs) if isinstance(secs, (int, float)) else None
+    try:
+        log = json.loads(stem(Path(path)).with_name(stem(Path(path)).name + ".log.json").read_text())["log"]
+        iterations = int(s.config.get("iterations") or -1)
+        if len(log) == iterations and all(isinstance(r.get("seconds"), (int, float)) for r in log):
+            summed = float(sum(r["seconds"] for r in log))
+            secs = summed if secs is None else max(secs, summed)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no log beside the set: its own record
+    return secs
 
 
 def _curve(cfg: NasConfig, spec: SetSpec, candidates, by: dict, t_acc: dict) -> list[dict]:
