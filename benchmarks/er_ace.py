@@ -23,7 +23,7 @@ holds float32 (4 bytes a value), an image export or a buffer of dataset images u
 
 Every finished run is kept under ``OUT/cl/runs`` (the baseline's folder: its 5 native runs are reused), the
 sets under ``OUT/sets`` (checkpointed every 25 iterations): rerun the same command to continue; two processes
-may share the folder.  Seeds run in order (every memory's seed 0 first), so a partial run gives a whole
+may share the folder (each distils one set, then they share the runs).  Seeds run in order (every memory's seed 0 first), so a partial run gives a whole
 first column.  Outputs: ``OUT/er-ace-memories.{json,md,png}``.
 """
 from __future__ import annotations
@@ -66,26 +66,57 @@ def set_path(args, fyi: bool, uint8: bool = False) -> Path:
     return args.out / "sets" / f"{name}{'_uint8' if uint8 else ''}.fyi.safetensors"
 
 
-def distil_sets(args, dataset) -> dict[str, Path]:
-    """The DM and DM+FYI memories and their 8-bit copies (distilled once, resumed from a checkpoint)."""
-    import fyi_apps as fyi
+def distil_sets(args, dataset, wait: bool = True) -> dict[str, Path] | None:
+    """The DM and DM+FYI memories and their 8-bit copies (distilled once, resumed from a checkpoint).
 
+    Two processes on one folder distil one set each: a set another live process
+    has claimed is waited for (``wait=False``: None is returned instead), not
+    distilled twice.
+    """
+    import fyi_apps as fyi
+    from fyi_apps.runtime import claim, release_claim
+
+    views = {"dm": None, "dm+fyi": "flip"}
+    waiting = list(views)
+    while waiting:
+        deferred = []
+        for label in waiting:
+            path = set_path(args, views[label] is not None)
+            if not path.exists():
+                if not claim(path.with_name(path.name + ".claim")):
+                    deferred.append(label)  # another process distils it
+                    continue
+                try:
+                    cfg = fyi.DistillConfig("dm", dataset.info.name, args.ipc, fyi=views[label],
+                                            iterations=args.dm_iterations, batch_real=args.batch_real, seed=0,
+                                            checkpoint_every=25)
+                    H.distilled(path, cfg, dataset, device=args.device, progress=not args.no_progress)
+                finally:
+                    release_claim(path.with_name(path.name + ".claim"))
+        if deferred and not wait:
+            return None
+        if deferred:
+            time.sleep(10.0)
+        waiting = deferred
     paths = {}
-    for view in (None, "flip"):
+    for label, view in views.items():
         path = set_path(args, view is not None)
-        cfg = fyi.DistillConfig("dm", dataset.info.name, args.ipc, fyi=view, iterations=args.dm_iterations,
-                                batch_real=args.batch_real, seed=0, checkpoint_every=25)
-        s = H.distilled(path, cfg, dataset, device=args.device, progress=not args.no_progress)
         u8 = set_path(args, view is not None, uint8=True)
         if not u8.exists():
-            fyi.save_synset(u8, s.quantized())
-        label = "dm+fyi" if view else "dm"
+            fyi.save_synset(u8, fyi.load_synset(path).quantized())
         paths[label], paths[f"{label} uint8"] = path, u8
     return paths
 
 
-def memories(args, sets: dict[str, Path], aug: str) -> list[str]:
-    out = ["native", "random", "herding"] + [f"{k}:{sets[k]}" for k in ("dm", "dm+fyi")]
+REAL = ("native", "random", "herding")
+
+
+def memories(args, sets: dict[str, Path] | None, aug: str) -> list[str]:
+    """The memories of one augmentation's runs (``sets`` None: the real-image ones only)."""
+    out = list(REAL)
+    if sets is None:
+        return out
+    out += [f"{k}:{sets[k]}" for k in ("dm", "dm+fyi")]
     if aug == "crop-flip":  # the export question under the reference's own transform
         out += [f"{k.replace(' ', '-')}:{sets[k]}" for k in ("dm uint8", "dm+fyi uint8")]
     return out
@@ -126,11 +157,13 @@ def run_all(args, dataset, sets) -> dict[str, dict]:
     for n in range(1, args.seeds + 1):
         for aug in args.augs:
             cfg = config(args, aug, memories(args, sets, aug), n)
+            last = n == args.seeds and sets is not None
             payloads[aug] = run_experiment(
-                cfg, out=args.out / "cl" / f"er-ace-memories_{aug}_{n}seeds" if n == args.seeds else None,
+                cfg, out=args.out / "cl" / f"er-ace-memories_{aug}_{n}seeds" if last else None,
                 root=args.data_root, device=args.device, progress=not args.no_progress, command=command,
                 resume_dir=args.out / "cl" / "runs")
-            print(f"[{time.strftime('%H:%M:%S')}] {aug}: {n} seed(s) of every memory done", flush=True)
+            which = "every memory" if sets is not None else "the real-image memories"
+            print(f"[{time.strftime('%H:%M:%S')}] {aug}: {n} seed(s) of {which} done", flush=True)
     return payloads
 
 
@@ -236,7 +269,10 @@ def main(argv=None) -> int:
                 ((("dm+fyi" if v else "dm"), set_path(args, v)), (("dm+fyi" if v else "dm") + " uint8",
                                                                   set_path(args, v, True)))}
     else:
-        sets = distil_sets(args, dataset)
+        sets = distil_sets(args, dataset, wait=False)
+        if sets is None:  # another process distils a set: run the real-image memories meanwhile
+            run_all(args, dataset, None)
+            sets = distil_sets(args, dataset)
         run_all(args, dataset, sets)
     nbytes = memory_bytes(args, dataset, {k: p for k, p in sets.items() if Path(p).exists()})
     rows = summarise(finished(args, sets), nbytes)

@@ -65,3 +65,31 @@ def test_protocol_config_and_finished_runs(tmp_path):
     assert finished_runs(cfg, tmp_path) == {}
     with pytest.raises(FyiError, match="stream_agu is not a CLConfig field"):
         protocol_config("er-ace-avalanche", stream_agu="none")
+
+
+def test_a_set_another_process_distils_is_not_distilled_twice(bench, tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import fyi_apps as fyi
+
+    args = bench.parse_args(["--quick", "--no-progress", "--out", str(tmp_path)])
+    ds = fyi.load_dataset("digits")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        dm = bench.set_path(args, False)
+        claim = dm.with_name(dm.name + ".claim")
+        claim.parent.mkdir(parents=True)
+        claim.write_text(json.dumps({"host": socket.gethostname(), "pid": other.pid, "time": 0}))
+        assert bench.distil_sets(args, ds, wait=False) is None  # the other set was done meanwhile
+        assert bench.set_path(args, True).exists() and not dm.exists()
+        assert bench.memories(args, None, "crop-flip") == ["native", "random", "herding"]
+    finally:
+        other.kill()
+        other.wait()
+    assert os.path.exists(claim)  # a dead claimant's claim is taken over
+    sets = bench.distil_sets(args, ds, wait=False)
+    assert sets is not None and dm.exists() and not claim.exists()
+    assert set(sets) == {"dm", "dm+fyi", "dm uint8", "dm+fyi uint8"}
