@@ -287,7 +287,12 @@ def rank_curves(series: Sequence[dict], png_path, title: str | None = None,
     """
     if not series:
         raise FyiError("nothing to plot: no proxy results")
-    fig = new_figure(6.5 * len(axes), 5.0 + (0.4 if title else 0))
+    import matplotlib
+
+    colours = matplotlib.colormaps["tab20"].colors if len(series) > 10 else matplotlib.colormaps["tab10"].colors
+    rows = -(-len(series) // 3)  # the legend below the panels, three columns
+    fig = new_figure(6.5 * len(axes), 5.0 + 0.22 * rows + (0.4 if title else 0))
+    handles = []
     for a, (key, xlabel) in enumerate(axes):
         ax = fig.add_subplot(1, len(axes), a + 1)
         costs = [p[key] for s in series for p in s["points"] if p.get(key)]
@@ -302,16 +307,20 @@ def rank_curves(series: Sequence[dict], png_path, title: str | None = None,
             hi = [p["high"] - p["rho"] if p.get("high") is not None else 0 for p in pts]
             free = all(p[key] <= 0 for p in pts)
             label = s["label"] + (" (no cost)" if free else "")
-            style = dict(marker="o", linestyle="-", markersize=4) if len(pts) > 1 else \
+            dashed = str(s["label"]).startswith("ensemble")  # ensembles dashed, single proxies solid
+            style = dict(marker="o", linestyle="--" if dashed else "-", markersize=4) if len(pts) > 1 else \
                 dict(marker="Dsv^<>ph*"[i % 9], linestyle="none", markersize=7)
-            ax.errorbar(xs, ys, yerr=[lo, hi], capsize=2, label=label, alpha=0.85, **style)
+            h = ax.errorbar(xs, ys, yerr=[lo, hi], capsize=2, label=label, alpha=0.85,
+                            color=colours[i % len(colours)], **style)
+            if a == 0:
+                handles.append(h)
         ax.set_xscale("log")
         ax.axhline(0.0, color="grey", linewidth=0.6)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("Spearman rho vs ground truth (95 % bootstrap interval)")
         ax.grid(True, which="both", alpha=0.25)
-        if a == 0:
-            ax.legend(fontsize=7, loc="best")
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=7, frameon=False)
+    fig.subplots_adjust(bottom=0.12 + 0.022 * rows, top=0.9 if title else 0.95, wspace=0.25)
     if title:
         fig.suptitle(title, fontsize=10)
     return save_figure(fig, png_path)
