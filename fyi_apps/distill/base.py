@@ -377,7 +377,7 @@ class Distiller:
         ``stop_after`` ends the run early after that many iterations *of this
         call* (leaving a checkpoint), which tests use to simulate a crash.
         """
-        from tqdm.auto import tqdm
+        from ..runtime import progress_bar as tqdm
 
         cfg = self.cfg
         shard = self.ctx.shard

@@ -214,7 +214,7 @@ def train_experts(
     crash would.  Tests use it to check that resuming gives identical tensors.
     In a process group (torchrun) the missing experts are dealt to the ranks: the same folder, the same tensors.
     """
-    from tqdm.auto import tqdm
+    from ..runtime import progress_bar as tqdm
 
     cfg.check()
     device = resolve_device(device)

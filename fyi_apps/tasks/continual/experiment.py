@@ -255,7 +255,7 @@ def run_experiment(cfg: CLConfig, *, out: str | Path | None = None, root=None, d
     """
     import json
 
-    from tqdm.auto import tqdm
+    from ...runtime import progress_bar as tqdm
 
     from ...runtime import claim, package_versions, release_claim, write_sealed_json
 

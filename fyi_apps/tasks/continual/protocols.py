@@ -83,7 +83,7 @@ def run_gdumb(
     Avalanche's ``ExperienceForgetting``; stream forgetting averages it over the
     experiences trained before the current one.
     """
-    from tqdm.auto import tqdm
+    from ...runtime import progress_bar as tqdm
 
     from ...evaluate import EvalConfig, train_network
     from ...training import test_accuracy
@@ -163,7 +163,7 @@ def run_replay(
     ``stream_aug``: augmentation of the training minibatches (:mod:`.augment`:
     none, flip, dsa, dsa-fyi), seeded from ``seed``.
     """
-    from tqdm.auto import tqdm
+    from ...runtime import progress_bar as tqdm
 
     from ...networks import create_model
 
