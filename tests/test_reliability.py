@@ -438,6 +438,10 @@ def test_a_stop_while_the_command_starts_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(cli, "build_parser", slow_import)
     assert cli.main(["eval", "s.safetensors", "--dataset", "digits"]) == 130
     assert capsys.readouterr().err == "fyi: interrupted while starting (nothing ran)\n"
+    assert cli.main(["distill", "--dataset", "digits", "--method", "dm", "-o", "s.safetensors", "--resume"]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("fyi: interrupted while starting (nothing ran); what an earlier "
+                                                   "run kept (checkpoint, records) is untouched")
 
 
 def _dm_argv(out, *more):

@@ -230,7 +230,9 @@ def _main(argv: list[str] | None) -> int:
         print(f"fyi: error: {e}", file=sys.stderr)
         return _restore_sigterm(previous, 2)
     except (KeyboardInterrupt, Terminated) as e:  # nothing has run yet: nothing new kept
-        print(f"fyi: {_stopped(e)} while starting (nothing ran)", file=sys.stderr)
+        kept = ("; what an earlier run kept (checkpoint, records) is untouched: run the same command again to "
+                "continue") if "--resume" in argv else ""
+        print(f"fyi: {_stopped(e)} while starting (nothing ran){kept}", file=sys.stderr)
         return _restore_sigterm(previous, _stop_code(e))
     for k, v in GLOBAL_DEFAULTS.items():
         if not hasattr(args, k):
