@@ -37,7 +37,7 @@ from benchmarks import harness as H
 AUGS = ("crop-flip", "none")
 #: the reference numbers (continual-learning-baselines' target_results.csv; the ER-ACE paper)
 AVALANCHE_ACC, AVALANCHE_TOL, PAPER_ACC = 0.45, 0.03, 0.52
-FULL = dict(dataset="cifar10", seeds=3, dm_iterations=500, batch_real=128, ipc=100)
+FULL = dict(dataset="cifar10", seeds=3, dm_iterations=200, batch_real=128, ipc=100)
 QUICK = dict(dataset="digits", seeds=1, dm_iterations=3, batch_real=16, ipc=3)
 
 
