@@ -66,6 +66,15 @@ def set_path(args, fyi: bool, uint8: bool = False) -> Path:
     return args.out / "sets" / f"{name}{'_uint8' if uint8 else ''}.fyi.safetensors"
 
 
+VIEWS = {"dm": None, "dm+fyi": "flip"}  # memory label -> FYI view
+
+
+def set_paths(args) -> dict[str, Path]:
+    """Label -> file of every distilled memory: ``dm``, ``dm+fyi`` and their ``uint8`` copies."""
+    return {f"{label}{tag}": set_path(args, view is not None, uint8=bool(tag))
+            for label, view in VIEWS.items() for tag in ("", " uint8")}
+
+
 def distil_sets(args, dataset, wait: bool = True) -> dict[str, Path] | None:
     """The DM and DM+FYI memories and their 8-bit copies (distilled once, resumed from a checkpoint).
 
@@ -76,18 +85,17 @@ def distil_sets(args, dataset, wait: bool = True) -> dict[str, Path] | None:
     import fyi_apps as fyi
     from fyi_apps.runtime import claim, release_claim
 
-    views = {"dm": None, "dm+fyi": "flip"}
-    waiting = list(views)
+    waiting = list(VIEWS)
     while waiting:
         deferred = []
         for label in waiting:
-            path = set_path(args, views[label] is not None)
+            path = set_path(args, VIEWS[label] is not None)
             if not path.exists():
                 if not claim(path.with_name(path.name + ".claim")):
                     deferred.append(label)  # another process distils it
                     continue
                 try:
-                    cfg = fyi.DistillConfig("dm", dataset.info.name, args.ipc, fyi=views[label],
+                    cfg = fyi.DistillConfig("dm", dataset.info.name, args.ipc, fyi=VIEWS[label],
                                             iterations=args.dm_iterations, batch_real=args.batch_real, seed=0,
                                             checkpoint_every=25)
                     H.distilled(path, cfg, dataset, device=args.device, progress=not args.no_progress)
@@ -98,13 +106,10 @@ def distil_sets(args, dataset, wait: bool = True) -> dict[str, Path] | None:
         if deferred:
             time.sleep(10.0)
         waiting = deferred
-    paths = {}
-    for label, view in views.items():
-        path = set_path(args, view is not None)
-        u8 = set_path(args, view is not None, uint8=True)
-        if not u8.exists():
-            fyi.save_synset(u8, fyi.load_synset(path).quantized())
-        paths[label], paths[f"{label} uint8"] = path, u8
+    paths = set_paths(args)
+    for label in VIEWS:
+        if not paths[f"{label} uint8"].exists():
+            fyi.save_synset(paths[f"{label} uint8"], fyi.load_synset(paths[label]).quantized())
     return paths
 
 
@@ -265,9 +270,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     dataset = fyi.load_dataset(args.dataset, root=args.data_root)
     if args.report_only:
-        sets = {k: p for v in (False, True) for k, p in
-                ((("dm+fyi" if v else "dm"), set_path(args, v)), (("dm+fyi" if v else "dm") + " uint8",
-                                                                  set_path(args, v, True)))}
+        sets = set_paths(args)
     else:
         sets = distil_sets(args, dataset, wait=False)
         if sets is None:  # another process distils a set: run the real-image memories meanwhile

@@ -4,18 +4,12 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import er_ace as bench  # the repository root is on the path (as for benchmarks.gpu_check)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def bench(monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT))
-    from benchmarks import er_ace
-
-    return er_ace
-
-
-def test_the_preset_is_the_baseline_s_so_its_runs_are_reused(bench, tmp_path):
+def test_the_preset_is_the_baseline_s_so_its_runs_are_reused(tmp_path):
     """The config the benchmark builds keys its native runs as `fyi cl --protocol er-ace-avalanche` did."""
     from fyi_apps.tasks.continual.experiment import _run_key
 
@@ -28,7 +22,7 @@ def test_the_preset_is_the_baseline_s_so_its_runs_are_reused(bench, tmp_path):
     assert _run_key(bench.config(args, "none", ["native"], 3), "native", 0) != _run_key(cfg, "native", 0)
 
 
-def test_quick_run_table_bytes_and_resume(bench, tmp_path, capsys):
+def test_quick_run_table_bytes_and_resume(tmp_path, capsys):
     out = tmp_path / "er"
     assert bench.main(["--quick", "--no-progress", "--out", str(out)]) == 0
     rec = json.loads((out / "er-ace-memories.json").read_text())
@@ -67,7 +61,7 @@ def test_protocol_config_and_finished_runs(tmp_path):
         protocol_config("er-ace-avalanche", stream_agu="none")
 
 
-def test_a_set_another_process_distils_is_not_distilled_twice(bench, tmp_path):
+def test_a_set_another_process_distils_is_not_distilled_twice(tmp_path):
     import os
     import socket
     import subprocess

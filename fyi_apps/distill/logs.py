@@ -9,6 +9,11 @@ from pathlib import Path
 from ..runtime import atomic_path, write_json
 
 
+def log_json_path(stem: Path) -> Path:
+    """``<stem>.log.json``: where a run's metrics log lies beside its set (``stem``: the output without suffix)."""
+    return stem.with_name(stem.name + ".log.json")
+
+
 def write_log(stem: Path, cfg, log: list[dict], *, precision_used: str | None = None) -> None:
     """``<stem>.log.json`` (config and rows), ``<stem>.log.csv`` (one row per iteration), ``<stem>.curves.png``.
 
@@ -19,7 +24,7 @@ def write_log(stem: Path, cfg, log: list[dict], *, precision_used: str | None = 
         precision_used: the precision the real-image passes ran in (``cfg.precision`` resolved for the device).
     """
     config = {**dataclasses.asdict(cfg), **({"precision_used": precision_used} if precision_used else {})}
-    write_json(stem.with_name(stem.name + ".log.json"), {"config": config, "log": log}, what="distillation log")
+    write_json(log_json_path(stem), {"config": config, "log": log}, what="distillation log")
     keys: list[str] = []
     for row in log:
         keys += [k for k in row if k not in keys]

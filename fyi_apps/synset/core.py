@@ -183,10 +183,9 @@ class SyntheticSet:
         """
         if self.encoding.get("type", "plain") != "plain":
             raise FyiError(f"quantized() needs plain stored images; this set is {self.encoding.get('type')}-encoded")
-        shape = (1, -1, 1, 1)
-        mean = torch.tensor(self.mean, dtype=torch.float32, device=self.images.device).view(shape)
-        std = torch.tensor(self.std, dtype=torch.float32, device=self.images.device).view(shape)
-        images = (self.to_uint8().float() / 255.0 - mean) / std
+        from ..data.base import normalize_uint8  # the one uint8 -> normalised float rule
+
+        images = normalize_uint8(self.to_uint8(), self.mean, self.std)
         return dataclasses.replace(self, images=images.to(self.images.dtype), extra={**self.extra, "quantized": "uint8"},
                                    versions={}, created="")
 

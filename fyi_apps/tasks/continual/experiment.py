@@ -255,9 +255,8 @@ def run_experiment(cfg: CLConfig, *, out: str | Path | None = None, root=None, d
     """
     import json
 
-    from ...runtime import progress_bar as tqdm
-
     from ...runtime import claim, package_versions, release_claim, write_sealed_json
+    from ...runtime import progress_bar as tqdm
 
     key, ds_name, n_exp = resolve_benchmark(cfg.benchmark, cfg.experiences)
     protocol = PROTOCOLS.get(cfg.protocol)()

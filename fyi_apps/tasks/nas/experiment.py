@@ -146,13 +146,14 @@ def _distill_seconds(path: str | None) -> float | None:
     import json
 
     from ...distill.checkpoint import stem
+    from ...distill.logs import log_json_path
     from ...synset import load_synset
 
     s = load_synset(path)
     secs = s.extra.get("seconds")
     secs = float(secs) if isinstance(secs, (int, float)) else None
     try:
-        log = json.loads(stem(Path(path)).with_name(stem(Path(path)).name + ".log.json").read_text())["log"]
+        log = json.loads(log_json_path(stem(Path(path))).read_text())["log"]
         iterations = int(s.config.get("iterations") or -1)
         if len(log) == iterations and all(isinstance(r.get("seconds"), (int, float)) for r in log):
             summed = float(sum(r["seconds"] for r in log))
